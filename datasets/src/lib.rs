@@ -1,0 +1,17 @@
+//! Data plumbing for featleak: finding images in folders, seeded train/val/test splits,
+//! decoding images to RGB/grey (u8 and f32), resize + centre-crop geometry shared with the
+//! feature side, procedural photo-like scenes for runs without data, and atomic file writes.
+//!
+//! This crate sits at the bottom of the workspace and depends on no other featleak crate.
+
+pub mod atomic;
+pub mod discover;
+pub mod load;
+pub mod split;
+pub mod synthetic;
+pub mod transform;
+
+pub use discover::{IMAGE_EXTENSIONS, find_images};
+pub use load::{ImageLoadError, load_rgb, rgb_to_gray, to_f32_rgb};
+pub use split::{Split, SplitFractions, split_seeded};
+pub use transform::ResizeCrop;

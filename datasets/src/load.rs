@@ -1,0 +1,105 @@
+//! Decoding images with clear errors, and the colour conversions every extractor shares.
+
+use image::{GrayImage, Rgb32FImage, RgbImage};
+use std::path::{Path, PathBuf};
+
+/// Why an image could not be loaded; always names the file.
+#[derive(Debug, thiserror::Error)]
+pub enum ImageLoadError {
+    #[error("{path}: cannot read file: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{path}: empty file (0 bytes)")]
+    Empty { path: PathBuf },
+    #[error("{path}: not a decodable image (corrupt or unsupported format): {message}")]
+    Decode { path: PathBuf, message: String },
+}
+
+/// Decodes `path` (format guessed from its content, not its name) into 8-bit RGB.
+/// 16-bit images are reduced to 8 bits, alpha is dropped and grey is replicated.
+pub fn load_rgb(path: &Path) -> Result<RgbImage, ImageLoadError> {
+    let bytes = std::fs::read(path).map_err(|source| ImageLoadError::Io {
+        path: path.into(),
+        source,
+    })?;
+    if bytes.is_empty() {
+        return Err(ImageLoadError::Empty { path: path.into() });
+    }
+    let img = image::ImageReader::new(std::io::Cursor::new(&bytes))
+        .with_guessed_format()
+        .map_err(|e| ImageLoadError::Decode {
+            path: path.into(),
+            message: e.to_string(),
+        })?
+        .decode()
+        .map_err(|e| ImageLoadError::Decode {
+            path: path.into(),
+            message: e.to_string(),
+        })?;
+    Ok(img.to_rgb8())
+}
+
+/// RGB to grey exactly as OpenCV's `cvtColor(..., COLOR_RGB2GRAY)` on 8-bit data:
+/// `(4899 R + 9617 G + 1868 B + 8192) >> 14` (BT.601 weights in 14-bit fixed point).
+pub fn rgb_to_gray(rgb: &RgbImage) -> GrayImage {
+    let (w, h) = rgb.dimensions();
+    let data = rgb
+        .as_raw()
+        .chunks_exact(3)
+        .map(|p| {
+            ((4899 * p[0] as u32 + 9617 * p[1] as u32 + 1868 * p[2] as u32 + 8192) >> 14) as u8
+        })
+        .collect();
+    GrayImage::from_raw(w, h, data).expect("buffer size matches dimensions")
+}
+
+/// 8-bit RGB to f32 RGB in [0, 1].
+pub fn to_f32_rgb(rgb: &RgbImage) -> Rgb32FImage {
+    let (w, h) = rgb.dimensions();
+    Rgb32FImage::from_raw(
+        w,
+        h,
+        rgb.as_raw().iter().map(|&v| v as f32 / 255.0).collect(),
+    )
+    .expect("buffer size matches dimensions")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn gray_matches_opencv_fixed_point() {
+        let rgb = RgbImage::from_raw(3, 1, vec![255, 0, 0, 0, 255, 0, 10, 200, 33]).unwrap();
+        let g = rgb_to_gray(&rgb);
+        // cv2.cvtColor(np.array([[[255,0,0],[0,255,0],[10,200,33]]], np.uint8), cv2.COLOR_RGB2GRAY)
+        assert_eq!(g.as_raw(), &[76, 150, 124]);
+    }
+
+    #[test]
+    fn errors_name_the_file_and_the_problem() {
+        let dir = tempfile::tempdir().unwrap();
+        let empty = dir.path().join("empty.png");
+        std::fs::write(&empty, b"").unwrap();
+        let e = load_rgb(&empty).unwrap_err().to_string();
+        assert!(e.contains("empty.png") && e.contains("0 bytes"), "{e}");
+
+        let corrupt = dir.path().join("corrupt.jpg");
+        std::fs::write(&corrupt, b"\xff\xd8\xff\xe0 this is not really a jpeg").unwrap();
+        let e = load_rgb(&corrupt).unwrap_err().to_string();
+        assert!(
+            e.contains("corrupt.jpg") && e.contains("not a decodable image"),
+            "{e}"
+        );
+
+        let e = load_rgb(&dir.path().join("missing.png"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("missing.png") && e.contains("cannot read"),
+            "{e}"
+        );
+    }
+}

@@ -1,0 +1,111 @@
+//! The `Extractor` trait and named extractor configurations (hloc style: one config, one name).
+
+use crate::detect::DetectorConfig;
+use crate::error::ExtractError;
+use crate::features::{Descriptors, ExtractorInfo, FeatureSet};
+use crate::sift::SiftConfig;
+use image::GrayImage;
+use serde::{Deserialize, Serialize};
+
+/// Smallest image side (pixels) the extractors accept.
+pub const MIN_IMAGE_SIDE: u32 = 16;
+
+/// Turns a grey image into a feature set.
+pub trait Extractor: Send + Sync {
+    /// Name and full configuration, recorded in feature files and manifests.
+    fn info(&self) -> ExtractorInfo;
+    /// Detects keypoints and computes their descriptors.
+    fn extract(&self, gray: &GrayImage) -> Result<FeatureSet, ExtractError>;
+}
+
+/// Which descriptor describes the keypoints.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "lowercase")]
+pub enum DescriptorConfig {
+    Sift(SiftConfig),
+}
+
+impl DescriptorConfig {
+    /// Short name used in extractor names and on the command line.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Self::Sift(_) => "sift",
+        }
+    }
+
+    /// The default configuration of the descriptor called `name`.
+    pub fn by_name(name: &str) -> Option<Self> {
+        match name {
+            "sift" => Some(Self::Sift(SiftConfig::default())),
+            _ => None,
+        }
+    }
+}
+
+/// A complete extractor: detector, descriptor and keypoint budget.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExtractorConfig {
+    pub detector: DetectorConfig,
+    pub descriptor: DescriptorConfig,
+    /// Keep at most this many keypoints, strongest first (0: all).
+    pub max_keypoints: usize,
+}
+
+/// Default keypoint budget.
+pub const DEFAULT_MAX_KEYPOINTS: usize = 2000;
+
+impl ExtractorConfig {
+    /// `descriptor` with `detector` (both by name) and the default budget.
+    pub fn named(descriptor: &str, detector: &str) -> Result<Self, ExtractError> {
+        let descriptor = DescriptorConfig::by_name(descriptor).ok_or_else(|| {
+            ExtractError::Config(format!("unknown descriptor '{descriptor}' (known: sift)"))
+        })?;
+        let detector = DetectorConfig::by_name(detector).ok_or_else(|| {
+            ExtractError::Config(format!(
+                "unknown detector '{detector}' (known: dog, harris, fast)"
+            ))
+        })?;
+        Ok(Self {
+            detector,
+            descriptor,
+            max_keypoints: DEFAULT_MAX_KEYPOINTS,
+        })
+    }
+
+    /// `descriptor+detector`, e.g. `sift+dog`.
+    pub fn name(&self) -> String {
+        format!("{}+{}", self.descriptor.name(), self.detector.name())
+    }
+}
+
+impl Extractor for ExtractorConfig {
+    fn info(&self) -> ExtractorInfo {
+        ExtractorInfo {
+            name: self.name(),
+            config: serde_json::to_value(self).expect("config serialises"),
+        }
+    }
+
+    fn extract(&self, gray: &GrayImage) -> Result<FeatureSet, ExtractError> {
+        if gray.width() < MIN_IMAGE_SIDE || gray.height() < MIN_IMAGE_SIDE {
+            return Err(ExtractError::ImageTooSmall {
+                width: gray.width(),
+                height: gray.height(),
+                min: MIN_IMAGE_SIDE,
+            });
+        }
+        let (keypoints, descriptors) = match &self.descriptor {
+            DescriptorConfig::Sift(sift) => {
+                let (k, d) = sift.detect_and_compute(gray, &self.detector, self.max_keypoints)?;
+                (k, Descriptors::Float(d))
+            }
+        };
+        Ok(FeatureSet {
+            image_size: (gray.height(), gray.width()),
+            keypoints,
+            descriptors,
+            extractor: self.info(),
+        })
+    }
+}

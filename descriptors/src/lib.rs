@@ -1,0 +1,22 @@
+//! Local features for featleak: keypoint detectors (DoG, Harris, FAST), descriptors (SIFT through
+//! OpenCV; FREAK and SOSNet to come), the [`FeatureSet`] they produce, `.npz` feature files, and
+//! sparse feature maps (C×H×W tensors with each descriptor at its keypoint) for the attack.
+
+pub mod cv;
+pub mod detect;
+pub mod error;
+pub mod extractor;
+pub mod features;
+pub mod keypoint;
+pub mod npz;
+pub mod sift;
+pub mod sparse_map;
+
+pub use detect::{DetectorConfig, FastConfig, HarrisConfig, SiftParams};
+pub use error::{ExtractError, FeatureFileError};
+pub use extractor::{DescriptorConfig, Extractor, ExtractorConfig};
+pub use features::{Descriptors, ExtractorInfo, FeatureSet};
+pub use keypoint::Keypoint;
+pub use npz::{read_features, write_features};
+pub use sift::SiftConfig;
+pub use sparse_map::{SparseMap, SparseMapConfig, rasterize, rasterize_at};

@@ -1,0 +1,47 @@
+//! `featleak`: measure how much local features leak about the images they come from.
+
+mod demo;
+mod extract;
+mod manifest;
+mod progress;
+
+use clap::{Parser, Subcommand};
+use std::process::ExitCode;
+
+/// Measure how much a localization service learns about your photos from the local features
+/// (keypoints + descriptors) it is sent, and how to send less.
+#[derive(Parser)]
+#[command(name = "featleak", version, about, long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Extract local features from a folder of images into one .npz file per image.
+    Extract(extract::ExtractArgs),
+    /// Run the study end to end on generated scenes (or your own --images) into one folder.
+    Demo(demo::DemoArgs),
+}
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Extract(args) => extract::run(&args),
+        Command::Demo(args) => demo::run(&args),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
