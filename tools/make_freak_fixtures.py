@@ -9,7 +9,8 @@ Each case is saved as ``<case>.npz`` in ``descriptors/tests/fixtures/freak/`` wi
 * ``descriptors``    uint8 M x 64 from ``cv2.xfeatures2d.FREAK_create(...).compute``,
 * ``config``         float32 [orientationNormalized, scaleNormalized, patternScale, nOctaves].
 
-A ``manifest.json`` records how the fixtures were made. Everything is seeded and procedural,
+Files are written uncompressed (``np.savez``): the Rust side reads them with ndarray-npy's
+``npz`` feature, which has no deflate support. A ``manifest.json`` records how the fixtures were made. Everything is seeded and procedural,
 so re-running the script with the same OpenCV build reproduces the files.
 
 Requires opencv-contrib-python-headless==4.6.0.66 and numpy<2.
@@ -137,7 +138,7 @@ def run_case(out_dir, name, gray, kps, config, note):
     assert desc.shape == (len(kps_out), 64), (name, desc.shape, len(kps_out))
     cfg = np.array([config["orientationNormalized"], config["scaleNormalized"], config["patternScale"],
                     config["nOctaves"]], np.float32)
-    np.savez_compressed(os.path.join(out_dir, name + ".npz"), image=gray, keypoints_in=kin,
+    np.savez(os.path.join(out_dir, name + ".npz"), image=gray, keypoints_in=kin,
                         keypoints_out=kout, descriptors=desc.astype(np.uint8), config=cfg)
     print(f"{name}: image {gray.shape[1]}x{gray.shape[0]}, {len(kin)} keypoints in, {len(kout)} out")
     return dict(name=name, image_hw=list(gray.shape), keypoints_in=int(len(kin)), keypoints_out=int(len(kout)),
@@ -153,17 +154,20 @@ def main():
     os.makedirs(out_dir, exist_ok=True)
     cv2.setNumThreads(1)
 
-    scene_a = procedural_scene(300, 400, seed=1, colour=False)
-    scene_b = to_gray(procedural_scene(300, 400, seed=2, colour=True))
+    # Harris keypoints have size 32 (pattern half-extent ~101 px): they need the larger scenes.
+    big_a = procedural_scene(300, 400, seed=1, colour=False)
+    big_b = to_gray(procedural_scene(300, 400, seed=2, colour=True))
+    scene_a = procedural_scene(200, 240, seed=4, colour=False)
+    scene_b = to_gray(procedural_scene(200, 240, seed=5, colour=True))
     tiny = procedural_scene(20, 20, seed=3, colour=False)
     d = FREAK_DEFAULTS
     plain = dict(d, orientationNormalized=False, scaleNormalized=False)
     small = dict(d, patternScale=8.0, nOctaves=3)
 
     cases = [
-        run_case(out_dir, "harris_gray", scene_a, harris_keypoints(scene_a), d, "grey scene, Harris top-500, size 32"),
+        run_case(out_dir, "harris_gray", big_a, harris_keypoints(big_a), d, "grey scene, Harris top-500, size 32"),
         run_case(out_dir, "dog_gray", scene_a, dog_keypoints(scene_a), d, "grey scene, SIFT DoG keypoints"),
-        run_case(out_dir, "harris_colour", scene_b, harris_keypoints(scene_b), d, "colour scene -> BGR2GRAY, Harris"),
+        run_case(out_dir, "harris_colour", big_b, harris_keypoints(big_b), d, "colour scene -> BGR2GRAY, Harris"),
         run_case(out_dir, "dog_colour", scene_b, dog_keypoints(scene_b), d, "colour scene -> BGR2GRAY, SIFT DoG"),
         run_case(out_dir, "edges", scene_a, edge_keypoints(*scene_a.shape), d,
                  "hand-made: border rule boundaries, outside points, sizes 0/1/500/1e6, sub-pixel"),

@@ -41,15 +41,15 @@ pub fn load_rgb(path: &Path) -> Result<RgbImage, ImageLoadError> {
     Ok(img.to_rgb8())
 }
 
-/// RGB to grey exactly as OpenCV's `cvtColor(..., COLOR_RGB2GRAY)` on 8-bit data:
-/// `(4899 R + 9617 G + 1868 B + 8192) >> 14` (BT.601 weights in 14-bit fixed point).
+/// RGB to grey exactly as OpenCV 4's `cvtColor(..., COLOR_RGB2GRAY)` on 8-bit data:
+/// `(9798 R + 19235 G + 3735 B + 16384) >> 15` (BT.601 weights in 15-bit fixed point).
 pub fn rgb_to_gray(rgb: &RgbImage) -> GrayImage {
     let (w, h) = rgb.dimensions();
     let data = rgb
         .as_raw()
         .chunks_exact(3)
         .map(|p| {
-            ((4899 * p[0] as u32 + 9617 * p[1] as u32 + 1868 * p[2] as u32 + 8192) >> 14) as u8
+            ((9798 * p[0] as u32 + 19235 * p[1] as u32 + 3735 * p[2] as u32 + 16384) >> 15) as u8
         })
         .collect();
     GrayImage::from_raw(w, h, data).expect("buffer size matches dimensions")
@@ -72,10 +72,18 @@ mod tests {
 
     #[test]
     fn gray_matches_opencv_fixed_point() {
-        let rgb = RgbImage::from_raw(3, 1, vec![255, 0, 0, 0, 255, 0, 10, 200, 33]).unwrap();
-        let g = rgb_to_gray(&rgb);
-        // cv2.cvtColor(np.array([[[255,0,0],[0,255,0],[10,200,33]]], np.uint8), cv2.COLOR_RGB2GRAY)
-        assert_eq!(g.as_raw(), &[76, 150, 124]);
+        // Values from cv2.cvtColor(np.array([[...]], np.uint8), cv2.COLOR_RGB2GRAY), OpenCV 4.6;
+        // the last three differ with the older 14-bit coefficients.
+        let px = [
+            [255, 0, 0],
+            [0, 255, 0],
+            [10, 200, 33],
+            [228, 205, 35],
+            [232, 240, 11],
+            [167, 46, 233],
+        ];
+        let rgb = RgbImage::from_raw(6, 1, px.concat()).unwrap();
+        assert_eq!(rgb_to_gray(&rgb).as_raw(), &[76, 150, 124, 193, 212, 103]);
     }
 
     #[test]

@@ -97,8 +97,9 @@ mod tests {
         assert_eq!(t.resized, (128, 192));
         assert_eq!(t.offset, (0, 32));
         let (x, y) = t.map_point(240.0, 160.0).unwrap();
+        // (240.5 · 192/481 − 0.5 − 32, 160.5 · 128/321 − 0.5) = (63.5, 63.5)
         assert!(
-            (x - 63.63).abs() < 0.05 && (y - 63.5).abs() < 0.2,
+            (x - 63.5).abs() < 1e-9 && (y - 63.5).abs() < 1e-9,
             "{x} {y}"
         );
         assert!(t.map_point(0.0, 160.0).is_none());
