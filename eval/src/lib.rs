@@ -1,7 +1,7 @@
-//! Scoring for featleak experiments (to be filled by the eval issue): image metrics (PSNR, SSIM,
-//! MAE) between private images and reconstructions, matching metrics (mean matching accuracy and
-//! homography accuracy on HPatches/Oxford pairs), and the tables, plots and HTML galleries that
-//! report them.
+//! Scoring for featleak experiments: image metrics (PSNR, SSIM, MAE) between private images and
+//! reconstructions; matching metrics (mean matching accuracy and homography accuracy on
+//! HPatches/Oxford pairs), tables, plots and HTML galleries are to come with the eval issue.
 
-/// Re-exported so callers reach the feature types through the crate that scores them.
-pub use featleak_descriptors as descriptors;
+pub mod image_metrics;
+
+pub use image_metrics::{ImageScores, MetricError, score};
