@@ -215,7 +215,7 @@ pub fn extract_folder(args: &ExtractArgs) -> anyhow::Result<Summary> {
                     extract_one(&config, img, out, args.allow_empty)
                 };
                 if let Err(e) = &r {
-                    bar.println(format!("skipped {e}"));
+                    bar.suspend(|| eprintln!("skipped {e}"));
                 }
                 bar.inc(1);
                 (r, reused)
