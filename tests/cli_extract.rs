@@ -2,7 +2,7 @@
 
 use assert_cmd::Command;
 use featleak_datasets::synthetic::scene;
-use featleak_descriptors::{read_features, Descriptors};
+use featleak_descriptors::{Descriptors, read_features};
 use std::path::Path;
 
 fn featleak() -> Command {
@@ -29,19 +29,43 @@ fn extract_mirrors_the_tree_into_npz_files_with_a_manifest() {
 
     let out_arg = out.to_str().unwrap();
     featleak()
-        .args(["extract", "--descriptor", "sift", "--detector", "harris", "--max-keypoints", "50"])
-        .args(["--images", images.to_str().unwrap(), "--out", out_arg, "--seed", "7"])
+        .args([
+            "extract",
+            "--descriptor",
+            "sift",
+            "--detector",
+            "harris",
+            "--max-keypoints",
+            "50",
+        ])
+        .args([
+            "--images",
+            images.to_str().unwrap(),
+            "--out",
+            out_arg,
+            "--seed",
+            "7",
+        ])
         .assert()
         .success();
     for rel in ["a/one.npz", "b/c/two.npz", "three.npz"] {
         let fs = read_features(&out.join(rel)).unwrap();
-        assert!(!fs.is_empty() && fs.len() <= 50, "{rel}: {} keypoints", fs.len());
+        assert!(
+            !fs.is_empty() && fs.len() <= 50,
+            "{rel}: {} keypoints",
+            fs.len()
+        );
         assert_eq!(fs.image_size, (120, 160));
         assert_eq!(fs.extractor.name, "sift+harris");
         assert!(matches!(&fs.descriptors, Descriptors::Float(d) if d.ncols() == 128));
-        assert!(fs.keypoints.iter().all(|k| k.angle == -1.0 && k.x >= 16.0 && k.y >= 16.0));
+        assert!(
+            fs.keypoints
+                .iter()
+                .all(|k| k.angle == -1.0 && k.x >= 16.0 && k.y >= 16.0)
+        );
     }
-    let manifest: serde_json::Value = serde_json::from_slice(&std::fs::read(out.join("manifest.json")).unwrap()).unwrap();
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("manifest.json")).unwrap()).unwrap();
     assert_eq!(manifest["seed"], 7);
     assert_eq!(manifest["images"].as_array().unwrap().len(), 3);
     assert_eq!(manifest["failures"].as_array().unwrap().len(), 0);
@@ -56,11 +80,21 @@ fn bad_images_are_reported_one_by_one_and_the_rest_is_kept() {
     write_scene(&images.join("good.png"), 4);
     std::fs::write(images.join("corrupt.jpg"), b"\xff\xd8\xff\xe0 garbage").unwrap();
     std::fs::write(images.join("empty.png"), b"").unwrap();
-    image::RgbImage::new(1, 1).save(images.join("tiny.png")).unwrap();
-    image::RgbImage::from_pixel(64, 64, image::Rgb([90, 90, 90])).save(images.join("blank.png")).unwrap();
+    image::RgbImage::new(1, 1)
+        .save(images.join("tiny.png"))
+        .unwrap();
+    image::RgbImage::from_pixel(64, 64, image::Rgb([90, 90, 90]))
+        .save(images.join("blank.png"))
+        .unwrap();
 
     let out_cmd = featleak()
-        .args(["extract", "--images", images.to_str().unwrap(), "--out", out.to_str().unwrap()])
+        .args([
+            "extract",
+            "--images",
+            images.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+        ])
         .output()
         .unwrap();
     assert_eq!(out_cmd.status.code(), Some(1));
@@ -69,17 +103,28 @@ fn bad_images_are_reported_one_by_one_and_the_rest_is_kept() {
     let all = format!("{stdout}{err}");
     assert!(all.contains("corrupt.jpg: not a decodable image"), "{all}");
     assert!(all.contains("empty.png: empty file (0 bytes)"), "{all}");
-    assert!(all.contains("tiny.png: image is 1×1, smaller than the 16×16"), "{all}");
+    assert!(
+        all.contains("tiny.png: image is 1×1, smaller than the 16×16"),
+        "{all}"
+    );
     assert!(all.contains("blank.png: no keypoints detected"), "{all}");
     assert!(!all.contains("panicked"), "{all}");
     assert!(read_features(&out.join("good.npz")).is_ok());
-    let manifest: serde_json::Value = serde_json::from_slice(&std::fs::read(out.join("manifest.json")).unwrap()).unwrap();
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("manifest.json")).unwrap()).unwrap();
     assert_eq!(manifest["failures"].as_array().unwrap().len(), 4);
     assert_eq!(manifest["images"].as_array().unwrap().len(), 1);
 
     // With --allow-empty the blank image yields an empty feature file instead of a failure.
     featleak()
-        .args(["extract", "--allow-empty", "--images", images.to_str().unwrap(), "--out", out.to_str().unwrap()])
+        .args([
+            "extract",
+            "--allow-empty",
+            "--images",
+            images.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+        ])
         .assert()
         .code(1);
     assert_eq!(read_features(&out.join("blank.npz")).unwrap().len(), 0);
@@ -94,25 +139,67 @@ fn unusable_folders_give_clear_errors() {
     std::fs::write(&file, "").unwrap();
 
     let out = featleak()
-        .args(["extract", "--images", images.to_str().unwrap(), "--out", file.join("sub").to_str().unwrap()])
+        .args([
+            "extract",
+            "--images",
+            images.to_str().unwrap(),
+            "--out",
+            file.join("sub").to_str().unwrap(),
+        ])
         .output()
         .unwrap();
     assert!(!out.status.success());
-    assert!(stderr_of(&out).contains("cannot create output folder"), "{}", stderr_of(&out));
+    assert!(
+        stderr_of(&out).contains("cannot create output folder"),
+        "{}",
+        stderr_of(&out)
+    );
 
     let empty = dir.path().join("empty");
     std::fs::create_dir(&empty).unwrap();
-    let out = featleak().args(["extract", "--images", empty.to_str().unwrap(), "--out", "unused"]).output().unwrap();
-    assert!(stderr_of(&out).contains("no images found in"), "{}", stderr_of(&out));
-
-    let out = featleak().args(["extract", "--images", "/no/such/folder", "--out", "unused"]).output().unwrap();
-    assert!(stderr_of(&out).contains("/no/such/folder is not a folder"), "{}", stderr_of(&out));
-
     let out = featleak()
-        .args(["extract", "--descriptor", "surf", "--images", images.to_str().unwrap(), "--out", "unused"])
+        .args([
+            "extract",
+            "--images",
+            empty.to_str().unwrap(),
+            "--out",
+            "unused",
+        ])
         .output()
         .unwrap();
-    assert!(stderr_of(&out).contains("unknown descriptor 'surf'"), "{}", stderr_of(&out));
+    assert!(
+        stderr_of(&out).contains("no images found in"),
+        "{}",
+        stderr_of(&out)
+    );
+
+    let out = featleak()
+        .args(["extract", "--images", "/no/such/folder", "--out", "unused"])
+        .output()
+        .unwrap();
+    assert!(
+        stderr_of(&out).contains("/no/such/folder is not a folder"),
+        "{}",
+        stderr_of(&out)
+    );
+
+    let out = featleak()
+        .args([
+            "extract",
+            "--descriptor",
+            "surf",
+            "--images",
+            images.to_str().unwrap(),
+            "--out",
+            "unused",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        stderr_of(&out).contains("unknown descriptor 'surf'"),
+        "{}",
+        stderr_of(&out)
+    );
 }
 
 #[test]
@@ -124,7 +211,13 @@ fn a_second_run_reuses_finished_files_and_refuses_another_extractor() {
     }
     let run = |extra: &[&str]| {
         featleak()
-            .args(["extract", "--images", images.to_str().unwrap(), "--out", out.to_str().unwrap()])
+            .args([
+                "extract",
+                "--images",
+                images.to_str().unwrap(),
+                "--out",
+                out.to_str().unwrap(),
+            ])
             .args(extra)
             .output()
             .unwrap()
@@ -133,22 +226,45 @@ fn a_second_run_reuses_finished_files_and_refuses_another_extractor() {
     let first = std::fs::read(out.join("1.npz")).unwrap();
     std::fs::remove_file(out.join("1.npz")).unwrap();
     let second = run(&[]);
-    assert!(String::from_utf8_lossy(&second.stdout).contains("(2 reused"), "{}", String::from_utf8_lossy(&second.stdout));
-    assert_eq!(std::fs::read(out.join("1.npz")).unwrap(), first, "extraction is deterministic");
+    assert!(
+        String::from_utf8_lossy(&second.stdout).contains("(2 reused"),
+        "{}",
+        String::from_utf8_lossy(&second.stdout)
+    );
+    assert_eq!(
+        std::fs::read(out.join("1.npz")).unwrap(),
+        first,
+        "extraction is deterministic"
+    );
 
     let other = run(&["--detector", "fast"]);
     assert!(!other.status.success());
-    assert!(stderr_of(&other).contains("holds features of another extractor (sift+dog"), "{}", stderr_of(&other));
+    assert!(
+        stderr_of(&other).contains("holds features of another extractor (sift+dog"),
+        "{}",
+        stderr_of(&other)
+    );
     assert!(run(&["--detector", "fast", "--overwrite"]).status.success());
-    assert_eq!(read_features(&out.join("0.npz")).unwrap().extractor.name, "sift+fast");
+    assert_eq!(
+        read_features(&out.join("0.npz")).unwrap().extractor.name,
+        "sift+fast"
+    );
 }
 
 #[test]
 fn demo_generates_scenes_and_extracts_them() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("demo");
-    featleak().args(["demo", "--scenes", "3", "--out", out.to_str().unwrap()]).assert().success();
+    featleak()
+        .args(["demo", "--scenes", "3", "--out", out.to_str().unwrap()])
+        .assert()
+        .success();
     for i in 0..3 {
-        assert!(read_features(&out.join(format!("features/sift/scene_{i:03}.npz"))).unwrap().len() > 10);
+        assert!(
+            read_features(&out.join(format!("features/sift/scene_{i:03}.npz")))
+                .unwrap()
+                .len()
+                > 10
+        );
     }
 }

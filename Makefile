@@ -1,0 +1,31 @@
+# featleak: the two quick-start commands are `make demo` and `make test`.
+CARGO ?= cargo
+DEMO_OUT ?= demo-out
+
+.PHONY: demo test lint test-data deps fixtures
+
+deps:
+	@scripts/ensure-deps.sh
+
+## Runs the study end to end on generated scenes into $(DEMO_OUT)/.
+demo: deps
+	$(CARGO) run --release --quiet -- demo --out $(DEMO_OUT)
+
+## Runs the test suite (no data needed).
+test: deps
+	$(CARGO) test --release --workspace
+
+## Formatting and lints, as CI runs them.
+lint: deps
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --release --workspace --all-targets -- -D warnings
+
+## Tests on the real data in $$FEATLEAK_DATA (e.g. ../shared/data).
+test-data: deps
+	@test -n "$$FEATLEAK_DATA" || { echo "set FEATLEAK_DATA to the data folder, e.g. FEATLEAK_DATA=../shared/data" >&2; exit 1; }
+	$(CARGO) test --release --workspace -- --ignored
+
+## Regenerates the parity fixtures (needs Python with tools/requirements.txt).
+fixtures:
+	python3 tools/make_sift_fixtures.py
+	python3 tools/make_metric_fixtures.py
