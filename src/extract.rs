@@ -6,8 +6,9 @@ use anyhow::{Context, bail};
 use clap::Args;
 use featleak_datasets::{IMAGE_EXTENSIONS, find_images, load_rgb, rgb_to_gray};
 use featleak_descriptors::{
-    Extractor, ExtractorConfig, ExtractorInfo, read_features, write_features,
+    Extractor, ExtractorConfig, ExtractorInfo, FeatureExtractor, read_features, write_features,
 };
+
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
@@ -16,7 +17,7 @@ use std::process::ExitCode;
 
 #[derive(Args, Clone, Debug)]
 pub struct ExtractArgs {
-    /// Descriptor: sift.
+    /// Descriptor: sift or freak.
     #[arg(long, default_value = "sift")]
     pub descriptor: String,
     /// Keypoint detector: dog (OpenCV SIFT's), harris or fast.
@@ -97,6 +98,10 @@ impl ExtractArgs {
         if self.root_sift {
             match &mut config.descriptor {
                 featleak_descriptors::DescriptorConfig::Sift(s) => s.root_sift = true,
+                other => bail!(
+                    "--root-sift applies to sift descriptors, not {}",
+                    other.name()
+                ),
             }
         }
         Ok(config)
@@ -151,7 +156,7 @@ fn output_paths(root: &Path, images: &[PathBuf], out: &Path) -> anyhow::Result<V
 /// Extracts every image below `args.images` into `args.out`, reusing features an interrupted run
 /// with the same extractor already wrote.
 pub fn extract_folder(args: &ExtractArgs) -> anyhow::Result<Summary> {
-    let config = args.extractor()?;
+    let config = args.extractor()?.build();
     let info = config.info();
     let images = find_images(&args.images)
         .with_context(|| format!("cannot list images in {}", args.images.display()))?;
@@ -263,7 +268,7 @@ pub fn extract_folder(args: &ExtractArgs) -> anyhow::Result<Summary> {
 
 /// Extracts one image and writes its feature file; the error names the image.
 fn extract_one(
-    config: &ExtractorConfig,
+    config: &FeatureExtractor,
     img: &Path,
     out: &Path,
     allow_empty: bool,

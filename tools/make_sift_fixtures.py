@@ -22,7 +22,7 @@ MAX_KEYPOINTS = 2000
 HARRIS_TOP = 300
 
 
-def harris(gray, border=16, size=32.0, top=MAX_KEYPOINTS):
+def harris(gray, border=16, size=7.0, top=MAX_KEYPOINTS):
     """featleak's Harris detector: cornerHarris(2, 5, 0.04), 3×3 NMS (ties kept), R > 0, border, top-N."""
     r = cv2.cornerHarris(gray, 2, 5, 0.04)
     peak = (r == cv2.dilate(r, np.ones((3, 3), np.uint8))) & (r > 0)
@@ -68,7 +68,7 @@ def main():
         "inputs": "procedural RGB scenes (tools/fixture_images.py), PNG; grey = cvtColor(BGR2GRAY)",
         "cases": {
             "dog": f"cv2.SIFT_create(nfeatures={MAX_KEYPOINTS}).detectAndCompute(gray, None)",
-            "harris": "featleak Harris (cornerHarris 2/5/0.04, 3x3 NMS, R>0, border 16, size 32, top 300) "
+            "harris": "featleak Harris (cornerHarris 2/5/0.04, 3x3 NMS, R>0, border 16, size 7, top 300) "
                       "then cv2.SIFT_create().compute with angle 0 (stored angle -1)",
         },
         "images": cases,

@@ -7,11 +7,13 @@
 pub mod atomic;
 pub mod discover;
 pub mod load;
+pub mod pairs;
 pub mod split;
 pub mod synthetic;
 pub mod transform;
 
 pub use discover::{IMAGE_EXTENSIONS, find_images};
 pub use load::{ImageLoadError, load_rgb, rgb_to_gray, to_f32_rgb};
+pub use pairs::{HomographyPair, PairError, find_pairs};
 pub use split::{Split, SplitFractions, split_seeded};
 pub use transform::ResizeCrop;

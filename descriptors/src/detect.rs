@@ -59,7 +59,8 @@ pub struct HarrisConfig {
     pub k: f64,
     /// Keypoints closer than this many pixels to an image edge are dropped.
     pub border: u32,
-    /// Size given to every Harris keypoint (pixels): the patch diameter descriptors use.
+    /// Size given to every Harris keypoint. The default, 7, is OpenCV FAST's keypoint size and
+    /// FREAK's smallest pattern (about 30 px across, like the seed paper's 32×32 patches).
     pub size: f32,
 }
 
@@ -70,7 +71,7 @@ impl Default for HarrisConfig {
             aperture: 5,
             k: 0.04,
             border: 16,
-            size: 32.0,
+            size: 7.0,
         }
     }
 }

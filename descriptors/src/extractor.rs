@@ -3,6 +3,7 @@
 use crate::detect::DetectorConfig;
 use crate::error::ExtractError;
 use crate::features::{Descriptors, ExtractorInfo, FeatureSet};
+use crate::freak::{Freak, FreakConfig};
 use crate::sift::SiftConfig;
 use image::GrayImage;
 use serde::{Deserialize, Serialize};
@@ -23,6 +24,7 @@ pub trait Extractor: Send + Sync {
 #[serde(tag = "kind", rename_all = "lowercase")]
 pub enum DescriptorConfig {
     Sift(SiftConfig),
+    Freak(FreakConfig),
 }
 
 impl DescriptorConfig {
@@ -30,6 +32,7 @@ impl DescriptorConfig {
     pub fn name(&self) -> &'static str {
         match self {
             Self::Sift(_) => "sift",
+            Self::Freak(_) => "freak",
         }
     }
 
@@ -37,6 +40,7 @@ impl DescriptorConfig {
     pub fn by_name(name: &str) -> Option<Self> {
         match name {
             "sift" => Some(Self::Sift(SiftConfig::default())),
+            "freak" => Some(Self::Freak(FreakConfig::default())),
             _ => None,
         }
     }
@@ -59,7 +63,9 @@ impl ExtractorConfig {
     /// `descriptor` with `detector` (both by name) and the default budget.
     pub fn named(descriptor: &str, detector: &str) -> Result<Self, ExtractError> {
         let descriptor = DescriptorConfig::by_name(descriptor).ok_or_else(|| {
-            ExtractError::Config(format!("unknown descriptor '{descriptor}' (known: sift)"))
+            ExtractError::Config(format!(
+                "unknown descriptor '{descriptor}' (known: sift, freak)"
+            ))
         })?;
         let detector = DetectorConfig::by_name(detector).ok_or_else(|| {
             ExtractError::Config(format!(
@@ -79,11 +85,44 @@ impl ExtractorConfig {
     }
 }
 
-impl Extractor for ExtractorConfig {
+impl ExtractorConfig {
+    /// The ready-to-run extractor (precomputed tables such as FREAK's pattern are built once here).
+    pub fn build(&self) -> FeatureExtractor {
+        let engine = match &self.descriptor {
+            DescriptorConfig::Sift(sift) => Engine::Sift(*sift),
+            DescriptorConfig::Freak(freak) => Engine::Freak(Box::new(Freak::new(*freak))),
+        };
+        FeatureExtractor {
+            config: *self,
+            engine,
+        }
+    }
+}
+
+/// What computes the descriptors, with its precomputed state.
+enum Engine {
+    Sift(SiftConfig),
+    Freak(Box<Freak>),
+}
+
+/// An [`ExtractorConfig`] made ready to run by [`ExtractorConfig::build`].
+pub struct FeatureExtractor {
+    config: ExtractorConfig,
+    engine: Engine,
+}
+
+impl FeatureExtractor {
+    /// The configuration this extractor runs.
+    pub fn config(&self) -> &ExtractorConfig {
+        &self.config
+    }
+}
+
+impl Extractor for FeatureExtractor {
     fn info(&self) -> ExtractorInfo {
         ExtractorInfo {
-            name: self.name(),
-            config: serde_json::to_value(self).expect("config serialises"),
+            name: self.config.name(),
+            config: serde_json::to_value(self.config).expect("config serialises"),
         }
     }
 
@@ -95,10 +134,15 @@ impl Extractor for ExtractorConfig {
                 min: MIN_IMAGE_SIDE,
             });
         }
-        let (keypoints, descriptors) = match &self.descriptor {
-            DescriptorConfig::Sift(sift) => {
-                let (k, d) = sift.detect_and_compute(gray, &self.detector, self.max_keypoints)?;
+        let (detector, max_keypoints) = (&self.config.detector, self.config.max_keypoints);
+        let (keypoints, descriptors) = match &self.engine {
+            Engine::Sift(sift) => {
+                let (k, d) = sift.detect_and_compute(gray, detector, max_keypoints)?;
                 (k, Descriptors::Float(d))
+            }
+            Engine::Freak(freak) => {
+                let (k, d) = freak.compute(gray, &detector.detect(gray, max_keypoints)?);
+                (k, Descriptors::Binary(d))
             }
         };
         Ok(FeatureSet {

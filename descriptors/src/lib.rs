@@ -1,5 +1,5 @@
 //! Local features for featleak: keypoint detectors (DoG, Harris, FAST), descriptors (SIFT through
-//! OpenCV; FREAK and SOSNet to come), the [`FeatureSet`] they produce, `.npz` feature files, and
+//! OpenCV, FREAK bit-exact with OpenCV's in Rust; SOSNet to come), the [`FeatureSet`] they produce, `.npz` feature files, and
 //! sparse feature maps (C×H×W tensors with each descriptor at its keypoint) for the attack.
 
 pub mod cv;
@@ -7,6 +7,7 @@ pub mod detect;
 pub mod error;
 pub mod extractor;
 pub mod features;
+pub mod freak;
 pub mod keypoint;
 pub mod npz;
 pub mod sift;
@@ -14,8 +15,9 @@ pub mod sparse_map;
 
 pub use detect::{DetectorConfig, FastConfig, HarrisConfig, SiftParams};
 pub use error::{ExtractError, FeatureFileError};
-pub use extractor::{DescriptorConfig, Extractor, ExtractorConfig};
+pub use extractor::{DescriptorConfig, Extractor, ExtractorConfig, FeatureExtractor};
 pub use features::{Descriptors, ExtractorInfo, FeatureSet};
+pub use freak::{Freak, FreakConfig};
 pub use keypoint::Keypoint;
 pub use npz::{read_features, write_features};
 pub use sift::SiftConfig;
