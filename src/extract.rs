@@ -6,7 +6,8 @@ use anyhow::{Context, bail};
 use clap::Args;
 use featleak_datasets::{IMAGE_EXTENSIONS, find_images, load_rgb, rgb_to_gray};
 use featleak_descriptors::{
-    Extractor, ExtractorConfig, ExtractorInfo, FeatureExtractor, read_features, write_features,
+    Extractor, ExtractorConfig, ExtractorInfo, FeatureExtractor, FeatureSet, read_features,
+    write_features,
 };
 
 use rayon::prelude::*;
@@ -266,17 +267,23 @@ pub fn extract_folder(args: &ExtractArgs) -> anyhow::Result<Summary> {
     Ok(summary)
 }
 
+/// Loads `img` and extracts its features; the error names the image.
+pub fn features_of(extractor: &FeatureExtractor, img: &Path) -> Result<FeatureSet, String> {
+    let rgb = load_rgb(img).map_err(|e| e.to_string())?;
+    extractor
+        .extract(&rgb_to_gray(&rgb))
+        .map_err(|e| format!("{}: {e}", img.display()))
+}
+
 /// Extracts one image and writes its feature file; the error names the image.
+
 fn extract_one(
     config: &FeatureExtractor,
     img: &Path,
     out: &Path,
     allow_empty: bool,
 ) -> Result<usize, String> {
-    let rgb = load_rgb(img).map_err(|e| e.to_string())?;
-    let features = config
-        .extract(&rgb_to_gray(&rgb))
-        .map_err(|e| format!("{}: {e}", img.display()))?;
+    let features = features_of(config, img)?;
     if features.is_empty() && !allow_empty {
         return Err(format!(
             "{}: no keypoints detected (pass --allow-empty to keep such images)",

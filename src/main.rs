@@ -3,6 +3,7 @@
 mod demo;
 mod extract;
 mod manifest;
+mod match_eval;
 mod progress;
 
 use clap::{Parser, Subcommand};
@@ -21,6 +22,8 @@ struct Cli {
 enum Command {
     /// Extract local features from a folder of images into one .npz file per image.
     Extract(extract::ExtractArgs),
+    /// Matching accuracy (MMA, homography accuracy) of descriptors on homography pairs.
+    MatchEval(match_eval::MatchEvalArgs),
     /// Run the study end to end on generated scenes (or your own --images) into one folder.
     Demo(demo::DemoArgs),
 }
@@ -35,6 +38,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Extract(args) => extract::run(&args),
+        Command::MatchEval(args) => match_eval::run(&args),
         Command::Demo(args) => demo::run(&args),
     };
     match result {

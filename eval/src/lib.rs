@@ -1,7 +1,17 @@
 //! Scoring for featleak experiments: image metrics (PSNR, SSIM, MAE) between private images and
-//! reconstructions; matching metrics (mean matching accuracy and homography accuracy on
-//! HPatches/Oxford pairs), tables, plots and HTML galleries are to come with the eval issue.
+//! reconstructions; descriptor matching (L2 and Hamming, mutual nearest neighbours, ratio test);
+//! matching accuracy on homography pairs (MMA, homography accuracy); and the tables and plots that
+//! report them.
 
+pub mod float_nn;
+pub mod hamming;
+pub mod homography;
 pub mod image_metrics;
+pub mod matching;
+pub mod pair_eval;
+pub mod plot;
+pub mod table;
 
 pub use image_metrics::{ImageScores, MetricError, score};
+pub use matching::{Match, MatchConfig, MatchError, match_descriptors};
+pub use pair_eval::{PairScores, Summary, score_pair, summarize};

@@ -1,0 +1,81 @@
+//! Result tables written as Markdown (for reading) and CSV (for tools).
+
+/// A table of already formatted cells.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Table {
+    pub headers: Vec<String>,
+    pub rows: Vec<Vec<String>>,
+}
+
+impl Table {
+    /// A table with these column headers and no rows.
+    pub fn new<S: Into<String>>(headers: impl IntoIterator<Item = S>) -> Self {
+        Self {
+            headers: headers.into_iter().map(Into::into).collect(),
+            rows: Vec::new(),
+        }
+    }
+
+    /// Appends a row; it must have one cell per header.
+    pub fn push(&mut self, row: Vec<String>) {
+        assert_eq!(
+            row.len(),
+            self.headers.len(),
+            "row width differs from the header"
+        );
+        self.rows.push(row);
+    }
+
+    /// GitHub-flavoured Markdown, `|` in cells escaped.
+    pub fn to_markdown(&self) -> String {
+        let line = |cells: &[String]| {
+            format!(
+                "| {} |\n",
+                cells
+                    .iter()
+                    .map(|c| c.replace('|', "\\|"))
+                    .collect::<Vec<_>>()
+                    .join(" | ")
+            )
+        };
+        let mut out = line(&self.headers);
+        out.push_str(&format!("|{}\n", "---|".repeat(self.headers.len())));
+        self.rows.iter().for_each(|r| out.push_str(&line(r)));
+        out
+    }
+
+    /// RFC 4180 CSV with a header row.
+    pub fn to_csv(&self) -> String {
+        let mut w = csv::Writer::from_writer(Vec::new());
+        w.write_record(&self.headers).expect("writing to memory");
+        for r in &self.rows {
+            w.write_record(r).expect("writing to memory");
+        }
+        String::from_utf8(w.into_inner().expect("flush to memory")).expect("cells are UTF-8")
+    }
+}
+
+/// A number with `digits` decimals, or `—` for a missing or non-finite value (tables never show NaN).
+pub fn fmt_num(value: Option<f64>, digits: usize) -> String {
+    match value {
+        Some(v) if v.is_finite() => format!("{v:.digits$}"),
+        _ => "—".into(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn markdown_and_csv() {
+        let mut t = Table::new(["name", "value"]);
+        t.push(vec!["a|b".into(), fmt_num(Some(0.12345), 3)]);
+        t.push(vec!["c, d".into(), fmt_num(Some(f64::NAN), 3)]);
+        assert_eq!(
+            t.to_markdown(),
+            "| name | value |\n|---|---|\n| a\\|b | 0.123 |\n| c, d | — |\n"
+        );
+        assert_eq!(t.to_csv(), "name,value\na|b,0.123\n\"c, d\",—\n");
+    }
+}
