@@ -276,7 +276,6 @@ pub fn features_of(extractor: &FeatureExtractor, img: &Path) -> Result<FeatureSe
 }
 
 /// Extracts one image and writes its feature file; the error names the image.
-
 fn extract_one(
     config: &FeatureExtractor,
     img: &Path,

@@ -81,14 +81,31 @@ pub fn read_homography(path: &Path) -> Result<[[f64; 3]; 3], PairError> {
     Ok(h)
 }
 
+/// File naming of one sequence layout: image k's stem and the homography file from 1 to k.
+struct Layout {
+    image_stem: fn(u32) -> String,
+    homography: fn(u32) -> String,
+}
+
+const LAYOUTS: [Layout; 2] = [
+    Layout {
+        image_stem: |k| k.to_string(),
+        homography: |k| format!("H_1_{k}"),
+    },
+    Layout {
+        image_stem: |k| format!("img{k}"),
+        homography: |k| format!("H1to{k}p"),
+    },
+];
+
 /// The pairs of one sequence folder, or `None` when `dir` is not one.
 fn sequence_pairs(dir: &Path, name: &str) -> Result<Option<Vec<HomographyPair>>, PairError> {
-    let layouts: [(&str, fn(u32) -> String, fn(u32) -> String); 2] = [
-        ("1", |k| k.to_string(), |k| format!("H_1_{k}")),
-        ("img1", |k| format!("img{k}"), |k| format!("H1to{k}p")),
-    ];
-    for (first, image_stem, h_name) in layouts {
-        let Some(image_a) = image_file(dir, first) else {
+    for Layout {
+        image_stem,
+        homography: h_name,
+    } in LAYOUTS
+    {
+        let Some(image_a) = image_file(dir, &image_stem(1)) else {
             continue;
         };
         let mut pairs = Vec::new();
