@@ -5,6 +5,7 @@ mod extract;
 mod manifest;
 mod match_eval;
 mod progress;
+mod score;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
@@ -24,6 +25,8 @@ enum Command {
     Extract(extract::ExtractArgs),
     /// Matching accuracy (MMA, homography accuracy) of descriptors on homography pairs.
     MatchEval(match_eval::MatchEvalArgs),
+    /// PSNR, SSIM and MAE of reconstructions against the original images.
+    Score(score::ScoreArgs),
     /// Run the study end to end on generated scenes (or your own --images) into one folder.
     Demo(demo::DemoArgs),
 }
@@ -39,6 +42,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Extract(args) => extract::run(&args),
         Command::MatchEval(args) => match_eval::run(&args),
+        Command::Score(args) => score::run(&args),
         Command::Demo(args) => demo::run(&args),
     };
     match result {

@@ -11,6 +11,7 @@ pub mod pairs;
 pub mod split;
 pub mod synthetic;
 pub mod transform;
+pub mod warp;
 
 pub use discover::{IMAGE_EXTENSIONS, find_images};
 pub use load::{ImageLoadError, load_rgb, rgb_to_gray, to_f32_rgb};

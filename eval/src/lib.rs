@@ -10,6 +10,7 @@ pub mod image_metrics;
 pub mod matching;
 pub mod pair_eval;
 pub mod plot;
+pub mod score_report;
 pub mod table;
 
 pub use image_metrics::{ImageScores, MetricError, score};

@@ -1,0 +1,140 @@
+//! Scoring reconstructions against reference images: the `metrics.json` schema shared by
+//! `featleak score` and `featleak attack reconstruct`.
+
+use crate::image_metrics::{ImageScores, MetricError, score};
+use crate::table::{Table, fmt_num};
+use image::RgbImage;
+use ndarray::Array3;
+use serde::{Deserialize, Serialize};
+
+/// Scores of one image.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct NamedScores {
+    /// Relative path of the image, without extension.
+    pub name: String,
+    pub psnr: f64,
+    pub ssim: f64,
+    pub mae: f64,
+}
+
+/// Mean scores over the images.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct MeanScores {
+    pub psnr: f64,
+    pub ssim: f64,
+    pub mae: f64,
+}
+
+/// `{"images": [{name, psnr, ssim, mae}, …], "mean": {psnr, ssim, mae}}`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ScoreReport {
+    pub images: Vec<NamedScores>,
+    pub mean: MeanScores,
+}
+
+impl ScoreReport {
+    /// A report over `images` (means are 0 for an empty list, never NaN).
+    pub fn new(images: Vec<NamedScores>) -> Self {
+        let n = images.len().max(1) as f64;
+        let mean = MeanScores {
+            psnr: images.iter().map(|s| s.psnr).sum::<f64>() / n,
+            ssim: images.iter().map(|s| s.ssim).sum::<f64>() / n,
+            mae: images.iter().map(|s| s.mae).sum::<f64>() / n,
+        };
+        Self { images, mean }
+    }
+
+    /// One row per image and a final mean row.
+    pub fn table(&self) -> Table {
+        let mut t = Table::new(["image", "PSNR [dB]", "SSIM", "MAE"]);
+        let row = |name: &str, p: f64, s: f64, m: f64| {
+            vec![
+                name.to_string(),
+                fmt_num(Some(p), 2),
+                fmt_num(Some(s), 4),
+                fmt_num(Some(m), 4),
+            ]
+        };
+        for s in &self.images {
+            t.push(row(&s.name, s.psnr, s.ssim, s.mae));
+        }
+        t.push(row(
+            "**mean**",
+            self.mean.psnr,
+            self.mean.ssim,
+            self.mean.mae,
+        ));
+        t
+    }
+}
+
+/// An 8-bit RGB image as H×W×3 f32 in [0, 1].
+pub fn rgb_array(img: &RgbImage) -> Array3<f32> {
+    let (w, h) = img.dimensions();
+    Array3::from_shape_vec(
+        (h as usize, w as usize, 3),
+        img.as_raw().iter().map(|&v| v as f32 / 255.0).collect(),
+    )
+    .expect("buffer size matches dimensions")
+}
+
+/// PSNR, SSIM and MAE of `reconstruction` against `reference` (same size).
+pub fn score_images(
+    reference: &RgbImage,
+    reconstruction: &RgbImage,
+) -> Result<ImageScores, MetricError> {
+    score(
+        rgb_array(reference).view(),
+        rgb_array(reconstruction).view(),
+        None,
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn report_means_and_schema() {
+        let a = RgbImage::from_fn(16, 12, |x, y| {
+            image::Rgb([(x * 10) as u8, (y * 20) as u8, 128])
+        });
+        let mut b = a.clone();
+        b.put_pixel(3, 3, image::Rgb([255, 255, 255]));
+        let s = score_images(&a, &b).unwrap();
+        assert!(s.psnr > 20.0 && s.psnr < 100.0 && s.ssim < 1.0 && s.mae > 0.0);
+        assert_eq!(score_images(&a, &a).unwrap().psnr, 100.0);
+        let report = ScoreReport::new(vec![
+            NamedScores {
+                name: "x".into(),
+                psnr: 10.0,
+                ssim: 0.5,
+                mae: 0.2,
+            },
+            NamedScores {
+                name: "y".into(),
+                psnr: 20.0,
+                ssim: 0.7,
+                mae: 0.1,
+            },
+        ]);
+        assert_eq!(
+            report.mean,
+            MeanScores {
+                psnr: 15.0,
+                ssim: 0.6,
+                mae: 0.15000000000000002
+            }
+        );
+        let json: serde_json::Value = serde_json::to_value(&report).unwrap();
+        assert_eq!(json["images"][1]["name"], "y");
+        assert_eq!(json["mean"]["ssim"], 0.6);
+        assert_eq!(ScoreReport::new(vec![]).mean.psnr, 0.0);
+        assert!(
+            report
+                .table()
+                .to_markdown()
+                .contains("| **mean** | 15.00 | 0.6000 | 0.1500 |")
+        );
+    }
+}

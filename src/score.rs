@@ -1,0 +1,147 @@
+//! `featleak score`: PSNR, SSIM and MAE of reconstructions against their reference images.
+
+use crate::manifest::write_json;
+use anyhow::{Context, bail};
+use clap::Args;
+use featleak_datasets::{ResizeCrop, find_images, load_rgb};
+use featleak_eval::score_report::{NamedScores, ScoreReport, score_images};
+use rayon::prelude::*;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+#[derive(Args, Clone, Debug)]
+pub struct ScoreArgs {
+    /// Folder of reference (original) images.
+    #[arg(long)]
+    pub reference: PathBuf,
+    /// Folder of reconstructions; images are paired by relative path without extension.
+    #[arg(long)]
+    pub reconstructed: PathBuf,
+    /// Output JSON file; a Markdown table is written beside it (same name, .md).
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Resize and centre-crop each reference to its reconstruction's size (the attack's
+    /// preprocessing) instead of requiring equal sizes.
+    #[arg(long)]
+    pub fit: bool,
+}
+
+/// Relative path without extension → file, for every image below `root`.
+fn by_stem(root: &Path) -> anyhow::Result<BTreeMap<String, PathBuf>> {
+    let mut out = BTreeMap::new();
+    for p in
+        find_images(root).with_context(|| format!("cannot list images in {}", root.display()))?
+    {
+        let key = p
+            .strip_prefix(root)
+            .expect("below root")
+            .with_extension("")
+            .to_string_lossy()
+            .into_owned();
+        if let Some(other) = out.insert(key.clone(), p.clone()) {
+            bail!(
+                "{} and {} both pair as '{key}'; keep one",
+                other.display(),
+                p.display()
+            );
+        }
+    }
+    Ok(out)
+}
+
+fn score_one(
+    name: &str,
+    reference: &Path,
+    reconstruction: &Path,
+    fit: bool,
+) -> Result<NamedScores, String> {
+    let rec = load_rgb(reconstruction).map_err(|e| e.to_string())?;
+    let mut refimg = load_rgb(reference).map_err(|e| e.to_string())?;
+    if refimg.dimensions() != rec.dimensions() {
+        if !fit {
+            let ((rw, rh), (cw, ch)) = (refimg.dimensions(), rec.dimensions());
+            return Err(format!(
+                "{}: {cw}×{ch} but its reference {} is {rw}×{rh} (pass --fit to resize and centre-crop references)",
+                reconstruction.display(),
+                reference.display()
+            ));
+        }
+        refimg = ResizeCrop::cover(
+            (refimg.height(), refimg.width()),
+            (rec.height(), rec.width()),
+        )
+        .apply(&refimg);
+    }
+    let s =
+        score_images(&refimg, &rec).map_err(|e| format!("{}: {e}", reconstruction.display()))?;
+    Ok(NamedScores {
+        name: name.to_string(),
+        psnr: s.psnr,
+        ssim: s.ssim,
+        mae: s.mae,
+    })
+}
+
+pub fn run(args: &ScoreArgs) -> anyhow::Result<ExitCode> {
+    let references = by_stem(&args.reference)?;
+    let reconstructions = by_stem(&args.reconstructed)?;
+    let unmatched: Vec<&String> = reconstructions
+        .keys()
+        .filter(|k| !references.contains_key(*k))
+        .collect();
+    for k in &unmatched {
+        eprintln!(
+            "warning: reconstruction '{k}' has no reference image in {}",
+            args.reference.display()
+        );
+    }
+    let pairs: Vec<(&String, &PathBuf, &PathBuf)> = reconstructions
+        .iter()
+        .filter_map(|(k, rec)| references.get(k).map(|r| (k, r, rec)))
+        .collect();
+    if pairs.is_empty() {
+        bail!(
+            "no reconstruction in {} pairs with an image in {}",
+            args.reconstructed.display(),
+            args.reference.display()
+        );
+    }
+    let results: Vec<Result<NamedScores, String>> = pairs
+        .par_iter()
+        .map(|(k, r, rec)| score_one(k, r, rec, args.fit))
+        .collect();
+    let mut scores = Vec::new();
+    let mut failed = 0;
+    for r in results {
+        match r {
+            Ok(s) => scores.push(s),
+            Err(e) => {
+                eprintln!("skipped {e}");
+                failed += 1;
+            }
+        }
+    }
+    let report = ScoreReport::new(scores);
+    if let Some(parent) = args.out.parent().filter(|p| !p.as_os_str().is_empty()) {
+        std::fs::create_dir_all(parent)
+            .with_context(|| format!("cannot create {}", parent.display()))?;
+    }
+    write_json(&args.out, &report)?;
+    let md = args.out.with_extension("md");
+    featleak_datasets::atomic::write_bytes_atomic(&md, report.table().to_markdown().as_bytes())
+        .with_context(|| format!("cannot write {}", md.display()))?;
+    println!(
+        "{} image(s): PSNR {:.2} dB, SSIM {:.4}, MAE {:.4} (means) → {}",
+        report.images.len(),
+        report.mean.psnr,
+        report.mean.ssim,
+        report.mean.mae,
+        args.out.display()
+    );
+    Ok(if failed == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}

@@ -1,0 +1,215 @@
+//! End-to-end tests of `featleak match-eval` and `featleak score`.
+
+use assert_cmd::Command;
+use featleak_datasets::synthetic::scene;
+use featleak_datasets::warp::warp_perspective;
+use std::path::Path;
+
+fn featleak() -> Command {
+    Command::cargo_bin("featleak").unwrap()
+}
+
+/// An HPatches-style sequence: image 1 and two warps of it with their homographies.
+fn make_sequence(dir: &Path, seed: u64) {
+    std::fs::create_dir_all(dir).unwrap();
+    let img = scene(320, 240, seed);
+    img.save(dir.join("1.png")).unwrap();
+    let hs = [
+        [[0.95, 0.05, 8.0], [-0.04, 0.97, 5.0], [0.0, 0.0, 1.0]],
+        [[1.05, -0.08, -6.0], [0.06, 1.02, -4.0], [1e-4, 0.0, 1.0]],
+    ];
+    for (k, h) in hs.iter().enumerate() {
+        warp_perspective(&img, h, 320, 240)
+            .unwrap()
+            .save(dir.join(format!("{}.png", k + 2)))
+            .unwrap();
+        let text: String = h
+            .iter()
+            .map(|r| format!("{} {} {}\n", r[0], r[1], r[2]))
+            .collect();
+        std::fs::write(dir.join(format!("H_1_{}", k + 2)), text).unwrap();
+    }
+}
+
+#[test]
+fn match_eval_writes_tables_plot_and_sane_accuracy() {
+    let dir = tempfile::tempdir().unwrap();
+    let pairs = dir.path().join("pairs");
+    make_sequence(&pairs.join("s_a"), 1);
+    make_sequence(&pairs.join("s_b"), 2);
+    let out = dir.path().join("out");
+    featleak()
+        .args([
+            "match-eval",
+            "--descriptor",
+            "sift,freak",
+            "--pairs",
+            pairs.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+        ])
+        .assert()
+        .success();
+    let results: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("results.json")).unwrap()).unwrap();
+    let list = results["results"].as_array().unwrap();
+    assert_eq!(list.len(), 2);
+    for r in list {
+        assert_eq!(r["pairs"].as_array().unwrap().len(), 4);
+        let mma3 = r["summary"]["mma"][2].as_f64().unwrap();
+        assert!(
+            mma3 > 0.6,
+            "{}: MMA@3 {mma3} on easy synthetic warps",
+            r["descriptor"]
+        );
+        assert!(r["summary"]["homography_accuracy"][2].as_f64().unwrap() >= 0.5);
+    }
+    let csv = std::fs::read_to_string(out.join("results.csv")).unwrap();
+    assert_eq!(csv.lines().count(), 1 + 8);
+    assert!(csv.starts_with("descriptor,pair,keypoints_a,keypoints_b,matches,mma@1,"));
+    assert!(
+        std::fs::read_to_string(out.join("results.md"))
+            .unwrap()
+            .contains("| sift+dog | 4 |")
+    );
+    assert!(
+        std::fs::read_to_string(out.join("mma.svg"))
+            .unwrap()
+            .contains("\nfreak+dog\n")
+    );
+}
+
+#[test]
+fn match_eval_bad_pairs_are_clear_and_empty_pairs_score_zero() {
+    let dir = tempfile::tempdir().unwrap();
+    let seq = dir.path().join("bad");
+    make_sequence(&seq, 3);
+    std::fs::write(seq.join("H_1_3"), "1 0 0\n0 1\n").unwrap();
+    let out = featleak()
+        .args([
+            "match-eval",
+            "--pairs",
+            seq.to_str().unwrap(),
+            "--out",
+            "unused",
+        ])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && err.contains("H_1_3: unreadable homography: expected 9 numbers"),
+        "{err}"
+    );
+
+    // A blank second image: no keypoints, so no matches, accuracy 0 and no homography.
+    let seq = dir.path().join("blank");
+    make_sequence(&seq, 4);
+    std::fs::remove_file(seq.join("H_1_3")).unwrap();
+    image::RgbImage::from_pixel(320, 240, image::Rgb([80, 80, 80]))
+        .save(seq.join("2.png"))
+        .unwrap();
+    let out_dir = dir.path().join("out");
+    featleak()
+        .args([
+            "match-eval",
+            "--pairs",
+            seq.to_str().unwrap(),
+            "--out",
+            out_dir.to_str().unwrap(),
+        ])
+        .assert()
+        .success();
+    let csv = std::fs::read_to_string(out_dir.join("results.csv")).unwrap();
+    let row = csv.lines().nth(1).unwrap();
+    assert!(
+        row.starts_with("sift+dog,blank/1-2,") && row.contains(",0,0.0000,") && row.ends_with(",—"),
+        "{row}"
+    );
+    assert!(
+        !csv.contains("NaN")
+            && !std::fs::read_to_string(out_dir.join("results.md"))
+                .unwrap()
+                .contains("NaN")
+    );
+}
+
+#[test]
+fn score_pairs_by_relative_path_and_reports_means() {
+    let dir = tempfile::tempdir().unwrap();
+    let (refs, recs) = (dir.path().join("ref"), dir.path().join("rec"));
+    std::fs::create_dir_all(refs.join("sub")).unwrap();
+    std::fs::create_dir_all(recs.join("sub")).unwrap();
+    let a = scene(64, 48, 5);
+    a.save(refs.join("sub/a.jpg")).unwrap();
+    a.save(recs.join("sub/a.png")).unwrap();
+    scene(64, 48, 6).save(refs.join("b.png")).unwrap();
+    scene(64, 48, 7).save(recs.join("b.png")).unwrap();
+    let out = dir.path().join("scores/metrics.json");
+    featleak()
+        .args([
+            "score",
+            "--reference",
+            refs.to_str().unwrap(),
+            "--reconstructed",
+            recs.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+        ])
+        .assert()
+        .success();
+    let report: serde_json::Value = serde_json::from_slice(&std::fs::read(&out).unwrap()).unwrap();
+    let images = report["images"].as_array().unwrap();
+    assert_eq!(images.len(), 2);
+    assert_eq!(images[0]["name"], "b");
+    assert_eq!(images[1]["name"], "sub/a");
+    // JPEG reference against a lossless copy: close but not identical.
+    assert!(
+        images[1]["psnr"].as_f64().unwrap() > 25.0 && images[1]["ssim"].as_f64().unwrap() > 0.8
+    );
+    assert!(images[0]["ssim"].as_f64().unwrap() < 0.6);
+    let mean = report["mean"]["psnr"].as_f64().unwrap();
+    assert!(
+        (mean - (images[0]["psnr"].as_f64().unwrap() + images[1]["psnr"].as_f64().unwrap()) / 2.0)
+            .abs()
+            < 1e-9
+    );
+    assert!(
+        std::fs::read_to_string(out.with_extension("md"))
+            .unwrap()
+            .contains("| sub/a |")
+    );
+
+    // Different sizes: a clear error unless --fit.
+    scene(32, 32, 8).save(recs.join("b.png")).unwrap();
+    let o = featleak()
+        .args([
+            "score",
+            "--reference",
+            refs.to_str().unwrap(),
+            "--reconstructed",
+            recs.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("32×32 but its reference"),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    featleak()
+        .args([
+            "score",
+            "--fit",
+            "--reference",
+            refs.to_str().unwrap(),
+            "--reconstructed",
+            recs.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+        ])
+        .assert()
+        .success();
+}
