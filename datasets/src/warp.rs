@@ -62,12 +62,13 @@ mod tests {
     fn inverse_and_translation_warp() {
         let h = [[1.2, 0.1, 3.0], [-0.2, 0.9, 1.0], [1e-3, 0.0, 1.0]];
         let inv = invert(&h).unwrap();
-        for r in 0..3 {
+        for (r, row) in h.iter().enumerate() {
             for c in 0..3 {
-                let v: f64 = (0..3).map(|k| h[r][k] * inv[k][c]).sum();
+                let v: f64 = row.iter().zip(&inv).map(|(a, inv_row)| a * inv_row[c]).sum();
                 assert!((v - (r == c) as u8 as f64).abs() < 1e-12);
             }
         }
+
         assert!(invert(&[[1.0, 2.0, 3.0], [2.0, 4.0, 6.0], [0.0, 0.0, 1.0]]).is_none());
         let img = RgbImage::from_fn(8, 6, |x, y| Rgb([x as u8 * 10, y as u8 * 10, 7]));
         let shifted = warp_perspective(
