@@ -1,6 +1,6 @@
 //! Decoding images with clear errors, and the colour conversions every extractor shares.
 
-use image::{GrayImage, Rgb32FImage, RgbImage};
+use image::{GrayImage, ImageBuffer, Luma, Rgb32FImage, RgbImage};
 use std::path::{Path, PathBuf};
 
 /// Why an image could not be loaded; always names the file.
@@ -55,6 +55,17 @@ pub fn rgb_to_gray(rgb: &RgbImage) -> GrayImage {
     GrayImage::from_raw(w, h, data).expect("buffer size matches dimensions")
 }
 
+/// 8-bit grey to f32 grey in [0, 1].
+pub fn to_f32_gray(gray: &GrayImage) -> ImageBuffer<Luma<f32>, Vec<f32>> {
+    let (w, h) = gray.dimensions();
+    ImageBuffer::from_raw(
+        w,
+        h,
+        gray.as_raw().iter().map(|&v| v as f32 / 255.0).collect(),
+    )
+    .expect("buffer size matches dimensions")
+}
+
 /// 8-bit RGB to f32 RGB in [0, 1].
 pub fn to_f32_rgb(rgb: &RgbImage) -> Rgb32FImage {
     let (w, h) = rgb.dimensions();
@@ -84,6 +95,17 @@ mod tests {
         ];
         let rgb = RgbImage::from_raw(6, 1, px.concat()).unwrap();
         assert_eq!(rgb_to_gray(&rgb).as_raw(), &[76, 150, 124, 193, 212, 103]);
+    }
+
+    #[test]
+    fn f32_conversions_scale_to_unit_range() {
+        let rgb = RgbImage::from_raw(2, 1, vec![0, 51, 255, 255, 255, 255]).unwrap();
+        assert_eq!(to_f32_rgb(&rgb).as_raw(), &[0.0, 0.2, 1.0, 1.0, 1.0, 1.0]);
+        // grey (0, 51, 255) = (19235·51 + 3735·255 + 16384) >> 15 = 59
+        assert_eq!(
+            to_f32_gray(&rgb_to_gray(&rgb)).as_raw(),
+            &[59.0 / 255.0, 1.0]
+        );
     }
 
     #[test]

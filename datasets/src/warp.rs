@@ -64,7 +64,11 @@ mod tests {
         let inv = invert(&h).unwrap();
         for (r, row) in h.iter().enumerate() {
             for c in 0..3 {
-                let v: f64 = row.iter().zip(&inv).map(|(a, inv_row)| a * inv_row[c]).sum();
+                let v: f64 = row
+                    .iter()
+                    .zip(&inv)
+                    .map(|(a, inv_row)| a * inv_row[c])
+                    .sum();
                 assert!((v - (r == c) as u8 as f64).abs() < 1e-12);
             }
         }
