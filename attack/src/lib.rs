@@ -1,6 +1,7 @@
-//! The adversary of featleak (to be filled by the attack issue): threat models (what the
-//! localization service receives), inversion networks (UNet family, burn) that reconstruct images
-//! from sparse feature maps, their training and the reconstruction of unseen images.
+//! The adversary of featleak: threat models (what the localization service receives), inversion
+//! networks (UNet family, burn) that reconstruct images from sparse feature maps, their training
+//! and the reconstruction of unseen images. The network and training are in progress.
 
-/// Re-exported so callers reach the scoring layer through the crate that uses it.
-pub use featleak_eval as eval;
+pub mod threat;
+
+pub use threat::{PRESETS, Position, Reveals, Share, ThreatModel};
