@@ -153,7 +153,7 @@ impl ThreatModel {
                 ));
             }
         }
-        if self.resolution < 16 || self.resolution % 16 != 0 {
+        if self.resolution < 16 || !self.resolution.is_multiple_of(16) {
             return Err(format!(
                 "resolution must be a multiple of 16, at least 16 (got {})",
                 self.resolution
