@@ -4,6 +4,7 @@ mod demo;
 mod extract;
 mod manifest;
 mod match_eval;
+mod mitigate;
 mod progress;
 mod score;
 
@@ -27,6 +28,9 @@ enum Command {
     MatchEval(match_eval::MatchEvalArgs),
     /// PSNR, SSIM and MAE of reconstructions against the original images.
     Score(score::ScoreArgs),
+    /// Reveal only part of the features (mitigations).
+    #[command(subcommand)]
+    Mitigate(mitigate::MitigateCommand),
     /// Run the study end to end on generated scenes (or your own --images) into one folder.
     Demo(demo::DemoArgs),
 }
@@ -43,6 +47,7 @@ fn main() -> ExitCode {
         Command::Extract(args) => extract::run(&args),
         Command::MatchEval(args) => match_eval::run(&args),
         Command::Score(args) => score::run(&args),
+        Command::Mitigate(command) => mitigate::run(&command),
         Command::Demo(args) => demo::run(&args),
     };
     match result {

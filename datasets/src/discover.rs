@@ -15,6 +15,11 @@ pub fn is_image_path(path: &Path) -> bool {
 /// All image files below `root`, recursively, sorted by path so every run sees the same order.
 /// Hidden files and folders (names starting with '.') are skipped.
 pub fn find_images(root: &Path) -> std::io::Result<Vec<PathBuf>> {
+    find_files(root, is_image_path)
+}
+
+/// All files below `root` accepted by `keep`, recursively, sorted, hidden entries skipped.
+pub fn find_files(root: &Path, keep: impl Fn(&Path) -> bool) -> std::io::Result<Vec<PathBuf>> {
     if !root.is_dir() {
         return Err(std::io::Error::new(
             std::io::ErrorKind::NotFound,
@@ -28,7 +33,7 @@ pub fn find_images(root: &Path) -> std::io::Result<Vec<PathBuf>> {
         .filter_entry(|e| e.depth() == 0 || !e.file_name().to_string_lossy().starts_with('.'));
     for entry in walker {
         let entry = entry.map_err(std::io::Error::other)?;
-        if entry.file_type().is_file() && is_image_path(entry.path()) {
+        if entry.file_type().is_file() && keep(entry.path()) {
             out.push(entry.into_path());
         }
     }

@@ -13,7 +13,7 @@ pub mod synthetic;
 pub mod transform;
 pub mod warp;
 
-pub use discover::{IMAGE_EXTENSIONS, find_images};
+pub use discover::{IMAGE_EXTENSIONS, find_files, find_images};
 pub use load::{ImageLoadError, load_rgb, rgb_to_gray, to_f32_gray, to_f32_rgb};
 pub use pairs::{HomographyPair, PairError, find_pairs};
 pub use split::{Split, SplitFractions, split_seeded};

@@ -1,6 +1,7 @@
-//! The defence side of featleak (to be filled by the mitigation issue): strategies that choose
-//! which keypoints and descriptors leave the device, and sweeps that score each on privacy
-//! (reconstruction quality of an attacker) and utility (matching accuracy).
+//! The defence side of featleak: strategies that choose which keypoints and descriptors leave
+//! the device. Sweeps that score each strategy on privacy (reconstruction quality of an attacker,
+//! adaptive or not) and utility (matching accuracy) are in progress.
 
-/// Re-exported so callers reach the attacker through the crate that measures it.
-pub use featleak_attack as attack;
+pub mod strategies;
+
+pub use strategies::{STRATEGY_NAMES, Strategy, budget};
