@@ -21,4 +21,6 @@ pub use freak::{Freak, FreakConfig};
 pub use keypoint::Keypoint;
 pub use npz::{read_features, write_features};
 pub use sift::SiftConfig;
-pub use sparse_map::{SparseMap, SparseMapConfig, rasterize, rasterize_at};
+pub use sparse_map::{
+    SparseMap, SparseMapConfig, SparsePixels, rasterize, rasterize_at, rasterize_sparse,
+};

@@ -12,7 +12,7 @@
 
 use crate::features::{Descriptors, FeatureSet};
 use featleak_datasets::ResizeCrop;
-use ndarray::Array3;
+use ndarray::{Array2, Array3};
 use serde::{Deserialize, Serialize};
 
 /// Which channels a sparse feature map holds.
@@ -76,36 +76,46 @@ pub fn keypoint_pixel(x: f32, y: f32, size: (u32, u32)) -> (usize, usize) {
     (clamp(y, size.0), clamp(x, size.1))
 }
 
-/// Rasterises `features` at their own image size.
-pub fn rasterize(features: &FeatureSet, config: &SparseMapConfig) -> SparseMap {
-    let (h, w) = features.image_size;
-    let (h, w) = (h as usize, w as usize);
-    let mut winner: Vec<Option<usize>> = vec![None; h * w];
+/// The occupied pixels of a sparse feature map: one row of channel values per pixel.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SparsePixels {
+    /// Map size (height, width).
+    pub size: (u32, u32),
+    /// Occupied pixels as row-major indices `row * width + column`, ascending.
+    pub pixels: Vec<usize>,
+    /// K×C channel values, one row per occupied pixel.
+    pub values: Array2<f32>,
+    /// Keypoints that lost their pixel to a stronger one.
+    pub collisions: usize,
+}
+
+/// The occupied pixels of the map of `features` at their own image size (the form the
+/// attack's sparse first layer consumes; [`rasterize`] spreads it into a dense tensor).
+pub fn rasterize_sparse(features: &FeatureSet, config: &SparseMapConfig) -> SparsePixels {
+    let w = features.image_size.1 as usize;
+    // Winning keypoint per occupied pixel (BTreeMap keeps pixels in raster order).
+    let mut winner: std::collections::BTreeMap<usize, usize> = Default::default();
     let mut collisions = 0;
     for (i, kp) in features.keypoints.iter().enumerate() {
         let (r, c) = keypoint_pixel(kp.x, kp.y, features.image_size);
-        let slot = &mut winner[r * w + c];
-        match slot {
-            Some(j) => {
+        match winner.entry(r * w + c) {
+            std::collections::btree_map::Entry::Occupied(mut e) => {
                 collisions += 1;
-                if kp.response > features.keypoints[*j].response {
-                    *slot = Some(i);
+                if kp.response > features.keypoints[*e.get()].response {
+                    e.insert(i);
                 }
             }
-            None => *slot = Some(i),
+            std::collections::btree_map::Entry::Vacant(e) => {
+                e.insert(i);
+            }
         }
     }
-    let dim = features.descriptors.dimension();
-    let mut data = Array3::<f32>::zeros((config.channels(dim), h, w));
-    for (pixel, i) in winner
-        .iter()
-        .enumerate()
-        .filter_map(|(p, i)| i.map(|i| (p, i)))
-    {
-        let (r, c) = (pixel / w, pixel % w);
+    let channels = config.channels(features.descriptors.dimension());
+    let mut values = Array2::<f32>::zeros((winner.len(), channels));
+    for (mut out, &i) in values.rows_mut().into_iter().zip(winner.values()) {
         let mut ch = 0;
         let mut put = |v: f32| {
-            data[[ch, r, c]] = v;
+            out[ch] = v;
             ch += 1;
         };
         if config.descriptors {
@@ -143,7 +153,27 @@ pub fn rasterize(features: &FeatureSet, config: &SparseMapConfig) -> SparseMap {
             put(s);
         }
     }
-    SparseMap { data, collisions }
+    SparsePixels {
+        size: features.image_size,
+        pixels: winner.into_keys().collect(),
+        values,
+        collisions,
+    }
+}
+
+/// Rasterises `features` at their own image size.
+pub fn rasterize(features: &FeatureSet, config: &SparseMapConfig) -> SparseMap {
+    let sparse = rasterize_sparse(features, config);
+    let (h, w) = (sparse.size.0 as usize, sparse.size.1 as usize);
+    let mut data = Array3::<f32>::zeros((sparse.values.ncols(), h, w));
+    for (&p, values) in sparse.pixels.iter().zip(sparse.values.rows()) {
+        data.slice_mut(ndarray::s![.., p / w, p % w])
+            .assign(&values);
+    }
+    SparseMap {
+        data,
+        collisions: sparse.collisions,
+    }
 }
 
 /// Rasterises `features` at `size` (height, width): the same resize + centre crop as

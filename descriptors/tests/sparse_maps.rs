@@ -180,3 +180,46 @@ fn resize_and_crop_keep_image_and_features_aligned() {
         );
     }
 }
+
+#[test]
+fn sparse_pixels_are_exactly_the_occupied_pixels_of_the_dense_map() {
+    let kps: Vec<Keypoint> = (0..40)
+        .map(|i| {
+            kp(
+                (i * 7 % 23) as f32 * 0.9,
+                (i * 5 % 17) as f32 * 1.1,
+                (i % 5) as f32,
+                2.0,
+                -1.0,
+            )
+        })
+        .collect();
+    let n = kps.len();
+    let fs = set(
+        (20, 24),
+        kps,
+        Descriptors::Float(Array2::from_shape_fn((n, 3), |(i, j)| {
+            (i * 3 + j + 1) as f32
+        })),
+    );
+    let config = SparseMapConfig {
+        presence: true,
+        l2_normalize: false,
+        ..Default::default()
+    };
+    let sparse = featleak_descriptors::rasterize_sparse(&fs, &config);
+    let dense = rasterize(&fs, &config);
+    assert_eq!(sparse.collisions, dense.collisions);
+    assert!(sparse.collisions > 0, "the test should exercise collisions");
+    assert!(sparse.pixels.windows(2).all(|p| p[0] < p[1]));
+    let occupied = (0..20 * 24)
+        .filter(|&p| dense.data[[3, p / 24, p % 24]] == 1.0)
+        .collect::<Vec<_>>();
+    assert_eq!(sparse.pixels, occupied);
+    for (&p, row) in sparse.pixels.iter().zip(sparse.values.rows()) {
+        assert_eq!(
+            row.to_vec(),
+            dense.data.slice(ndarray::s![.., p / 24, p % 24]).to_vec()
+        );
+    }
+}
