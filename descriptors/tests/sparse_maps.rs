@@ -186,9 +186,9 @@ fn sparse_pixels_are_exactly_the_occupied_pixels_of_the_dense_map() {
     let kps: Vec<Keypoint> = (0..40)
         .map(|i| {
             kp(
-                (i * 7 % 23) as f32 * 0.9,
-                (i * 5 % 17) as f32 * 1.1,
-                (i % 5) as f32,
+                (i % 6) as f32 * 3.7,
+                (i % 4) as f32 * 4.2,
+                (i % 7) as f32,
                 2.0,
                 -1.0,
             )
