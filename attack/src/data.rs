@@ -1,0 +1,313 @@
+//! Training and evaluation data of the attack: images prepared at the feature resolution with
+//! their features (extracted once, cached on disk), views at the reconstruction resolution with
+//! consistent augmentation (random scale and crop, horizontal flip), and batches of revealed
+//! features as sparse pixels plus RGB targets.
+
+use crate::threat::{Share, ThreatModel};
+use featleak_datasets::{ResizeCrop, load_rgb, rgb_to_gray};
+use featleak_descriptors::{
+    Extractor, FeatureExtractor, FeatureSet, rasterize_sparse, read_features, write_features,
+};
+use image::RgbImage;
+use rand::Rng;
+use rand_chacha::ChaCha8Rng;
+use sha2::{Digest, Sha256};
+use std::path::{Path, PathBuf};
+
+/// An image at the feature resolution (F×F) and its features, possibly mirrored.
+#[derive(Clone, Debug)]
+pub struct Prepared {
+    pub name: String,
+    pub image: RgbImage,
+    pub features: FeatureSet,
+}
+
+/// Where extracted features are cached: one `.npz` per (image file, extractor, feature
+/// resolution, mirroring), keyed by a SHA-256 of those and the file's size and modification time.
+pub struct FeatureCache {
+    dir: PathBuf,
+}
+
+impl FeatureCache {
+    /// A cache in `dir` (created when needed).
+    pub fn new(dir: impl Into<PathBuf>) -> Self {
+        Self { dir: dir.into() }
+    }
+
+    fn key(
+        &self,
+        path: &Path,
+        extractor: &FeatureExtractor,
+        resolution: u32,
+        mirrored: bool,
+    ) -> String {
+        let meta = std::fs::metadata(path).ok();
+        let stamp = meta.map(|m| {
+            (
+                m.len(),
+                m.modified()
+                    .ok()
+                    .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+                    .map(|d| d.as_nanos()),
+            )
+        });
+        let mut h = Sha256::new();
+        h.update(
+            path.canonicalize()
+                .unwrap_or_else(|_| path.into())
+                .to_string_lossy()
+                .as_bytes(),
+        );
+        h.update(format!(
+            "{stamp:?}|{}|{resolution}|{mirrored}",
+            serde_json::to_string(&extractor.info()).expect("serialisable")
+        ));
+        h.finalize().iter().map(|b| format!("{b:02x}")).collect()
+    }
+
+    fn get_or_extract(
+        &self,
+        path: &Path,
+        extractor: &FeatureExtractor,
+        resolution: u32,
+        mirrored: bool,
+        image: &RgbImage,
+    ) -> Result<FeatureSet, String> {
+        let file = self.dir.join(format!(
+            "{}.npz",
+            self.key(path, extractor, resolution, mirrored)
+        ));
+        if let Ok(f) = read_features(&file) {
+            return Ok(f);
+        }
+        let features = extractor
+            .extract(&rgb_to_gray(image))
+            .map_err(|e| format!("{}: {e}", path.display()))?;
+        std::fs::create_dir_all(&self.dir)
+            .map_err(|e| format!("cannot create cache {}: {e}", self.dir.display()))?;
+        write_features(&file, &features).map_err(|e| e.to_string())?;
+        Ok(features)
+    }
+}
+
+/// Loads `path`, resizes and centre-crops it to the threat model's feature resolution (mirrored
+/// when asked) and extracts (or reads cached) features. Images smaller than the reconstruction
+/// resolution are refused.
+pub fn prepare(
+    path: &Path,
+    name: &str,
+    threat: &ThreatModel,
+    extractor: &FeatureExtractor,
+    cache: &FeatureCache,
+    mirrored: bool,
+) -> Result<Prepared, String> {
+    let rgb = load_rgb(path).map_err(|e| e.to_string())?;
+    let (w, h) = rgb.dimensions();
+    if w.min(h) < threat.resolution {
+        return Err(format!(
+            "{}: image is {w}×{h}, smaller than the {r}×{r} the threat model reconstructs",
+            path.display(),
+            r = threat.resolution
+        ));
+    }
+    let f = threat.feature_resolution;
+    let mut image = ResizeCrop::cover((h, w), (f, f)).apply(&rgb);
+    if mirrored {
+        image::imageops::flip_horizontal_in_place(&mut image);
+    }
+    let features = cache.get_or_extract(path, extractor, f, mirrored, &image)?;
+    Ok(Prepared {
+        name: name.to_string(),
+        image,
+        features,
+    })
+}
+
+impl Prepared {
+    /// The target image and features seen through `t` (from F×F to the reconstruction size).
+    pub fn view(&self, t: &ResizeCrop) -> (RgbImage, FeatureSet) {
+        (t.apply(&self.image), self.features.transformed(t))
+    }
+}
+
+/// The evaluation view: the whole F×F image resized to R×R.
+pub fn centre_view(threat: &ThreatModel) -> ResizeCrop {
+    let (f, r) = (threat.feature_resolution, threat.resolution);
+    ResizeCrop::cover((f, f), (r, r))
+}
+
+/// A random training view: resize F×F to a random side in [R, F], then crop R×R at a random place.
+pub fn random_view(threat: &ThreatModel, rng: &mut ChaCha8Rng) -> ResizeCrop {
+    let (f, r) = (threat.feature_resolution, threat.resolution);
+    let side = rng.random_range(r..=f);
+    let offset = (
+        rng.random_range(0..=side - r),
+        rng.random_range(0..=side - r),
+    );
+    ResizeCrop {
+        src: (f, f),
+        resized: (side, side),
+        offset,
+        out: (r, r),
+    }
+}
+
+/// A batch ready for the network: the revealed keypoints as sparse pixels and the RGB targets.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Batch {
+    pub size: usize,
+    pub height: usize,
+    pub width: usize,
+    pub channels: usize,
+    /// K×C values of the occupied pixels, row-major.
+    pub values: Vec<f32>,
+    /// K flattened pixel indices `b·H·W + y·W + x`.
+    pub pixel_index: Vec<i64>,
+    /// B×3×H×W targets in [0, 1], row-major.
+    pub targets: Vec<f32>,
+    /// Revealed keypoints per image.
+    pub revealed: Vec<usize>,
+}
+
+/// Builds a batch from (target, features at the target's size) pairs: each image's features are
+/// revealed as `threat` says with a share from `share`, then rasterised.
+pub fn make_batch(
+    items: &[(RgbImage, FeatureSet)],
+    threat: &ThreatModel,
+    share: Share,
+    rng: &mut ChaCha8Rng,
+) -> Batch {
+    let (w, h) = items[0].0.dimensions();
+    let (hw, map) = ((h * w) as usize, threat.sparse_map());
+    let channels = map.channels(items[0].1.descriptors.dimension());
+    let mut batch = Batch {
+        size: items.len(),
+        height: h as usize,
+        width: w as usize,
+        channels,
+        values: Vec::new(),
+        pixel_index: Vec::new(),
+        targets: Vec::with_capacity(items.len() * 3 * hw),
+        revealed: Vec::new(),
+    };
+    for (b, (target, features)) in items.iter().enumerate() {
+        assert_eq!(
+            target.dimensions(),
+            (w, h),
+            "all targets of a batch have one size"
+        );
+        let revealed = threat.reveal(features, share, rng);
+        let sparse = rasterize_sparse(&revealed, &map);
+        batch.revealed.push(revealed.len());
+        batch
+            .pixel_index
+            .extend(sparse.pixels.iter().map(|&p| (b * hw + p) as i64));
+        batch.values.extend(sparse.values.iter());
+        for c in 0..3 {
+            batch
+                .targets
+                .extend(target.pixels().map(|p| p[c] as f32 / 255.0));
+        }
+    }
+    batch
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::threat::rng;
+
+    fn threat() -> ThreatModel {
+        let mut t = ThreatModel::preset("desc+pos", "sift").unwrap();
+        t.resolution = 64;
+        t.feature_resolution = 96;
+        t
+    }
+
+    #[test]
+    fn prepare_caches_features_and_refuses_small_images() {
+        let dir = tempfile::tempdir().unwrap();
+        let img = dir.path().join("a.png");
+        featleak_datasets::synthetic::scene(160, 120, 3)
+            .save(&img)
+            .unwrap();
+        let t = threat();
+        let extractor = t.extractor.build();
+        let cache = FeatureCache::new(dir.path().join("cache"));
+        let p = prepare(&img, "a", &t, &extractor, &cache, false).unwrap();
+        assert_eq!(p.image.dimensions(), (96, 96));
+        assert_eq!(p.features.image_size, (96, 96));
+        assert!(p.features.len() > 10);
+        assert_eq!(
+            std::fs::read_dir(dir.path().join("cache")).unwrap().count(),
+            1
+        );
+        let again = prepare(&img, "a", &t, &extractor, &cache, false).unwrap();
+        assert_eq!(again.features, p.features, "read back from the cache");
+        let mirrored = prepare(&img, "a", &t, &extractor, &cache, true).unwrap();
+        assert_ne!(mirrored.features, p.features);
+        assert_eq!(
+            std::fs::read_dir(dir.path().join("cache")).unwrap().count(),
+            2
+        );
+
+        let small = dir.path().join("small.png");
+        featleak_datasets::synthetic::scene(80, 40, 3)
+            .save(&small)
+            .unwrap();
+        let e = prepare(&small, "s", &t, &extractor, &cache, false).unwrap_err();
+        assert!(
+            e.contains("small.png") && e.contains("80×40, smaller than the 64×64"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn views_and_batches_are_consistent() {
+        let dir = tempfile::tempdir().unwrap();
+        let img = dir.path().join("a.png");
+        featleak_datasets::synthetic::scene(160, 120, 4)
+            .save(&img)
+            .unwrap();
+        let t = threat();
+        let p = prepare(
+            &img,
+            "a",
+            &t,
+            &t.extractor.build(),
+            &FeatureCache::new(dir.path()),
+            false,
+        )
+        .unwrap();
+        let mut r = rng(5, 1);
+        for _ in 0..5 {
+            let v = random_view(&t, &mut r);
+            assert!(v.resized.0 >= 64 && v.resized.0 <= 96 && v.offset.0 + 64 <= v.resized.0);
+        }
+        let (target, features) = p.view(&centre_view(&t));
+        assert_eq!(target.dimensions(), (64, 64));
+        let batch = make_batch(
+            &[
+                (target.clone(), features.clone()),
+                (target, features.clone()),
+            ],
+            &t,
+            Share::fixed(1.0),
+            &mut r,
+        );
+        assert_eq!(
+            (batch.size, batch.height, batch.width, batch.channels),
+            (2, 64, 64, 129)
+        );
+        assert_eq!(batch.targets.len(), 2 * 3 * 64 * 64);
+        let k = batch.pixel_index.len();
+        assert_eq!(batch.values.len(), k * 129);
+        assert!(
+            batch.pixel_index[k - 1] >= 64 * 64,
+            "second image's pixels are offset"
+        );
+        assert_eq!(batch.revealed, vec![features.len(); 2]);
+        // The presence channel (last) is 1 at every occupied pixel.
+        assert!(batch.values.chunks(129).all(|row| row[128] == 1.0));
+    }
+}
