@@ -4,6 +4,7 @@
 //! report them.
 
 pub mod float_nn;
+pub mod gallery;
 pub mod hamming;
 pub mod homography;
 pub mod image_metrics;
