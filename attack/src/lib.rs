@@ -3,6 +3,7 @@
 //! and the reconstruction of unseen images. The network and training are in progress.
 
 pub mod data;
+pub mod run;
 pub mod threat;
 
 pub use threat::{PRESETS, Position, Reveals, Share, ThreatModel};
