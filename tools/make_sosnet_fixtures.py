@@ -6,12 +6,13 @@ Writes descriptors/tests/fixtures/sosnet/:
   sosnet_random.pth         state_dict of kornia.feature.SOSNet(pretrained=False) with seeded random conv
                             weights AND random BatchNorm running statistics (so no BN is the identity),
                             torch.save (zip format); the 8×8 conv is saved as a strided view (see random_model)
-  The other checkpoints hold a "cheap" SOSNet whose conv weights are strided views (strides 5, 1, 0, 0) of a
+  The other checkpoints hold a "cheap" SOSNet whose conv weights are overlapping strided views (strides 13, 1, 3, 5) of a
   few random numbers (torch.save stores only the small underlying storages), so they cost a few kB each:
   sosnet_cheap_legacy.pth   the cheap state_dict in the legacy (torch < 1.6) pickle format
   sosnet_cheap_wrapped.pth  the cheap state_dict wrapped as {"epoch": 3, "state_dict": {"module.<key>": ...}}
   sosnet_wrong_shape.pth    the cheap state_dict with layers.4.weight of shape 16x32x3x3
   sosnet_missing_key.pth    the cheap state_dict without layers.11.running_var
+  hardnet_cheap.pth         kornia.feature.HardNet's state_dict made the same cheap way: another architecture
   patches.npz               patches uint8 N×32×32 (real-looking, cut from fixture_images.scene),
                             descriptors float32 N×128 = SOSNet(patches / 255) in eval mode,
                             descriptors_cheap float32 N×128 = the cheap SOSNet on the same input
@@ -85,7 +86,7 @@ def cheap_state_dict(model):
         if k.endswith("num_batches_tracked"):
             out[k] = v.clone()
         elif k.endswith(".weight"):  # conv: one random number per (out, in) pair, repeated over the kernel
-            out[k] = strided_random(tuple(v.shape), (5, 1, 0, 0), (2.0 / v[0].numel()) ** 0.5, g)
+            out[k] = strided_random(tuple(v.shape), (13, 1, 3, 5), (2.0 / v[0].numel()) ** 0.5, g)
         elif k.endswith("running_mean"):
             out[k] = torch.randn(v.shape, generator=g) * 0.3
         else:
@@ -126,6 +127,10 @@ def main():
     torch.save(wrong, os.path.join(OUT, "sosnet_wrong_shape.pth"))
     missing = {k: v for k, v in cheap.items() if k != "layers.11.running_var"}
     torch.save(missing, os.path.join(OUT, "sosnet_missing_key.pth"))
+    g = torch.Generator().manual_seed(SEED + 2)
+    hardnet = {k: (strided_random(tuple(v.shape), (13, 1, 3, 5), 0.1, g) if v.dim() == 4 else v.clone())
+               for k, v in kornia.feature.HardNet(pretrained=False).state_dict().items()}
+    torch.save(hardnet, os.path.join(OUT, "hardnet_cheap.pth"))
     cheap_model = kornia.feature.SOSNet(pretrained=False)
     cheap_model.load_state_dict({k: v.contiguous() for k, v in cheap.items()})
     cheap_model.eval()
@@ -143,7 +148,7 @@ def main():
         "made_by": "tools/make_sosnet_fixtures.py",
         "seed": SEED,
         "input": "patches uint8 N×32×32; the model input is patches / 255 as float32, shape N×1×32×32",
-        "files": sorted(os.listdir(OUT)),
+        "files": sorted(set(os.listdir(OUT)) | {"manifest.json"}),
         "n_patches": int(len(patches)),
         "tolerance_max_abs_diff": 1e-5,
         "versions": {
@@ -154,7 +159,7 @@ def main():
         },
     }
     with open(os.path.join(OUT, "manifest.json"), "w") as f:
-        json.dump(manifest, f, indent=2)
+        json.dump(manifest, f, indent=2, ensure_ascii=False)
         f.write("\n")
     print("wrote", OUT, manifest["files"])
 
