@@ -57,6 +57,7 @@ pub fn run(args: &DemoArgs) -> anyhow::Result<ExitCode> {
         detector: "dog".into(),
         max_keypoints: featleak_descriptors::extractor::DEFAULT_MAX_KEYPOINTS,
         root_sift: false,
+        weights: None,
         images,
         out: args.out.join("features/sift"),
         threads: None,

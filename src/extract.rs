@@ -18,7 +18,8 @@ use std::process::ExitCode;
 
 #[derive(Args, Clone, Debug)]
 pub struct ExtractArgs {
-    /// Descriptor: sift or freak.
+    /// Descriptor: sift, freak or sosnet (sosnet needs --weights).
+
     #[arg(long, default_value = "sift")]
     pub descriptor: String,
     /// Keypoint detector: dog (OpenCV SIFT's), harris or fast.
@@ -30,6 +31,9 @@ pub struct ExtractArgs {
     /// Apply RootSIFT to SIFT descriptors.
     #[arg(long)]
     pub root_sift: bool,
+    /// SOSNet weights: a PyTorch SOSNet32x32 state_dict (.pth).
+    #[arg(long)]
+    pub weights: Option<PathBuf>,
     /// Folder of images, searched recursively (jpg, jpeg, png, ppm, pgm, bmp, webp).
     #[arg(long)]
     pub images: PathBuf,
@@ -105,6 +109,15 @@ impl ExtractArgs {
                 ),
             }
         }
+        if let Some(w) = &self.weights {
+            match &mut config.descriptor {
+                featleak_descriptors::DescriptorConfig::Sosnet(s) => s.weights = Some(w.clone()),
+                other => bail!(
+                    "--weights applies to sosnet descriptors, not {}",
+                    other.name()
+                ),
+            }
+        }
         Ok(config)
     }
 }
@@ -157,7 +170,7 @@ fn output_paths(root: &Path, images: &[PathBuf], out: &Path) -> anyhow::Result<V
 /// Extracts every image below `args.images` into `args.out`, reusing features an interrupted run
 /// with the same extractor already wrote.
 pub fn extract_folder(args: &ExtractArgs) -> anyhow::Result<Summary> {
-    let config = args.extractor()?.build();
+    let config = args.extractor()?.build()?;
     let info = config.info();
     let images = find_images(&args.images)
         .with_context(|| format!("cannot list images in {}", args.images.display()))?;

@@ -1,5 +1,6 @@
 //! `featleak`: measure how much local features leak about the images they come from.
 
+mod attack;
 mod demo;
 mod extract;
 mod manifest;
@@ -24,6 +25,9 @@ struct Cli {
 enum Command {
     /// Extract local features from a folder of images into one .npz file per image.
     Extract(extract::ExtractArgs),
+    /// Train an inversion network, or reconstruct images from features with one.
+    #[command(subcommand)]
+    Attack(attack::AttackCommand),
     /// Matching accuracy (MMA, homography accuracy) of descriptors on homography pairs.
     MatchEval(match_eval::MatchEvalArgs),
     /// PSNR, SSIM and MAE of reconstructions against the original images.
@@ -46,6 +50,8 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Extract(args) => extract::run(&args),
         Command::MatchEval(args) => match_eval::run(&args),
+        Command::Attack(command) => attack::run(&command),
+
         Command::Score(args) => score::run(&args),
         Command::Mitigate(command) => mitigate::run(&command),
         Command::Demo(args) => demo::run(&args),

@@ -36,6 +36,9 @@ pub struct MatchEvalArgs {
     /// Output folder for results.json, results.csv, results.md and mma.svg.
     #[arg(long)]
     pub out: PathBuf,
+    /// SOSNet weights (a PyTorch SOSNet32x32 state_dict), when sosnet is among the descriptors.
+    #[arg(long)]
+    pub weights: Option<PathBuf>,
     /// Lowe's ratio test threshold (off by default).
     #[arg(long)]
     pub ratio: Option<f32>,
@@ -89,7 +92,11 @@ pub fn run(args: &MatchEvalArgs) -> anyhow::Result<ExitCode> {
     for name in &args.descriptor {
         let mut config = ExtractorConfig::named(name, &args.detector)?;
         config.max_keypoints = args.max_keypoints;
-        let extractor = config.build();
+        if let featleak_descriptors::DescriptorConfig::Sosnet(s) = &mut config.descriptor {
+            s.weights = args.weights.clone();
+        }
+
+        let extractor = config.build()?;
         let bar = progress::bar(images.len() as u64, name);
         let features: BTreeMap<PathBuf, FeatureSet> = images
             .par_iter()

@@ -232,7 +232,7 @@ mod tests {
             .save(&img)
             .unwrap();
         let t = threat();
-        let extractor = t.extractor.build();
+        let extractor = t.extractor.build().unwrap();
         let cache = FeatureCache::new(dir.path().join("cache"));
         let p = prepare(&img, "a", &t, &extractor, &cache, false).unwrap();
         assert_eq!(p.image.dimensions(), (96, 96));
@@ -274,7 +274,7 @@ mod tests {
             &img,
             "a",
             &t,
-            &t.extractor.build(),
+            &t.extractor.build().unwrap(),
             &FeatureCache::new(dir.path()),
             false,
         )

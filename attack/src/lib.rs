@@ -1,9 +1,14 @@
-//! The adversary of featleak: threat models (what the localization service receives), inversion
-//! networks (UNet family, burn) that reconstruct images from sparse feature maps, their training
-//! and the reconstruction of unseen images. The network and training are in progress.
+//! The adversary of featleak: threat models (what the localization service receives), the
+//! inversion network (a UNet in burn whose first convolution runs only at keypoints), its
+//! training data, training loop and run folders.
 
 pub mod data;
+pub mod loss;
+pub mod model;
 pub mod run;
+pub mod sparse_conv;
 pub mod threat;
+pub mod training;
 
+pub use model::{UNet, UNetConfig};
 pub use threat::{PRESETS, Position, Reveals, Share, ThreatModel};

@@ -114,13 +114,13 @@ pub fn read_json<T: DeserializeOwned>(path: &Path) -> Result<T, String> {
     serde_json::from_str(&text).map_err(|e| format!("{}: unexpected content ({e})", path.display()))
 }
 
-/// Learning rate at `step` of `total`: linear warm-up over the first `warmup` steps, then cosine
-/// decay to 5 % of `base`.
-pub fn learning_rate(base: f64, step: u64, total: u64, warmup: u64) -> f64 {
+/// Learning rate at `step`, `progress` (0–1) through the training budget: linear warm-up over
+/// the first `warmup` steps, then cosine decay with progress down to 5 % of `base`.
+pub fn learning_rate(base: f64, progress: f64, step: u64, warmup: u64) -> f64 {
     if step < warmup {
         return base * (step + 1) as f64 / warmup as f64;
     }
-    let t = ((step - warmup) as f64 / (total.saturating_sub(warmup)).max(1) as f64).min(1.0);
+    let t = progress.clamp(0.0, 1.0);
     base * (0.05 + 0.95 * 0.5 * (1.0 + (std::f64::consts::PI * t).cos()))
 }
 
@@ -143,11 +143,11 @@ mod tests {
 
     #[test]
     fn schedule_warms_up_then_decays() {
-        assert!((learning_rate(1e-3, 0, 1000, 100) - 1e-5).abs() < 1e-12);
-        assert!((learning_rate(1e-3, 99, 1000, 100) - 1e-3).abs() < 1e-12);
-        assert!((learning_rate(1e-3, 100, 1000, 100) - 1e-3).abs() < 1e-12);
-        assert!((learning_rate(1e-3, 1000, 1000, 100) - 5e-5).abs() < 1e-12);
-        assert!(learning_rate(1e-3, 550, 1000, 100) < 6e-4);
+        assert!((learning_rate(1e-3, 0.0, 0, 100) - 1e-5).abs() < 1e-12);
+        assert!((learning_rate(1e-3, 0.1, 99, 100) - 1e-3).abs() < 1e-12);
+        assert!((learning_rate(1e-3, 0.0, 100, 100) - 1e-3).abs() < 1e-12);
+        assert!((learning_rate(1e-3, 1.0, 1000, 100) - 5e-5).abs() < 1e-12);
+        assert!((learning_rate(1e-3, 0.5, 500, 100) - 5.25e-4).abs() < 1e-12);
     }
 
     #[test]

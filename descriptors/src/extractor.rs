@@ -5,8 +5,10 @@ use crate::error::ExtractError;
 use crate::features::{Descriptors, ExtractorInfo, FeatureSet};
 use crate::freak::{Freak, FreakConfig};
 use crate::sift::SiftConfig;
+use crate::sosnet::{PatchSampling, Sosnet, sample_patches};
 use image::GrayImage;
 use serde::{Deserialize, Serialize};
+use std::path::PathBuf;
 
 /// Smallest image side (pixels) the extractors accept.
 pub const MIN_IMAGE_SIDE: u32 = 16;
@@ -19,12 +21,22 @@ pub trait Extractor: Send + Sync {
     fn extract(&self, gray: &GrayImage) -> Result<FeatureSet, ExtractError>;
 }
 
+/// SOSNet settings: the weights file (a PyTorch SOSNet32x32 state_dict) and the patch sampling.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SosnetConfig {
+    /// Weights file; required until featleak bundles its own trained weights.
+    pub weights: Option<PathBuf>,
+    pub sampling: PatchSampling,
+}
+
 /// Which descriptor describes the keypoints.
-#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "lowercase")]
 pub enum DescriptorConfig {
     Sift(SiftConfig),
     Freak(FreakConfig),
+    Sosnet(SosnetConfig),
 }
 
 impl DescriptorConfig {
@@ -33,6 +45,16 @@ impl DescriptorConfig {
         match self {
             Self::Sift(_) => "sift",
             Self::Freak(_) => "freak",
+            Self::Sosnet(_) => "sosnet",
+        }
+    }
+
+    /// Values per descriptor as counted by [`crate::Descriptors::dimension`] (bits for binary ones).
+    pub fn dimension(&self) -> usize {
+        match self {
+            Self::Sift(_) => crate::sift::SIFT_DIM,
+            Self::Freak(_) => 8 * crate::freak::DESCRIPTOR_BYTES,
+            Self::Sosnet(_) => crate::sosnet::DESCRIPTOR_SIZE,
         }
     }
 
@@ -41,13 +63,17 @@ impl DescriptorConfig {
         match name {
             "sift" => Some(Self::Sift(SiftConfig::default())),
             "freak" => Some(Self::Freak(FreakConfig::default())),
+            "sosnet" => Some(Self::Sosnet(SosnetConfig {
+                weights: None,
+                sampling: PatchSampling::default(),
+            })),
             _ => None,
         }
     }
 }
 
 /// A complete extractor: detector, descriptor and keypoint budget.
-#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ExtractorConfig {
     pub detector: DetectorConfig,
@@ -64,7 +90,7 @@ impl ExtractorConfig {
     pub fn named(descriptor: &str, detector: &str) -> Result<Self, ExtractError> {
         let descriptor = DescriptorConfig::by_name(descriptor).ok_or_else(|| {
             ExtractError::Config(format!(
-                "unknown descriptor '{descriptor}' (known: sift, freak)"
+                "unknown descriptor '{descriptor}' (known: sift, freak, sosnet)"
             ))
         })?;
         let detector = DetectorConfig::by_name(detector).ok_or_else(|| {
@@ -86,16 +112,26 @@ impl ExtractorConfig {
 }
 
 impl ExtractorConfig {
-    /// The ready-to-run extractor (precomputed tables such as FREAK's pattern are built once here).
-    pub fn build(&self) -> FeatureExtractor {
+    /// The ready-to-run extractor: precomputed tables (FREAK's pattern) are built and network
+    /// weights (SOSNet) loaded once here.
+    pub fn build(&self) -> Result<FeatureExtractor, ExtractError> {
         let engine = match &self.descriptor {
             DescriptorConfig::Sift(sift) => Engine::Sift(*sift),
             DescriptorConfig::Freak(freak) => Engine::Freak(Box::new(Freak::new(*freak))),
+            DescriptorConfig::Sosnet(c) => {
+                let path = c.weights.as_ref().ok_or_else(|| {
+                    ExtractError::Config(
+                        "SOSNet needs weights: pass a SOSNet32x32 state_dict (.pth), e.g. the official sosnet_32x32_liberty.pth".into(),
+                    )
+                })?;
+                let net = Sosnet::load(path).map_err(|e| ExtractError::Config(e.to_string()))?;
+                Engine::Sosnet(Box::new((net, c.sampling)))
+            }
         };
-        FeatureExtractor {
-            config: *self,
+        Ok(FeatureExtractor {
+            config: self.clone(),
             engine,
-        }
+        })
     }
 }
 
@@ -103,6 +139,7 @@ impl ExtractorConfig {
 enum Engine {
     Sift(SiftConfig),
     Freak(Box<Freak>),
+    Sosnet(Box<(Sosnet, PatchSampling)>),
 }
 
 /// An [`ExtractorConfig`] made ready to run by [`ExtractorConfig::build`].
@@ -122,7 +159,7 @@ impl Extractor for FeatureExtractor {
     fn info(&self) -> ExtractorInfo {
         ExtractorInfo {
             name: self.config.name(),
-            config: serde_json::to_value(self.config).expect("config serialises"),
+            config: serde_json::to_value(&self.config).expect("config serialises"),
         }
     }
 
@@ -143,6 +180,12 @@ impl Extractor for FeatureExtractor {
             Engine::Freak(freak) => {
                 let (k, d) = freak.compute(gray, &detector.detect(gray, max_keypoints)?);
                 (k, Descriptors::Binary(d))
+            }
+            Engine::Sosnet(engine) => {
+                let (net, sampling) = engine.as_ref();
+                let k = detector.detect(gray, max_keypoints)?;
+                let d = net.describe(sample_patches(gray, &k, *sampling).view());
+                (k, Descriptors::Float(d))
             }
         };
         Ok(FeatureSet {

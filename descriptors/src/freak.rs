@@ -33,7 +33,7 @@ const SMALLEST_KP_SIZE: f32 = 7.0;
 #[allow(clippy::approx_constant)]
 const FREAK_LOG2: f64 = 0.693147180559945;
 /// Descriptor length in bytes.
-const DESCRIPTOR_BYTES: usize = NB_PAIRS / 8;
+pub const DESCRIPTOR_BYTES: usize = NB_PAIRS / 8;
 
 /// OpenCV's default selected pairs (`FREAK_DEF_PAIRS`), indices into the 903 pairs `(i, j)`,
 /// `0 <= j < i < 43`, enumerated with `i` outer and `j` inner.

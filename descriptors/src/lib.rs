@@ -11,11 +11,12 @@ pub mod freak;
 pub mod keypoint;
 pub mod npz;
 pub mod sift;
+pub mod sosnet;
 pub mod sparse_map;
 
 pub use detect::{DetectorConfig, FastConfig, HarrisConfig, SiftParams};
 pub use error::{ExtractError, FeatureFileError};
-pub use extractor::{DescriptorConfig, Extractor, ExtractorConfig, FeatureExtractor};
+pub use extractor::{DescriptorConfig, Extractor, ExtractorConfig, FeatureExtractor, SosnetConfig};
 pub use features::{Descriptors, ExtractorInfo, FeatureSet};
 pub use freak::{Freak, FreakConfig};
 pub use keypoint::Keypoint;

@@ -30,7 +30,7 @@ fn check(case: &str, detector: &str, max_keypoints: usize) {
     config.max_keypoints = max_keypoints;
     for image in &images {
         let gray = rgb_to_gray(&load_rgb(image).unwrap());
-        let ours = config.build().extract(&gray).unwrap();
+        let ours = config.build().unwrap().extract(&gray).unwrap();
         let (ref_kps, ref_desc) = reference(&image.with_extension(format!("{case}.npz")));
         let name = image.file_name().unwrap().to_string_lossy();
         assert_eq!(ours.len(), ref_kps.nrows(), "{name} {case}: keypoint count");

@@ -1,0 +1,271 @@
+//! Training the inversion network: Adam with warm-up and cosine decay, L1 + (1 − SSIM) loss,
+//! step-seeded batches with random scale/crop/mirror augmentation and random keypoint shares,
+//! validation PSNR/SSIM after every epoch, atomic checkpoints and exact resumption.
+
+use crate::data::{Batch, Prepared, centre_view, make_batch, random_view};
+use crate::loss::l1_ssim_loss;
+use crate::model::{UNet, UNetConfig};
+use crate::run::{EpochMetrics, RunDir, TrainState, learning_rate, write_bytes, write_json};
+use crate::sparse_conv::SparseBatch;
+use crate::threat::{Share, ThreatModel, rng};
+use burn::module::Module;
+use burn::optim::{AdamConfig, GradientsParams};
+use burn::prelude::*;
+use burn::store::ModuleRecord;
+use featleak_eval::image_metrics;
+use image::RgbImage;
+use ndarray::Array3;
+use serde::{Deserialize, Serialize};
+use std::time::Instant;
+
+/// How long and how to train.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TrainConfig {
+    pub network: UNetConfig,
+    /// Stop after this many optimiser steps (with `minutes`, whichever comes first).
+    pub steps: Option<u64>,
+    /// Stop after this many minutes of training (summed over resumed sessions).
+    pub minutes: Option<f64>,
+    pub batch_size: usize,
+    pub learning_rate: f64,
+    pub warmup_steps: u64,
+    /// Write a checkpoint at least this often (seconds).
+    pub checkpoint_seconds: f64,
+    pub seed: u64,
+}
+
+impl TrainConfig {
+    /// Training progress in [0, 1] for the schedule: the larger of the step and time fractions.
+    fn progress(&self, step: u64, seconds: f64) -> f64 {
+        let by_steps = self.steps.map_or(0.0, |s| step as f64 / s.max(1) as f64);
+        let by_time = self.minutes.map_or(0.0, |m| seconds / (m * 60.0).max(1e-9));
+        by_steps.max(by_time)
+    }
+
+    fn learning_rate(&self, step: u64, seconds: f64) -> f64 {
+        learning_rate(
+            self.learning_rate,
+            self.progress(step, seconds),
+            step,
+            self.warmup_steps,
+        )
+    }
+}
+
+/// Moves a host batch onto `device` as the network's sparse input and B×3×H×W targets.
+pub fn to_device(batch: &Batch, device: &Device) -> Result<(SparseBatch, Tensor<4>), String> {
+    let sparse = SparseBatch::from_host(
+        batch.size,
+        batch.height,
+        batch.width,
+        batch.channels,
+        batch.values.clone(),
+        batch.pixel_index.clone(),
+        device,
+    )
+    .map_err(|e| e.to_string())?;
+    let targets = Tensor::from_data(
+        TensorData::new(
+            batch.targets.clone(),
+            [batch.size, 3, batch.height, batch.width],
+        ),
+        device,
+    );
+    Ok((sparse, targets))
+}
+
+/// Network output (B×3×H×W in [0, 1]) as images.
+pub fn to_images(output: Tensor<4>) -> Vec<RgbImage> {
+    let [b, _, h, w] = output.dims();
+    let data: Vec<f32> = output
+        .into_data()
+        .try_into_vec::<f32>()
+        .expect("f32 output");
+    (0..b)
+        .map(|i| {
+            RgbImage::from_fn(w as u32, h as u32, |x, y| {
+                let at = |c: usize| data[((i * 3 + c) * h + y as usize) * w + x as usize];
+                image::Rgb([0, 1, 2].map(|c| (at(c).clamp(0.0, 1.0) * 255.0).round() as u8))
+            })
+        })
+        .collect()
+}
+
+fn to_array(img: &RgbImage) -> Array3<f32> {
+    featleak_eval::score_report::rgb_array(img)
+}
+
+/// Mean PSNR and SSIM (scikit-image's definition) of the network on `images`, seen whole,
+/// with every keypoint revealed.
+pub fn validate(
+    model: &UNet,
+    images: &[Prepared],
+    threat: &ThreatModel,
+    batch_size: usize,
+    device: &Device,
+) -> Result<(f64, f64), String> {
+    let view = centre_view(threat);
+    let (mut psnr, mut ssim) = (0.0, 0.0);
+    let mut r = rng(0, 7);
+    for chunk in images.chunks(batch_size.max(1)) {
+        let items: Vec<_> = chunk.iter().map(|p| p.view(&view)).collect();
+        let batch = make_batch(&items, threat, Share::fixed(1.0), &mut r);
+        let (input, _) = to_device(&batch, device)?;
+        for (out, (target, _)) in to_images(model.forward(&input)).iter().zip(&items) {
+            let s = image_metrics::score(to_array(target).view(), to_array(out).view(), None)
+                .map_err(|e| e.to_string())?;
+            psnr += s.psnr;
+            ssim += s.ssim;
+        }
+    }
+    let n = images.len().max(1) as f64;
+    Ok((psnr / n, ssim / n))
+}
+
+/// Saves model, optimiser and state, atomically each; the state goes last and is what a resume
+/// trusts.
+fn save_checkpoint(
+    run: &RunDir,
+    model: &UNet,
+    optim: &burn::optim::ModuleOptimizer,
+    state: &TrainState,
+) -> Result<(), String> {
+    let bytes = model
+        .valid()
+        .into_record()
+        .into_bytes()
+        .map_err(|e| format!("cannot serialise the model: {e}"))?;
+    write_bytes(&run.model(), &bytes)?;
+    let bytes = optim
+        .to_record()
+        .into_bytes()
+        .map_err(|e| format!("cannot serialise the optimiser: {e}"))?;
+    write_bytes(&run.optimizer(), &bytes)?;
+    write_json(&run.state(), state)
+}
+
+/// Loads a network saved by a checkpoint; the error names the file and says when it belongs to
+/// another architecture.
+pub fn load_model(run: &RunDir, config: &UNetConfig, device: &Device) -> Result<UNet, String> {
+    let path = run.model();
+    let bytes = std::fs::read(&path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    let record = ModuleRecord::from_bytes(burn::tensor::Bytes::from_bytes_vec(bytes))
+        .map_err(|e| format!("{}: not a featleak model ({e})", path.display()))?;
+    config
+        .init(device)
+        .map_err(|e| e.to_string())?
+        .try_load_record(record)
+        .map_err(|e| {
+            format!(
+                "{}: weights for another network than {config:?} ({e})",
+                path.display()
+            )
+        })
+}
+
+/// Reports training progress to the caller (progress bars, logs).
+pub trait Observer {
+    fn step(&mut self, step: u64, loss: f64, learning_rate: f64, seconds: f64);
+    fn epoch(&mut self, metrics: &EpochMetrics);
+}
+
+/// Trains (or resumes) the network in `run` on `train` (validated on `val`) until the budget of
+/// `config` is spent. Every random choice derives from (seed, step), so a resumed run continues
+/// exactly where the checkpoint left it.
+pub fn train(
+    run: &RunDir,
+    threat: &ThreatModel,
+    config: &TrainConfig,
+    train: &[Prepared],
+    val: &[Prepared],
+    device: &Device,
+    observer: &mut dyn Observer,
+) -> Result<TrainState, String> {
+    if config.steps.is_none() && config.minutes.is_none() {
+        return Err("give a training budget: steps, minutes or both".into());
+    }
+    if train.is_empty() {
+        return Err("no training images".into());
+    }
+    let mut model = config.network.init(device).map_err(|e| e.to_string())?;
+    let mut optim = AdamConfig::new().init();
+    let mut state = TrainState {
+        step: 0,
+        seconds: 0.0,
+        history: Vec::new(),
+    };
+    if let Some(saved) = run.load_state()? {
+        model = load_model(run, &config.network, device)?;
+        let bytes = std::fs::read(run.optimizer())
+            .map_err(|e| format!("cannot read {}: {e}", run.optimizer().display()))?;
+        optim = optim
+            .from_bytes(burn::tensor::Bytes::from_bytes_vec(bytes))
+            .map_err(|e| format!("{}: {e}", run.optimizer().display()))?;
+        state = saved;
+    }
+    let steps_per_epoch = (train.len() / config.batch_size).max(1) as u64;
+    let (mut loss_sum, mut loss_n) = (0.0, 0u64);
+    let mut last_checkpoint = Instant::now();
+    let session = Instant::now();
+    let start_seconds = state.seconds;
+    while config.progress(state.step, state.seconds) < 1.0 {
+        let mut r = rng(config.seed, 1_000_000 + state.step);
+        let items: Vec<_> =
+            crate::run::batch_indices(config.seed, state.step, config.batch_size, train.len())
+                .into_iter()
+                .map(|i| train[i].view(&random_view(threat, &mut r)))
+                .collect();
+        let batch = make_batch(&items, threat, threat.train_share, &mut r);
+        let (input, target) = to_device(&batch, device)?;
+        let lr = config.learning_rate(state.step, state.seconds);
+        let loss = l1_ssim_loss(model.forward(&input), target);
+        let loss_value: f64 = loss.clone().into_scalar::<f32>() as f64;
+        if !loss_value.is_finite() {
+            return Err(format!(
+                "the loss became {loss_value} at step {}; lower the learning rate",
+                state.step
+            ));
+        }
+        let grads = GradientsParams::from_grads(loss.backward(), &model);
+        model = optim.step(lr, model, grads);
+        state.step += 1;
+        state.seconds = start_seconds + session.elapsed().as_secs_f64();
+        loss_sum += loss_value;
+        loss_n += 1;
+        observer.step(state.step, loss_value, lr, state.seconds);
+
+        let epoch_done = state.step.is_multiple_of(steps_per_epoch);
+        let finished = config.progress(state.step, state.seconds) >= 1.0;
+        if epoch_done || finished {
+            let (val_psnr, val_ssim) = validate(
+                &model.valid(),
+                val,
+                threat,
+                config.batch_size,
+                &device.clone(),
+            )?;
+            let m = EpochMetrics {
+                epoch: state.step.div_ceil(steps_per_epoch),
+                step: state.step,
+                seconds: state.seconds,
+                learning_rate: lr,
+                train_loss: loss_sum / loss_n.max(1) as f64,
+                val_psnr,
+                val_ssim,
+            };
+            (loss_sum, loss_n) = (0.0, 0);
+            state.history.push(m);
+            observer.epoch(&m);
+            run.write_metrics(&state.history)?;
+        }
+        if epoch_done
+            || finished
+            || last_checkpoint.elapsed().as_secs_f64() >= config.checkpoint_seconds
+        {
+            save_checkpoint(run, &model, &optim, &state)?;
+            last_checkpoint = Instant::now();
+        }
+    }
+    Ok(state)
+}

@@ -1,0 +1,302 @@
+//! Loading a PyTorch state_dict of SOSNet32x32 (yuruntian/SOSNet `sosnet_model.py`, identically
+//! `kornia.feature.SOSNet`) through `burn::store::PytorchStore`.
+//!
+//! The pickle is parsed by burn's reader, never executed. Both the zip format (torch >= 1.6) and the
+//! legacy format are read. The state_dict may be wrapped: any checkpoint whose tensors sit under a
+//! common prefix ending in `layers.1.weight` is accepted, e.g. `{"state_dict": {...}}` (keys
+//! `state_dict.layers.1.weight`) or a `DataParallel` one (`module.layers.1.weight`). kornia's and
+//! the official pretrained files are plain state_dicts (`load_state_dict(torch.load(..), strict=True)`).
+//!
+//! Validation is strict like `load_state_dict(strict=True)`: every conv weight and BatchNorm
+//! running statistic must be present with its exact shape, and no other tensor may sit under the
+//! prefix (`num_batches_tracked` is read past, it has no effect at inference).
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use burn::store::{ModuleStore, PytorchStore};
+use burn::tensor::DType;
+
+/// One conv + BatchNorm stage of SOSNet32x32, with its index in the PyTorch `nn.Sequential`.
+#[derive(Clone, Copy, Debug)]
+pub struct LayerSpec {
+    /// `layers.{conv}.weight` in the state_dict.
+    pub conv: usize,
+    /// `layers.{bn}.running_mean` / `.running_var` in the state_dict.
+    pub bn: usize,
+    pub c_in: usize,
+    pub c_out: usize,
+    pub kernel: usize,
+    pub stride: usize,
+    pub padding: usize,
+    /// Whether a ReLU follows the BatchNorm.
+    pub relu: bool,
+}
+
+const fn spec(
+    conv: usize,
+    c_in: usize,
+    c_out: usize,
+    kernel: usize,
+    stride: usize,
+    padding: usize,
+    relu: bool,
+) -> LayerSpec {
+    LayerSpec {
+        conv,
+        bn: conv + 1,
+        c_in,
+        c_out,
+        kernel,
+        stride,
+        padding,
+        relu,
+    }
+}
+
+/// The seven conv stages. Index 0 of the Sequential is InstanceNorm2d(1, affine=False) and index 19
+/// is Dropout(0.1); neither has state. All convs are bias-free, all BatchNorms `affine=False`.
+pub const LAYERS: [LayerSpec; 7] = [
+    spec(1, 1, 32, 3, 1, 1, true),
+    spec(4, 32, 32, 3, 1, 1, true),
+    spec(7, 32, 64, 3, 2, 1, true),
+    spec(10, 64, 64, 3, 1, 1, true),
+    spec(13, 64, 128, 3, 2, 1, true),
+    spec(16, 128, 128, 3, 1, 1, true),
+    spec(20, 128, 128, 8, 1, 0, false),
+];
+
+/// PyTorch's BatchNorm2d default epsilon.
+pub const BN_EPS: f64 = 1e-5;
+
+/// The raw (unfused) tensors of one stage, row-major as in PyTorch.
+#[derive(Clone, Debug)]
+pub struct LayerWeights {
+    /// `c_out × c_in × k × k`.
+    pub weight: Vec<f32>,
+    pub running_mean: Vec<f32>,
+    pub running_var: Vec<f32>,
+}
+
+/// The SOSNet32x32 state_dict, checked against [`LAYERS`].
+#[derive(Clone, Debug)]
+pub struct SosnetWeights {
+    pub layers: Vec<LayerWeights>,
+}
+
+/// Why a checkpoint could not be loaded as SOSNet32x32.
+#[derive(Debug, thiserror::Error)]
+pub enum WeightsError {
+    #[error("cannot read PyTorch checkpoint {path}: {message}")]
+    Read { path: PathBuf, message: String },
+    #[error(
+        "{path} is not a SOSNet32x32 state_dict: no tensor `layers.1.weight` (nor `<prefix>.layers.1.weight`); it holds {count} tensors: {sample}"
+    )]
+    NotSosnet {
+        path: PathBuf,
+        count: usize,
+        sample: String,
+    },
+    #[error("{path}: SOSNet32x32 tensor `{key}` is missing (expected shape {expected:?}){more}")]
+    Missing {
+        path: PathBuf,
+        key: String,
+        expected: Vec<usize>,
+        more: String,
+    },
+    #[error(
+        "{path}: tensor `{key}` has shape {found:?}, SOSNet32x32 expects {expected:?} — a checkpoint of another architecture?"
+    )]
+    Shape {
+        path: PathBuf,
+        key: String,
+        expected: Vec<usize>,
+        found: Vec<usize>,
+    },
+    #[error("{path}: tensor `{key}` has dtype {found}, expected a floating-point tensor")]
+    DType {
+        path: PathBuf,
+        key: String,
+        found: String,
+    },
+    #[error(
+        "{path}: unexpected tensor `{key}` (shape {shape:?}) in the SOSNet32x32 state_dict — a checkpoint of another architecture?"
+    )]
+    Unexpected {
+        path: PathBuf,
+        key: String,
+        shape: Vec<usize>,
+    },
+}
+
+/// The state_dict keys and shapes SOSNet32x32 needs, in a stable order.
+pub fn expected_tensors() -> Vec<(String, Vec<usize>)> {
+    let mut out = Vec::new();
+    for l in &LAYERS {
+        out.push((
+            format!("layers.{}.weight", l.conv),
+            vec![l.c_out, l.c_in, l.kernel, l.kernel],
+        ));
+        out.push((format!("layers.{}.running_mean", l.bn), vec![l.c_out]));
+        out.push((format!("layers.{}.running_var", l.bn), vec![l.c_out]));
+    }
+    out
+}
+
+fn shape_vec(shape: &burn::tensor::Shape) -> Vec<usize> {
+    shape.iter().copied().collect()
+}
+
+impl SosnetWeights {
+    /// Read and validate a SOSNet32x32 state_dict from a `.pth`/`.pt` file.
+    pub fn load(path: impl AsRef<Path>) -> Result<Self, WeightsError> {
+        let path = path.as_ref();
+        let p = || path.to_path_buf();
+        // No contiguous renumbering: PyTorch's Sequential indices (1, 2, 4, 5, ...) are kept as is.
+        let mut store = PytorchStore::from_file(path).map_indices_contiguous(false);
+        let tensors = store
+            .get_all_tensors()
+            .map_err(|e| WeightsError::Read {
+                path: p(),
+                message: e.to_string(),
+            })?
+            .clone();
+
+        // Find where the state_dict sits: the shortest prefix of a key ending in `layers.1.weight`.
+        let anchor = "layers.1.weight";
+        let prefix = tensors
+            .keys()
+            .filter_map(|k| k.strip_suffix(anchor))
+            .filter(|pre| pre.is_empty() || pre.ends_with('.'))
+            .min_by_key(|pre| pre.len())
+            .map(str::to_owned);
+        let Some(prefix) = prefix else {
+            let names: Vec<&str> = tensors.keys().map(String::as_str).take(8).collect();
+            let sample = if tensors.len() > 8 {
+                format!("{}, ...", names.join(", "))
+            } else {
+                names.join(", ")
+            };
+            return Err(WeightsError::NotSosnet {
+                path: p(),
+                count: tensors.len(),
+                sample,
+            });
+        };
+
+        let expected = expected_tensors();
+        let missing: Vec<&(String, Vec<usize>)> = expected
+            .iter()
+            .filter(|(k, _)| !tensors.contains_key(&format!("{prefix}{k}")))
+            .collect();
+        if let Some((key, shape)) = missing.first() {
+            let more = if missing.len() > 1 {
+                format!(" and {} more", missing.len() - 1)
+            } else {
+                String::new()
+            };
+            return Err(WeightsError::Missing {
+                path: p(),
+                key: format!("{prefix}{key}"),
+                expected: shape.clone(),
+                more,
+            });
+        }
+        for (key, t) in tensors.iter() {
+            let Some(local) = key.strip_prefix(prefix.as_str()) else {
+                continue;
+            };
+            if local.ends_with(".num_batches_tracked") || expected.iter().any(|(k, _)| k == local) {
+                continue;
+            }
+            return Err(WeightsError::Unexpected {
+                path: p(),
+                key: key.clone(),
+                shape: shape_vec(&t.shape),
+            });
+        }
+        for (key, shape) in &expected {
+            let full = format!("{prefix}{key}");
+            let t = &tensors[&full];
+            let found = shape_vec(&t.shape);
+            if &found != shape {
+                return Err(WeightsError::Shape {
+                    path: p(),
+                    key: full,
+                    expected: shape.clone(),
+                    found,
+                });
+            }
+            if !matches!(t.dtype, DType::F32 | DType::F64 | DType::F16 | DType::BF16) {
+                return Err(WeightsError::DType {
+                    path: p(),
+                    key: full,
+                    found: format!("{:?}", t.dtype),
+                });
+            }
+        }
+
+        let read = |key: &str| -> Result<Vec<f32>, WeightsError> {
+            let full = format!("{prefix}{key}");
+            let t = tensors[&full].clone();
+            let data = burn::store::bridge::into_data(t).map_err(|e| WeightsError::Read {
+                path: p(),
+                message: format!("tensor `{full}`: {e}"),
+            })?;
+            data.convert::<f32>()
+                .try_into_vec::<f32>()
+                .map_err(|e| WeightsError::Read {
+                    path: p(),
+                    message: format!("tensor `{full}`: {e:?}"),
+                })
+        };
+        let mut layers = Vec::with_capacity(LAYERS.len());
+        for l in &LAYERS {
+            layers.push(LayerWeights {
+                weight: read(&format!("layers.{}.weight", l.conv))?,
+                running_mean: read(&format!("layers.{}.running_mean", l.bn))?,
+                running_var: read(&format!("layers.{}.running_var", l.bn))?,
+            });
+        }
+        Ok(Self { layers })
+    }
+
+    /// Fold each `affine=False` BatchNorm into the bias-free conv before it:
+    /// `BN(W*x) = (W / σ) * x − μ / σ` with `σ = sqrt(var + eps)`. Exact for inference.
+    /// Returns per stage (weight `c_out × c_in × k × k`, bias `c_out`), computed in f64.
+    pub fn fused(&self) -> Vec<(Vec<f32>, Vec<f32>)> {
+        LAYERS
+            .iter()
+            .zip(&self.layers)
+            .map(|(spec, w)| {
+                let per_out = spec.c_in * spec.kernel * spec.kernel;
+                let mut weight = Vec::with_capacity(w.weight.len());
+                let mut bias = Vec::with_capacity(spec.c_out);
+                for o in 0..spec.c_out {
+                    let inv = 1.0 / (w.running_var[o] as f64 + BN_EPS).sqrt();
+                    weight.extend(
+                        w.weight[o * per_out..(o + 1) * per_out]
+                            .iter()
+                            .map(|&v| (v as f64 * inv) as f32),
+                    );
+                    bias.push((-(w.running_mean[o] as f64) * inv) as f32);
+                }
+                (weight, bias)
+            })
+            .collect()
+    }
+}
+
+/// All tensor names and shapes in a checkpoint (after flattening nested dicts with `.`), for diagnostics.
+pub fn list_tensors(path: impl AsRef<Path>) -> Result<BTreeMap<String, Vec<usize>>, WeightsError> {
+    let path = path.as_ref();
+    let mut store = PytorchStore::from_file(path).map_indices_contiguous(false);
+    let tensors = store.get_all_tensors().map_err(|e| WeightsError::Read {
+        path: path.to_path_buf(),
+        message: e.to_string(),
+    })?;
+    Ok(tensors
+        .iter()
+        .map(|(k, t)| (k.clone(), shape_vec(&t.shape)))
+        .collect())
+}

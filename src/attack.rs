@@ -1,0 +1,606 @@
+//! `featleak attack`: train an inversion network under a threat model, and reconstruct images
+//! from their features.
+
+use crate::manifest::Tool;
+use crate::progress;
+use anyhow::{Context, anyhow, bail};
+use burn::prelude::Device;
+use clap::{Args, Subcommand};
+use featleak_attack::ThreatModel;
+use featleak_attack::data::{FeatureCache, Prepared, centre_view, make_batch, prepare};
+use featleak_attack::model::UNetConfig;
+use featleak_attack::run::{EpochMetrics, RunDir, read_json, write_json};
+use featleak_attack::threat::{Share, rng};
+use featleak_attack::training::{Observer, TrainConfig, load_model, to_device, to_images, train};
+use featleak_datasets::{ResizeCrop, SplitFractions, find_files, find_images, split_seeded};
+use featleak_descriptors::{FeatureSet, read_features};
+use featleak_eval::gallery::{Gallery, GalleryRow, draw_keypoints};
+use featleak_eval::plot::{Axes, Series, line_plot_svg};
+use featleak_eval::score_report::{NamedScores, ScoreReport, score_images};
+use indicatif::ProgressBar;
+use rayon::prelude::*;
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+#[derive(Subcommand, Clone, Debug)]
+pub enum AttackCommand {
+    /// Train an inversion network on images you own, under a threat model.
+    Train(TrainArgs),
+    /// Reconstruct images from their features with a trained network.
+    Reconstruct(ReconstructArgs),
+}
+
+#[derive(Args, Clone, Debug)]
+pub struct TrainArgs {
+    /// Descriptor the victim sends: sift or freak.
+    #[arg(long, default_value = "sift")]
+    pub descriptor: String,
+    /// Threat model: a preset (desc+pos, desc+pos+geom, pos-only) or a TOML file.
+    #[arg(long, default_value = "desc+pos")]
+    pub threat: String,
+    /// The attacker's training images (searched recursively).
+    #[arg(long)]
+    pub images: PathBuf,
+    /// Validation images (default: 10 % of --images, seeded).
+    #[arg(long)]
+    pub val_images: Option<PathBuf>,
+    /// Side of the square reconstruction (pixels, multiple of 16).
+    #[arg(long, default_value_t = 128)]
+    pub size: u32,
+    /// Side of the square the features are extracted from (default: twice --size).
+    #[arg(long)]
+    pub feature_size: Option<u32>,
+    /// Run folder: configuration, checkpoints, metrics.csv, curves.svg.
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Training budget in minutes (summed over resumed sessions).
+    #[arg(long)]
+    pub minutes: Option<f64>,
+    /// Training budget in optimiser steps.
+    #[arg(long)]
+    pub steps: Option<u64>,
+    /// Continue the run in --out from its last checkpoint.
+    #[arg(long)]
+    pub resume: bool,
+    /// Network size: cpu (widths 32–512) or paper (64–1024).
+    #[arg(long, default_value = "cpu")]
+    pub network: String,
+    #[arg(long, default_value_t = 8)]
+    pub batch_size: usize,
+    #[arg(long, default_value_t = 1e-3)]
+    pub lr: f64,
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Use at most this many training images (0: all).
+    #[arg(long, default_value_t = 0)]
+    pub max_images: usize,
+}
+
+#[derive(Args, Clone, Debug)]
+pub struct ReconstructArgs {
+    /// Run folder written by `featleak attack train`.
+    #[arg(long)]
+    pub run: PathBuf,
+    /// Victim images: features are extracted as the threat model says, and scores computed.
+    #[arg(
+        long,
+        conflicts_with = "features",
+        required_unless_present = "features"
+    )]
+    pub images: Option<PathBuf>,
+    /// Victim feature files (.npz) alone: the real attack, without access to the images.
+    #[arg(long)]
+    pub features: Option<PathBuf>,
+    /// Output folder: NAME.png per image, metrics.json (with --images) and index.html.
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Share of keypoints revealed (default: the threat model's attack share).
+    #[arg(long)]
+    pub share: Option<f32>,
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+}
+
+/// `run.json`: everything needed to reproduce or resume the run.
+#[derive(Serialize, Deserialize)]
+struct RunConfig {
+    tool: String,
+    version: String,
+    threat: ThreatModel,
+    training: TrainConfig,
+    images_root: String,
+    train_images: Vec<String>,
+    val_images: Vec<String>,
+    skipped: Vec<String>,
+}
+
+struct BarObserver {
+    bar: ProgressBar,
+}
+
+impl Observer for BarObserver {
+    fn step(&mut self, step: u64, loss: f64, lr: f64, seconds: f64) {
+        self.bar.set_position(step);
+        self.bar
+            .set_message(format!("loss {loss:.4} lr {lr:.1e} {:.0} s", seconds));
+    }
+    fn epoch(&mut self, m: &EpochMetrics) {
+        self.bar.suspend(|| {
+            eprintln!(
+                "epoch {:>3} step {:>6}: train loss {:.4}, val PSNR {:.2} dB, SSIM {:.4}",
+                m.epoch, m.step, m.train_loss, m.val_psnr, m.val_ssim
+            )
+        });
+    }
+}
+
+pub fn run(command: &AttackCommand) -> anyhow::Result<ExitCode> {
+    match command {
+        AttackCommand::Train(args) => train_command(args),
+        AttackCommand::Reconstruct(args) => reconstruct_command(args),
+    }
+}
+
+fn relative(path: &Path, root: &Path) -> String {
+    path.strip_prefix(root)
+        .unwrap_or(path)
+        .with_extension("")
+        .to_string_lossy()
+        .into_owned()
+}
+
+/// Prepares images in parallel; failures are printed one per line and returned by name.
+fn prepare_all(
+    paths: &[(PathBuf, String)],
+    threat: &ThreatModel,
+    cache: &FeatureCache,
+    mirrors: bool,
+    what: &str,
+) -> anyhow::Result<(Vec<Prepared>, Vec<String>)> {
+    let extractor = threat.extractor.build()?;
+
+    let variants: Vec<(&PathBuf, &String, bool)> = paths
+        .iter()
+        .flat_map(|(p, n)| std::iter::once((p, n, false)).chain(mirrors.then_some((p, n, true))))
+        .collect();
+    let bar = progress::bar(variants.len() as u64, what);
+    let results: Vec<Result<Prepared, String>> = variants
+        .par_iter()
+        .map(|(p, n, m)| {
+            let r = prepare(p, n, threat, &extractor, cache, *m);
+            bar.inc(1);
+            r
+        })
+        .collect();
+    bar.finish_and_clear();
+    let mut ok = Vec::new();
+    let mut failed = Vec::new();
+    for r in results {
+        match r {
+            Ok(p) => ok.push(p),
+            Err(e) => {
+                eprintln!("skipped {e}");
+                failed.push(e);
+            }
+        }
+    }
+    Ok((ok, failed))
+}
+
+fn train_command(args: &TrainArgs) -> anyhow::Result<ExitCode> {
+    let run = RunDir::new(&args.out);
+    let existing = run.config().exists();
+    if existing && !args.resume {
+        bail!(
+            "{} already holds a run; pass --resume to continue it, or choose another --out",
+            args.out.display()
+        );
+    }
+    if args.resume && !existing {
+        bail!(
+            "--resume: {} holds no run (no run.json)",
+            args.out.display()
+        );
+    }
+    let config: RunConfig = if args.resume {
+        let mut c: RunConfig = read_json(&run.config()).map_err(anyhow::Error::msg)?;
+        if c.tool != "featleak" || c.version != env!("CARGO_PKG_VERSION") {
+            bail!(
+                "{} was written by {} {}, this is featleak {}; train a new run",
+                run.config().display(),
+                c.tool,
+                c.version,
+                env!("CARGO_PKG_VERSION")
+            );
+        }
+        // The budget may be extended on resume; nothing else changes.
+        if args.minutes.is_some() || args.steps.is_some() {
+            c.training.minutes = args.minutes;
+            c.training.steps = args.steps;
+        }
+        c
+    } else {
+        new_run_config(args)?
+    };
+    let images_root = PathBuf::from(&config.images_root);
+    let to_paths = |names: &[String], root: &Path| -> anyhow::Result<Vec<(PathBuf, String)>> {
+        let all = find_images(root)
+            .with_context(|| format!("cannot list images in {}", root.display()))?;
+        Ok(all
+            .into_iter()
+            .map(|p| (relative(&p, root), p))
+            .filter(|(n, _)| names.contains(n))
+            .map(|(n, p)| (p, n))
+            .collect())
+    };
+    let val_root = args
+        .val_images
+        .clone()
+        .unwrap_or_else(|| images_root.clone());
+    let cache = FeatureCache::new(run.cache());
+    let (train_set, mut skipped) = prepare_all(
+        &to_paths(&config.train_images, &images_root)?,
+        &config.threat,
+        &cache,
+        true,
+        "prepare",
+    )?;
+    let (val_set, val_skipped) = prepare_all(
+        &to_paths(&config.val_images, &val_root)?,
+        &config.threat,
+        &cache,
+        false,
+        "validation",
+    )?;
+    skipped.extend(val_skipped);
+    if train_set.is_empty() {
+        bail!("no usable training images in {}", images_root.display());
+    }
+    let config = RunConfig { skipped, ..config };
+    write_json(&run.config(), &config).map_err(anyhow::Error::msg)?;
+    println!(
+        "training {} under '{}' on {} images ({} with mirrors), validating on {}; run folder {}",
+        config.threat.extractor.name(),
+        config.threat.name,
+        config.train_images.len(),
+        train_set.len(),
+        val_set.len(),
+        args.out.display()
+    );
+    let bar = match config.training.steps {
+        Some(s) => progress::bar(s, "train"),
+        None => progress::bar(0, "train"),
+    };
+    let device = Device::flex().autodiff();
+    let state = train(
+        &run,
+        &config.threat,
+        &config.training,
+        &train_set,
+        &val_set,
+        &device,
+        &mut BarObserver { bar: bar.clone() },
+    )
+    .map_err(anyhow::Error::msg)?;
+    bar.finish_and_clear();
+    write_curves(&run, &state.history)?;
+    if let Some(last) = state.history.last() {
+        println!(
+            "done: {} steps in {:.1} min; validation PSNR {:.2} dB, SSIM {:.4}",
+            state.step,
+            state.seconds / 60.0,
+            last.val_psnr,
+            last.val_ssim
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn new_run_config(args: &TrainArgs) -> anyhow::Result<RunConfig> {
+    if args.minutes.is_none() && args.steps.is_none() {
+        bail!("give a training budget: --minutes M and/or --steps N");
+    }
+    let mut threat =
+        ThreatModel::resolve(&args.threat, &args.descriptor).map_err(anyhow::Error::msg)?;
+    threat.resolution = args.size;
+    threat.feature_resolution = args.feature_size.unwrap_or(2 * args.size);
+    threat.validate().map_err(anyhow::Error::msg)?;
+    let channels = threat
+        .sparse_map()
+        .channels(threat.extractor.descriptor.dimension());
+    let network = match args.network.as_str() {
+        "cpu" => UNetConfig::cpu_default(channels),
+        "paper" => UNetConfig::paper(channels),
+        other => bail!("unknown --network '{other}' (cpu or paper)"),
+    };
+    let mut images: Vec<String> = find_images(&args.images)
+        .with_context(|| format!("cannot list images in {}", args.images.display()))?
+        .iter()
+        .map(|p| relative(p, &args.images))
+        .collect();
+    if images.is_empty() {
+        bail!("no images found in {}", args.images.display());
+    }
+    let (train_images, val_images) = match &args.val_images {
+        Some(dir) => {
+            let val: Vec<String> = find_images(dir)
+                .with_context(|| format!("cannot list images in {}", dir.display()))?
+                .iter()
+                .map(|p| relative(p, dir))
+                .collect();
+            if val.is_empty() {
+                bail!("no images found in {}", dir.display());
+            }
+            (images, val)
+        }
+        None => {
+            if images.len() < 2 {
+                bail!(
+                    "need at least 2 images to hold some out for validation (or give --val-images)"
+                );
+            }
+            let split = split_seeded(
+                &images,
+                SplitFractions {
+                    train: 0.9,
+                    val: 0.1,
+                    test: 0.0,
+                },
+                args.seed,
+            )
+            .map_err(anyhow::Error::msg)?;
+            images = split.train;
+            (images, split.val)
+        }
+    };
+    let mut train_images = train_images;
+    if args.max_images > 0 {
+        train_images.truncate(args.max_images);
+    }
+    Ok(RunConfig {
+        tool: Tool::current().name.into(),
+        version: Tool::current().version.into(),
+        threat,
+        training: TrainConfig {
+            network,
+            steps: args.steps,
+            minutes: args.minutes,
+            batch_size: args.batch_size,
+            learning_rate: args.lr,
+            warmup_steps: 50,
+            checkpoint_seconds: 60.0,
+            seed: args.seed,
+        },
+        images_root: args.images.display().to_string(),
+        train_images,
+        val_images,
+        skipped: Vec::new(),
+    })
+}
+
+fn write_curves(run: &RunDir, history: &[EpochMetrics]) -> anyhow::Result<()> {
+    if history.is_empty() {
+        return Ok(());
+    }
+    let max_epoch = history.last().map_or(1.0, |m| m.epoch as f64).max(1.0);
+    let series = |name: &str, f: fn(&EpochMetrics) -> f64| Series {
+        name: name.into(),
+        points: history.iter().map(|m| (m.epoch as f64, f(m))).collect(),
+    };
+    let axes = Axes {
+        title: "Training",
+        x_label: "epoch",
+        y_label: "value",
+        x: 0.0..max_epoch,
+        y: 0.0..1.0,
+    };
+    let svg = line_plot_svg(
+        &axes,
+        &[
+            series("train loss", |m| m.train_loss),
+            series("val SSIM", |m| m.val_ssim),
+            series("val PSNR / 40 dB", |m| m.val_psnr / 40.0),
+        ],
+    )
+    .map_err(|e| anyhow!("cannot draw curves: {e}"))?;
+    featleak_attack::run::write_bytes(&run.curves(), svg.as_bytes()).map_err(anyhow::Error::msg)
+}
+
+/// One victim image to reconstruct: its name, the revealed features on the reconstruction grid,
+/// and the reference picture when known.
+struct Victim {
+    name: String,
+    reference: Option<image::RgbImage>,
+    features: FeatureSet,
+}
+
+fn reconstruct_command(args: &ReconstructArgs) -> anyhow::Result<ExitCode> {
+    let run = RunDir::new(&args.run);
+    let config: RunConfig = read_json(&run.config())
+        .map_err(|e| anyhow!("{e} (is --run a folder made by `featleak attack train`?)"))?;
+    if config.version != env!("CARGO_PKG_VERSION") {
+        bail!(
+            "{} was trained by featleak {}, this is {}",
+            args.run.display(),
+            config.version,
+            env!("CARGO_PKG_VERSION")
+        );
+    }
+    let threat = &config.threat;
+    let device = Device::flex();
+    let model = load_model(&run, &config.training.network, &device).map_err(anyhow::Error::msg)?;
+    let share = args.share.map_or(threat.attack_share, Share::fixed);
+    let r = threat.resolution;
+    let mut victims = Vec::new();
+    if let Some(dir) = &args.images {
+        let paths: Vec<(PathBuf, String)> = find_images(dir)
+            .with_context(|| format!("cannot list images in {}", dir.display()))?
+            .into_iter()
+            .map(|p| {
+                let n = relative(&p, dir);
+                (p, n)
+            })
+            .collect();
+        if paths.is_empty() {
+            bail!("no images found in {}", dir.display());
+        }
+        let (prepared, _) = prepare_all(
+            &paths,
+            threat,
+            &FeatureCache::new(run.cache()),
+            false,
+            "extract",
+        )?;
+        for p in prepared {
+            let (target, features) = p.view(&centre_view(threat));
+            victims.push(Victim {
+                name: p.name,
+                reference: Some(target),
+                features,
+            });
+        }
+    } else if let Some(dir) = &args.features {
+        let files = find_files(dir, |p| p.extension().is_some_and(|e| e == "npz"))
+            .with_context(|| format!("cannot list feature files in {}", dir.display()))?;
+        if files.is_empty() {
+            bail!("no .npz feature files in {}", dir.display());
+        }
+        for f in files {
+            let features = read_features(&f)?;
+            if features.extractor.name != "unknown"
+                && features.extractor.name != threat.extractor.name()
+            {
+                bail!(
+                    "{}: features from {} but the attacker was trained on {}",
+                    f.display(),
+                    features.extractor.name,
+                    threat.extractor.name()
+                );
+            }
+            if features.descriptors.dimension() != threat.extractor.descriptor.dimension() {
+                bail!(
+                    "{}: descriptors of {} values, the attacker expects {}",
+                    f.display(),
+                    features.descriptors.dimension(),
+                    threat.extractor.descriptor.dimension()
+                );
+            }
+            let t = ResizeCrop::cover(features.image_size, (r, r));
+            victims.push(Victim {
+                name: relative(&f, dir),
+                reference: None,
+                features: features.transformed(&t),
+            });
+        }
+    }
+    std::fs::create_dir_all(&args.out)
+        .with_context(|| format!("cannot create {}", args.out.display()))?;
+    let bar = progress::bar(victims.len() as u64, "reconstruct");
+    let mut rows = Vec::new();
+    let mut scores = Vec::new();
+    let mut choice = rng(args.seed, 99);
+    for chunk in victims.chunks(8) {
+        let mut revealed = Vec::new();
+        let items: Vec<(image::RgbImage, FeatureSet)> = chunk
+            .iter()
+            .map(|v| {
+                let f = threat.reveal(&v.features, share, &mut choice);
+                revealed.push(f.clone());
+                (
+                    v.reference
+                        .clone()
+                        .unwrap_or_else(|| image::RgbImage::new(r, r)),
+                    f,
+                )
+            })
+            .collect();
+        // Already revealed: keep all of it when batching.
+        let mut keep_all = threat.clone();
+        keep_all.reveals.position = featleak_attack::Position::Exact;
+        let batch = make_batch(&items, &keep_all, Share::fixed(1.0), &mut choice);
+        let (input, _) = to_device(&batch, &device).map_err(anyhow::Error::msg)?;
+        for ((v, out), f) in chunk
+            .iter()
+            .zip(to_images(model.forward(&input)))
+            .zip(revealed)
+        {
+            let path = args.out.join(format!("{}.png", v.name));
+            if let Some(parent) = path.parent() {
+                std::fs::create_dir_all(parent)?;
+            }
+            let mut png = Vec::new();
+            out.write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png)?;
+            featleak_datasets::atomic::write_bytes_atomic(&path, &png)
+                .with_context(|| format!("cannot write {}", path.display()))?;
+            let mut pictures = Vec::new();
+            let mut metrics = Vec::new();
+            if let Some(reference) = &v.reference {
+                let s = score_images(reference, &out).map_err(|e| anyhow!("{}: {e}", v.name))?;
+                scores.push(NamedScores {
+                    name: v.name.clone(),
+                    psnr: s.psnr,
+                    ssim: s.ssim,
+                    mae: s.mae,
+                });
+                pictures.push(reference.clone());
+                metrics = vec![Some(s.psnr), Some(s.ssim), Some(s.mae)];
+            }
+            pictures.push(draw_keypoints(&f));
+            pictures.push(out);
+            rows.push(GalleryRow {
+                name: format!("{} ({} keypoints)", v.name, f.len()),
+                pictures,
+                metrics,
+            });
+            bar.inc(1);
+        }
+    }
+    bar.finish_and_clear();
+    let with_reference = args.images.is_some();
+    let mut picture_columns = vec![
+        "revealed keypoints".to_string(),
+        "reconstruction".to_string(),
+    ];
+    if with_reference {
+        picture_columns.insert(0, "original".into());
+        let report = ScoreReport::new(scores);
+        crate::manifest::write_json(&args.out.join("metrics.json"), &report)?;
+        println!(
+            "{} images: PSNR {:.2} dB, SSIM {:.4}, MAE {:.4} (means)",
+            report.images.len(),
+            report.mean.psnr,
+            report.mean.ssim,
+            report.mean.mae
+        );
+    }
+    let gallery = Gallery {
+        title: format!(
+            "featleak reconstructions — {} under {}",
+            threat.extractor.name(),
+            threat.name
+        ),
+        intro_html: format!(
+            "<p>Run <code>{}</code>; threat model <code>{}</code>; share of keypoints revealed {}–{}; {}×{} pixels.</p>",
+            featleak_eval::gallery::escape(&args.run.display().to_string()),
+            featleak_eval::gallery::escape(&threat.name),
+            share.min,
+            share.max,
+            r,
+            r
+        ),
+        picture_columns,
+        metric_columns: if with_reference {
+            vec!["PSNR [dB]".into(), "SSIM".into(), "MAE".into()]
+        } else {
+            vec![]
+        },
+        rows,
+    };
+    featleak_datasets::atomic::write_bytes_atomic(
+        &args.out.join("index.html"),
+        gallery.to_html().as_bytes(),
+    )?;
+    println!("reconstructions and index.html in {}", args.out.display());
+    Ok(ExitCode::SUCCESS)
+}
