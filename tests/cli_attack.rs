@@ -1,0 +1,251 @@
+//! End-to-end tests of `featleak attack train` and `featleak attack reconstruct` (tiny images,
+//! a few steps: these check the plumbing, not the quality).
+
+use assert_cmd::Command;
+use featleak_datasets::synthetic::scene;
+use std::path::Path;
+
+fn featleak() -> Command {
+    Command::cargo_bin("featleak").unwrap()
+}
+
+fn scenes(dir: &Path, n: u64, w: u32, h: u32) {
+    std::fs::create_dir_all(dir).unwrap();
+    for i in 0..n {
+        scene(w, h, 40 + i)
+            .save(dir.join(format!("s{i}.png")))
+            .unwrap();
+    }
+}
+
+fn stderr(o: &std::process::Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+fn train(images: &Path, out: &Path, extra: &[&str]) -> std::process::Output {
+    featleak()
+        .args([
+            "attack",
+            "train",
+            "--descriptor",
+            "sift",
+            "--threat",
+            "desc+pos",
+            "--size",
+            "32",
+            "--feature-size",
+            "64",
+        ])
+        .args([
+            "--batch-size",
+            "2",
+            "--images",
+            images.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+        ])
+        .args(extra)
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn train_resume_and_reconstruct_with_gallery() {
+    let dir = tempfile::tempdir().unwrap();
+    let (images, run) = (dir.path().join("images"), dir.path().join("run"));
+    scenes(&images, 6, 96, 72);
+    let o = train(&images, &run, &["--steps", "3"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    for f in [
+        "run.json",
+        "metrics.csv",
+        "curves.svg",
+        "checkpoint/model.bpk",
+        "checkpoint/optimizer.bpk",
+        "checkpoint/state.json",
+    ] {
+        assert!(run.join(f).exists(), "{f} missing");
+    }
+    let state: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(run.join("checkpoint/state.json")).unwrap()).unwrap();
+    assert_eq!(state["step"], 3);
+
+    // A second train into the same folder needs --resume; with it, training continues.
+    let o = train(&images, &run, &["--steps", "3"]);
+    assert!(
+        stderr(&o).contains("already holds a run; pass --resume"),
+        "{}",
+        stderr(&o)
+    );
+    let o = train(&images, &run, &["--steps", "5", "--resume"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let state: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(run.join("checkpoint/state.json")).unwrap()).unwrap();
+    assert_eq!(state["step"], 5);
+
+    let victims = dir.path().join("victims");
+    scenes(&victims, 2, 80, 80);
+    let out = dir.path().join("rec");
+    featleak()
+        .args([
+            "attack",
+            "reconstruct",
+            "--run",
+            run.to_str().unwrap(),
+            "--images",
+            victims.to_str().unwrap(),
+        ])
+        .args(["--out", out.to_str().unwrap()])
+        .assert()
+        .success();
+    let rec = image::open(out.join("s0.png")).unwrap();
+    assert_eq!((rec.width(), rec.height()), (32, 32));
+    let metrics: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("metrics.json")).unwrap()).unwrap();
+    assert_eq!(metrics["images"].as_array().unwrap().len(), 2);
+    assert!(metrics["mean"]["psnr"].as_f64().unwrap() > 0.0);
+    let html = std::fs::read_to_string(out.join("index.html")).unwrap();
+    assert_eq!(
+        html.matches("src=\"data:image/png;base64,").count(),
+        2 * 3,
+        "original, keypoints, reconstruction"
+    );
+
+    // From feature files alone (no images): the real attack.
+    let feats = dir.path().join("features");
+    featleak()
+        .args([
+            "extract",
+            "--images",
+            victims.to_str().unwrap(),
+            "--out",
+            feats.to_str().unwrap(),
+        ])
+        .assert()
+        .success();
+    let out2 = dir.path().join("rec2");
+    featleak()
+        .args([
+            "attack",
+            "reconstruct",
+            "--run",
+            run.to_str().unwrap(),
+            "--features",
+            feats.to_str().unwrap(),
+        ])
+        .args(["--out", out2.to_str().unwrap()])
+        .assert()
+        .success();
+    assert!(out2.join("s1.png").exists() && !out2.join("metrics.json").exists());
+
+    // Features of another extractor are refused with a clear error.
+    let other = dir.path().join("freak");
+    featleak()
+        .args([
+            "extract",
+            "--descriptor",
+            "freak",
+            "--detector",
+            "harris",
+            "--images",
+            victims.to_str().unwrap(),
+        ])
+        .args(["--out", other.to_str().unwrap()])
+        .assert()
+        .success();
+    let o = featleak()
+        .args([
+            "attack",
+            "reconstruct",
+            "--run",
+            run.to_str().unwrap(),
+            "--features",
+            other.to_str().unwrap(),
+        ])
+        .args(["--out", dir.path().join("rec3").to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(
+        stderr(&o).contains("features from freak+harris but the attacker was trained on sift+dog"),
+        "{}",
+        stderr(&o)
+    );
+}
+
+#[test]
+fn bad_runs_and_images_give_clear_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let images = dir.path().join("images");
+    scenes(&images, 3, 96, 72);
+
+    let o = train(&images, &dir.path().join("r0"), &[]);
+    assert!(
+        stderr(&o).contains("give a training budget"),
+        "{}",
+        stderr(&o)
+    );
+
+    let empty = dir.path().join("empty");
+    std::fs::create_dir(&empty).unwrap();
+    let o = train(&empty, &dir.path().join("r1"), &["--steps", "1"]);
+    assert!(stderr(&o).contains("no images found in"), "{}", stderr(&o));
+
+    // Images smaller than the reconstruction size are skipped one by one; none left is an error.
+    let small = dir.path().join("small");
+    scenes(&small, 3, 24, 20);
+    let o = train(&small, &dir.path().join("r2"), &["--steps", "1"]);
+    let e = stderr(&o);
+    assert!(
+        e.contains("24×20, smaller than the 32×32") && e.contains("no usable training images"),
+        "{e}"
+    );
+
+    // A run folder from another version.
+    let run = dir.path().join("r3");
+    assert!(train(&images, &run, &["--steps", "1"]).status.success());
+    let cfg = std::fs::read_to_string(run.join("run.json")).unwrap();
+    std::fs::write(
+        run.join("run.json"),
+        cfg.replace(
+            &format!("\"version\": \"{}\"", env!("CARGO_PKG_VERSION")),
+            "\"version\": \"0.0.1\"",
+        ),
+    )
+    .unwrap();
+    let o = featleak()
+        .args([
+            "attack",
+            "reconstruct",
+            "--run",
+            run.to_str().unwrap(),
+            "--images",
+            images.to_str().unwrap(),
+        ])
+        .args(["--out", dir.path().join("x").to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(
+        stderr(&o).contains("was trained by featleak 0.0.1"),
+        "{}",
+        stderr(&o)
+    );
+
+    // A folder that is not a run.
+    let o = featleak()
+        .args([
+            "attack",
+            "reconstruct",
+            "--run",
+            images.to_str().unwrap(),
+            "--images",
+            images.to_str().unwrap(),
+        ])
+        .args(["--out", dir.path().join("y").to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(
+        stderr(&o).contains("run.json") && stderr(&o).contains("featleak attack train"),
+        "{}",
+        stderr(&o)
+    );
+}
