@@ -110,7 +110,11 @@ impl UNetConfig {
             });
         }
         let multiple = 1usize << self.depth;
-        if height == 0 || width == 0 || height % multiple != 0 || width % multiple != 0 {
+        if height == 0
+            || width == 0
+            || !height.is_multiple_of(multiple)
+            || !width.is_multiple_of(multiple)
+        {
             return Err(UNetError::InputSize {
                 height,
                 width,

@@ -196,7 +196,6 @@ impl SparseConv2d {
             x.channels
         );
         let (b, h, w) = (x.batch, x.height, x.width);
-        let n = b * h * w;
         let k = x.len();
         let device = x.features.device();
 
@@ -236,7 +235,7 @@ impl SparseConv2d {
         let y = x.features.clone().matmul(wm).reshape([k * 9 * c_out]);
         let out = Tensor::<1>::zeros([total + 1], &device)
             .select_assign(0, target, y, IndexingUpdateOp::Add)
-            .slice([0..total])
+            .narrow(0, 0, total)
             .reshape([b, c_out, h, w]);
         match &self.conv.bias {
             Some(bias) => out + bias.val().reshape([1, c_out, 1, 1]),

@@ -189,7 +189,7 @@ pub fn train(
         return Err("no training images".into());
     }
     let mut model = config.network.init(device).map_err(|e| e.to_string())?;
-    let mut optim = AdamConfig::new().init();
+    let mut optim = AdamConfig::new().with_epsilon(1e-8).init();
     let mut state = TrainState {
         step: 0,
         seconds: 0.0,

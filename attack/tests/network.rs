@@ -1,0 +1,320 @@
+use burn::module::Module;
+use burn::optim::{AdamConfig, GradientsParams};
+use burn::prelude::*;
+use featleak_attack::loss::*;
+use featleak_attack::model::*;
+use featleak_attack::sparse_conv::*;
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+
+fn device() -> Device {
+    Device::flex().autodiff()
+}
+
+fn max_abs(a: Tensor<4>, b: Tensor<4>) -> f32 {
+    (a - b).abs().max().into_scalar::<f32>()
+}
+
+fn max_abs_n<const D: usize>(a: Tensor<D>, b: Tensor<D>) -> f32 {
+    (a - b).abs().max().into_scalar::<f32>()
+}
+
+/// Random sparse batch with keypoints at every corner and along borders of every item.
+fn random_sparse(
+    rng: &mut ChaCha8Rng,
+    b: usize,
+    h: usize,
+    w: usize,
+    c: usize,
+    per_item: usize,
+    dev: &Device,
+) -> SparseBatch {
+    let mut index = Vec::new();
+    for bi in 0..b {
+        let mut pix: Vec<usize> = vec![
+            0,
+            w - 1,
+            (h - 1) * w,
+            h * w - 1,
+            w / 2,
+            (h / 2) * w,
+            (h / 2) * w + w - 1,
+            (h - 1) * w + w / 2,
+        ];
+        while pix.len() < per_item {
+            let p = rng.random_range(0..h * w);
+            if !pix.contains(&p) {
+                pix.push(p);
+            }
+        }
+        index.extend(pix.into_iter().map(|p| (bi * h * w + p) as i64));
+    }
+    let features: Vec<f32> = (0..index.len() * c)
+        .map(|_| rng.random_range(-1.0f32..1.0))
+        .collect();
+    SparseBatch::from_host(b, h, w, c, features, index, dev).unwrap()
+}
+
+#[test]
+fn sparse_conv_matches_dense_forward_and_grads() {
+    let dev = device();
+    let mut rng = ChaCha8Rng::seed_from_u64(7);
+    for &(b, h, w, c_in, c_out, per_item) in &[
+        (3, 9, 7, 5, 6, 20),
+        (2, 16, 12, 128, 32, 60),
+        (2, 64, 48, 129, 16, 300),
+    ] {
+        let layer = SparseConv2d::new(c_in, c_out, &dev);
+        // A non-zero random bias so that "bias everywhere" is exercised.
+        let mut layer = layer;
+        layer.conv.bias = Some(burn::module::Param::from_tensor(Tensor::<1>::random(
+            [c_out],
+            burn::tensor::Distribution::Uniform(-1.0, 1.0),
+            &dev,
+        )));
+        let x = random_sparse(&mut rng, b, h, w, c_in, per_item, &dev);
+        let r = Tensor::<4>::random(
+            [b, c_out, h, w],
+            burn::tensor::Distribution::Uniform(-1.0, 1.0),
+            &dev,
+        );
+
+        let ys = layer.forward(&x);
+        let yd = layer.forward_dense(to_dense(&x));
+        let fwd = max_abs(ys.clone(), yd.clone());
+
+        let gs = (ys * r.clone()).sum().backward();
+        let gd = (yd * r).sum().backward();
+        let gw = max_abs_n(
+            layer.conv.weight.grad(&gs).unwrap(),
+            layer.conv.weight.grad(&gd).unwrap(),
+        );
+        let gb = max_abs_n(
+            layer.conv.bias.as_ref().unwrap().grad(&gs).unwrap(),
+            layer.conv.bias.as_ref().unwrap().grad(&gd).unwrap(),
+        );
+        let wmag = layer
+            .conv
+            .weight
+            .grad(&gd)
+            .unwrap()
+            .abs()
+            .max()
+            .into_scalar::<f32>();
+        println!(
+            "sparse vs dense b={b} {h}x{w} C_in={c_in} C_out={c_out} K={}: fwd {fwd:.2e}, dW {gw:.2e} (|dW|max {wmag:.1}), db {gb:.2e}",
+            x.len()
+        );
+        assert!(fwd <= 1e-5, "forward diff {fwd}");
+        assert!(gw <= 1e-5 * wmag.max(1.0), "weight grad diff {gw}");
+        assert!(gb <= 1e-5 * (b * h * w) as f32, "bias grad diff {gb}");
+    }
+}
+
+#[test]
+fn sparse_conv_feature_grads_match_dense_input_grads() {
+    let dev = device();
+    let mut rng = ChaCha8Rng::seed_from_u64(11);
+    let layer = SparseConv2d::new(4, 3, &dev);
+    let x = random_sparse(&mut rng, 2, 8, 10, 4, 15, &dev);
+    let feats = x.features.clone().require_grad();
+    let x = SparseBatch {
+        features: feats.clone(),
+        ..x
+    };
+    let r = Tensor::<4>::random(
+        [2, 3, 8, 10],
+        burn::tensor::Distribution::Uniform(-1.0, 1.0),
+        &dev,
+    );
+    let gs = (layer.forward(&x) * r.clone()).sum().backward();
+    let dense = to_dense(&x);
+    let gd = (layer.forward_dense(dense) * r).sum().backward();
+    let d = max_abs_n(feats.grad(&gs).unwrap(), feats.grad(&gd).unwrap());
+    println!("feature grads diff {d:.2e}");
+    assert!(d < 1e-5);
+}
+
+#[test]
+fn unet_sparse_equals_dense_and_shapes() {
+    let dev = device();
+    let mut rng = ChaCha8Rng::seed_from_u64(3);
+    let cfg = UNetConfig {
+        in_channels: 9,
+        base_width: 4,
+        depth: 2,
+        out_channels: 3,
+    };
+    let net = cfg.init(&dev).unwrap();
+    let x = random_sparse(&mut rng, 2, 16, 20, 9, 30, &dev);
+    let ys = net.forward(&x);
+    let yd = net.forward_dense(to_dense(&x));
+    assert_eq!(ys.dims(), [2, 3, 16, 20]);
+    let d = max_abs(ys.clone(), yd);
+    println!("UNet sparse vs dense forward diff {d:.2e}");
+    assert!(d < 1e-5);
+    let lo = ys.clone().min().into_scalar::<f32>();
+    let hi = ys.max().into_scalar::<f32>();
+    assert!(lo >= 0.0 && hi <= 1.0);
+    assert!(cfg.check_input(9, 18, 20).is_err());
+    assert!(cfg.check_input(8, 16, 20).is_err());
+    let p = UNetConfig::cpu_default(128)
+        .init(&dev)
+        .unwrap()
+        .num_params();
+    let pp = UNetConfig::paper(128).init(&dev).unwrap().num_params();
+    println!("params: cpu_default(128) {p}, paper(128) {pp}");
+}
+
+#[test]
+fn ssim_matches_skimage() {
+    // Reference values: skimage 0.2x structural_similarity(gaussian_weights=True, sigma=1.5,
+    // use_sample_covariance=False, data_range=1, channel_axis=-1) on float64 copies of the f32
+    // images below, and peak_signal_noise_ratio(data_range=1) (see /tmp/ssim_ref.py in the report).
+    let dev = Device::flex();
+    let pair = |h: usize, w: usize, s: f64| {
+        let mut a = vec![0f32; 3 * h * w];
+        let mut b = vec![0f32; 3 * h * w];
+        for ch in 0..3 {
+            for y in 0..h {
+                for x in 0..w {
+                    let (xf, yf, cf) = (x as f64, y as f64, ch as f64);
+                    let av = (0.5 + 0.4 * (0.37 * xf + 0.23 * yf + 1.1 * cf + s).sin()) as f32;
+                    let bv = ((av as f64)
+                        + 0.15 * (0.91 * xf * (yf + 1.0) + 0.5 * cf + 2.0 * s).cos())
+                    .clamp(0.0, 1.0) as f32;
+                    a[ch * h * w + y * w + x] = av;
+                    b[ch * h * w + y * w + x] = bv;
+                }
+            }
+        }
+        (
+            Tensor::<4>::from_data(TensorData::new(a, [1, 3, h, w]), &dev),
+            Tensor::<4>::from_data(TensorData::new(b, [1, 3, h, w]), &dev),
+        )
+    };
+    let (a1, b1) = pair(32, 24, 0.0);
+    let (a2, b2) = pair(20, 27, 1.0);
+    let s1 = ssim(b1.clone(), a1.clone());
+    let s2 = ssim(b2.clone(), a2.clone());
+    let p1 = psnr(b1.clone(), a1.clone());
+    let p2 = psnr(b2.clone(), a2.clone());
+    println!(
+        "ssim {s1:.7} vs 0.8151999774 (d {:.1e}), {s2:.7} vs 0.8097813018 (d {:.1e})",
+        (s1 as f64 - 0.8151999773795233).abs(),
+        (s2 as f64 - 0.8097813018481914).abs()
+    );
+    println!("psnr {p1:.5} vs 19.62922847, {p2:.5} vs 19.58778371");
+    assert!((s1 as f64 - 0.8151999773795233).abs() < 2e-5);
+    assert!((s2 as f64 - 0.8097813018481914).abs() < 2e-5);
+    assert!((p1 as f64 - 19.629228466705683).abs() < 1e-3);
+    assert!((p2 as f64 - 19.5877837145914).abs() < 1e-3);
+    // Batch averaging of equal-size images.
+    let (a3, b3) = pair(32, 24, 1.0);
+    let sb = ssim(
+        Tensor::cat(vec![b1.clone(), b3.clone()], 0),
+        Tensor::cat(vec![a1.clone(), a3.clone()], 0),
+    );
+    let s3 = ssim(b3, a3);
+    assert!((sb - (s1 + s3) / 2.0).abs() < 1e-6);
+    // Identical images: SSIM 1, loss 0.
+    assert!((ssim(a1.clone(), a1.clone()) - 1.0).abs() < 1e-6);
+    let l = l1_ssim_loss(a1.clone(), a1.clone()).into_scalar::<f32>();
+    assert!(l.abs() < 1e-6, "{l}");
+}
+
+#[test]
+fn loss_is_differentiable() {
+    let dev = device();
+    let t = Tensor::<4>::random(
+        [2, 3, 16, 16],
+        burn::tensor::Distribution::Uniform(0.0, 1.0),
+        &dev,
+    );
+    let p = Tensor::<4>::random(
+        [2, 3, 16, 16],
+        burn::tensor::Distribution::Uniform(0.0, 1.0),
+        &dev,
+    )
+    .require_grad();
+    let loss = l1_ssim_loss(p.clone(), t.clone());
+    let g = p.grad(&loss.backward()).unwrap();
+    // Finite-difference check on one pixel.
+    let eps = 1e-2f32;
+    let base: Vec<f32> = p.into_data().try_into_vec_as::<f32>().unwrap();
+    // Batch item 1, channel 1, row 7, column 8 of 2×3×16×16.
+    let (item, channel, row, col) = (1, 1, 7, 8);
+    let idx = ((item * 3 + channel) * 16 + row) * 16 + col;
+    let eval = |delta: f32| {
+        let mut v = base.clone();
+        v[idx] += delta;
+        let pp = Tensor::<4>::from_data(TensorData::new(v, [2, 3, 16, 16]), &Device::flex());
+        l1_ssim_loss(pp, t.clone().inner()).into_scalar::<f64>()
+    };
+    let fd = ((eval(eps) - eval(-eps)) / (2.0 * eps as f64)) as f32;
+    let an: Vec<f32> = g.into_data().try_into_vec_as::<f32>().unwrap();
+    println!("loss grad analytic {:.6e} vs finite diff {fd:.6e}", an[idx]);
+    assert!((an[idx] - fd).abs() < 1e-3 * fd.abs().max(1e-3) + 2e-5);
+}
+
+#[test]
+fn adam_step_and_save_load_round_trip() {
+    let dev = device();
+    let mut rng = ChaCha8Rng::seed_from_u64(5);
+    let cfg = UNetConfig {
+        in_channels: 6,
+        base_width: 4,
+        depth: 2,
+        out_channels: 3,
+    };
+    let mut net = cfg.init(&dev).unwrap();
+    let mut optim = AdamConfig::new().with_epsilon(1e-8).init();
+    let x = random_sparse(&mut rng, 2, 16, 16, 6, 25, &dev);
+    let target = Tensor::<4>::random(
+        [2, 3, 16, 16],
+        burn::tensor::Distribution::Uniform(0.0, 1.0),
+        &dev,
+    );
+    let mut losses = vec![];
+    for _ in 0..5 {
+        let loss = l1_ssim_loss(net.forward(&x), target.clone());
+        losses.push(loss.clone().into_scalar::<f32>());
+        let grads = GradientsParams::from_grads(loss.backward(), &net);
+        net = optim.step(1e-2, net, grads);
+    }
+    println!("losses {losses:?}");
+    assert!(losses[4] < losses[0]);
+
+    let dir = std::env::temp_dir().join(format!("unet_scratch_{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("unet.bpk");
+    std::fs::write(
+        dir.join("unet.json"),
+        serde_json::to_string(net.config()).unwrap(),
+    )
+    .unwrap();
+    net.save_weights(&path).unwrap();
+    let cfg2: UNetConfig =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("unet.json")).unwrap()).unwrap();
+    let loaded = UNet::load_weights(&cfg2, &path, &Device::flex()).unwrap();
+    // The plain Module API, from a validation snapshot (which syncs the BN running stats).
+    let path2 = dir.join("unet2.bpk");
+    net.valid().save_file(&path2).unwrap();
+    let loaded2 = cfg2.init(&dev).unwrap().load_file(&path2);
+    let xin = SparseBatch {
+        features: x.features.clone().inner(),
+        pixel_index: x.pixel_index.clone().inner(),
+        ..x.clone()
+    };
+    let a = net.valid().forward(&xin);
+    let b = loaded.valid().forward(&xin);
+    let c = loaded2.valid().forward(&xin);
+    assert_eq!(max_abs(a.clone(), c), 0.0);
+    let d = max_abs(a, b);
+    println!(
+        "save/load: max abs diff {d:e}, file {} bytes",
+        std::fs::metadata(&path).unwrap().len()
+    );
+    assert_eq!(d, 0.0);
+    std::fs::remove_dir_all(&dir).ok();
+}
