@@ -67,7 +67,9 @@ def main():
 
         out = tempfile.mkdtemp(dir=work)
         t = time.perf_counter()
-        with mp.Pool(2, initializer=init_single_thread) as pool:
+        # "spawn": forking after OpenCV started its thread pool can deadlock.
+        with mp.get_context("spawn").Pool(2, initializer=init_single_thread) as pool:
+
             pool.map(extract_one, [(os.path.join(images, n), out) for n in names])
         times["cv2 2-process pool"].append(time.perf_counter() - t)
 

@@ -1,0 +1,144 @@
+//! One Adam training step (lr 1e-3) of the UNet on random sparse inputs; median seconds/step.
+//!
+//! `cargo run --release --example bench_train_step -p featleak-attack -- [--sizes 128,256] [--steps 3] [--batch 4]
+//!  [--base-width 32] [--depth 4] [--in-channels 128] [--per-128 600] [--modes dense,sparse]`
+use std::time::Instant;
+
+use burn::module::Module;
+use burn::optim::{AdamConfig, GradientsParams};
+use burn::prelude::*;
+use featleak_attack::loss::l1_ssim_loss;
+use featleak_attack::model::UNetConfig;
+use featleak_attack::sparse_conv::{SparseBatch, to_dense};
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    v[v.len() / 2]
+}
+
+fn random_sparse(
+    rng: &mut ChaCha8Rng,
+    b: usize,
+    h: usize,
+    w: usize,
+    c: usize,
+    per_item: usize,
+    dev: &Device,
+) -> SparseBatch {
+    let mut index = Vec::new();
+    for bi in 0..b {
+        let mut seen = vec![false; h * w];
+        let mut n = 0;
+        while n < per_item {
+            let p = rng.random_range(0..h * w);
+            if !std::mem::replace(&mut seen[p], true) {
+                index.push((bi * h * w + p) as i64);
+                n += 1;
+            }
+        }
+    }
+    let features: Vec<f32> = (0..index.len() * c).map(|_| rng.random::<f32>()).collect();
+    SparseBatch::from_host(b, h, w, c, features, index, dev).unwrap()
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let get = |name: &str, default: &str| -> String {
+        args.iter()
+            .position(|a| a == name)
+            .map(|i| args[i + 1].clone())
+            .unwrap_or_else(|| default.to_string())
+    };
+    let sizes: Vec<usize> = get("--sizes", "128,256")
+        .split(',')
+        .map(|s| s.parse().unwrap())
+        .collect();
+    let steps: usize = get("--steps", "3").parse().unwrap();
+    let batch: usize = get("--batch", "4").parse().unwrap();
+    let base_width: usize = get("--base-width", "32").parse().unwrap();
+    let depth: usize = get("--depth", "4").parse().unwrap();
+    let in_channels: usize = get("--in-channels", "128").parse().unwrap();
+    let per_128: usize = get("--per-128", "600").parse().unwrap();
+    let modes = get("--modes", "dense,sparse");
+
+    let dev = Device::flex().autodiff();
+    let cfg = UNetConfig {
+        in_channels,
+        base_width,
+        depth,
+        out_channels: 3,
+    };
+    println!(
+        "config {cfg:?}, params {}",
+        cfg.init(&dev).unwrap().num_params()
+    );
+    let mut rng = ChaCha8Rng::seed_from_u64(1);
+    for &s in &sizes {
+        let per_item = per_128 * s * s / (128 * 128);
+        let x = random_sparse(&mut rng, batch, s, s, in_channels, per_item, &dev);
+        let xd = to_dense(&x).inner().autodiff(); // plain (untracked) dense input
+        let target = Tensor::<4>::random(
+            [batch, 3, s, s],
+            burn::tensor::Distribution::Uniform(0.0, 1.0),
+            &dev,
+        );
+        for mode in modes.split(',') {
+            let sparse = mode == "sparse";
+            let mut net = cfg.init(&dev).unwrap();
+            let mut optim = AdamConfig::new().with_epsilon(1e-8).init();
+            let (mut tot, mut fwd, mut bwd, mut opt) = (vec![], vec![], vec![], vec![]);
+            for i in 0..steps + 1 {
+                let t0 = Instant::now();
+                let pred = if sparse {
+                    net.forward(&x)
+                } else {
+                    net.forward_dense(xd.clone())
+                };
+                let loss = l1_ssim_loss(pred, target.clone());
+                let _ = loss.clone().into_scalar::<f32>(); // flex is eager; this just makes sure
+                let t1 = Instant::now();
+                let grads = GradientsParams::from_grads(loss.backward(), &net);
+                let t2 = Instant::now();
+                net = optim.step(1e-3, net, grads);
+                let t3 = Instant::now();
+                if i > 0 {
+                    tot.push((t3 - t0).as_secs_f64());
+                    fwd.push((t1 - t0).as_secs_f64());
+                    bwd.push((t2 - t1).as_secs_f64());
+                    opt.push((t3 - t2).as_secs_f64());
+                }
+            }
+            println!(
+                "{s}² batch {batch} K/img {per_item} {mode:>6}: {:.3} s/step (fwd {:.3}, bwd {:.3}, adam {:.3})",
+                median(tot),
+                median(fwd),
+                median(bwd),
+                median(opt)
+            );
+            // First layer alone, forward + backward.
+            let layer = net.first.clone();
+            let r = Tensor::<4>::random(
+                [batch, base_width, s, s],
+                burn::tensor::Distribution::Uniform(-1.0, 1.0),
+                &dev,
+            );
+            let mut t = vec![];
+            for i in 0..steps + 1 {
+                let t0 = Instant::now();
+                let y = if sparse {
+                    layer.forward(&x)
+                } else {
+                    layer.forward_dense(xd.clone())
+                };
+                let g = (y * r.clone()).sum().backward();
+                let _ = layer.conv.weight.grad(&g).unwrap();
+                if i > 0 {
+                    t.push(t0.elapsed().as_secs_f64());
+                }
+            }
+            println!("{s}² {mode:>6} first layer fwd+bwd: {:.4} s", median(t));
+        }
+    }
+}
