@@ -1,25 +1,15 @@
 //! End-to-end tests of `featleak attack train` and `featleak attack reconstruct` (tiny images,
 //! a few steps: these check the plumbing, not the quality).
 
-use assert_cmd::Command;
-use featleak_datasets::synthetic::scene;
+mod common;
+
+use common::{featleak, stderr, write_scene};
 use std::path::Path;
 
-fn featleak() -> Command {
-    Command::cargo_bin("featleak").unwrap()
-}
-
 fn scenes(dir: &Path, n: u64, w: u32, h: u32) {
-    std::fs::create_dir_all(dir).unwrap();
     for i in 0..n {
-        scene(w, h, 40 + i)
-            .save(dir.join(format!("s{i}.png")))
-            .unwrap();
+        write_scene(&dir.join(format!("s{i}.png")), w, h, 40 + i);
     }
-}
-
-fn stderr(o: &std::process::Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
 }
 
 fn train(images: &Path, out: &Path, extra: &[&str]) -> std::process::Output {

@@ -1,13 +1,11 @@
 //! End-to-end tests of `featleak match-eval` and `featleak score`.
 
-use assert_cmd::Command;
+mod common;
+
+use common::featleak;
 use featleak_datasets::synthetic::scene;
 use featleak_datasets::warp::warp_perspective;
 use std::path::Path;
-
-fn featleak() -> Command {
-    Command::cargo_bin("featleak").unwrap()
-}
 
 /// An HPatches-style sequence: image 1 and two warps of it with their homographies.
 fn make_sequence(dir: &Path, seed: u64) {
@@ -95,7 +93,7 @@ fn match_eval_bad_pairs_are_clear_and_empty_pairs_score_zero() {
         ])
         .output()
         .unwrap();
-    let err = String::from_utf8_lossy(&out.stderr);
+    let err = common::stderr(&out);
     assert!(
         !out.status.success() && err.contains("H_1_3: unreadable homography: expected 9 numbers"),
         "{err}"
@@ -195,9 +193,9 @@ fn score_pairs_by_relative_path_and_reports_means() {
         .unwrap();
     assert_eq!(o.status.code(), Some(1));
     assert!(
-        String::from_utf8_lossy(&o.stderr).contains("32×32 but its reference"),
+        common::stderr(&o).contains("32×32 but its reference"),
         "{}",
-        String::from_utf8_lossy(&o.stderr)
+        common::stderr(&o)
     );
     featleak()
         .args([

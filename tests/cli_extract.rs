@@ -1,21 +1,13 @@
 //! End-to-end tests of `featleak extract` and `featleak demo` through the built binary.
 
-use assert_cmd::Command;
-use featleak_datasets::synthetic::scene;
+mod common;
+
+use common::{featleak, stderr as stderr_of};
 use featleak_descriptors::{Descriptors, read_features};
 use std::path::Path;
 
-fn featleak() -> Command {
-    Command::cargo_bin("featleak").unwrap()
-}
-
 fn write_scene(path: &Path, seed: u64) {
-    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-    scene(160, 120, seed).save(path).unwrap();
-}
-
-fn stderr_of(out: &std::process::Output) -> String {
-    String::from_utf8_lossy(&out.stderr).into_owned()
+    common::write_scene(path, 160, 120, seed);
 }
 
 #[test]

@@ -1,12 +1,9 @@
 //! End-to-end tests of `featleak mitigate apply`.
 
-use assert_cmd::Command;
-use featleak_datasets::synthetic::scene;
-use featleak_descriptors::read_features;
+mod common;
 
-fn featleak() -> Command {
-    Command::cargo_bin("featleak").unwrap()
-}
+use common::{featleak, write_scene};
+use featleak_descriptors::read_features;
 
 #[test]
 fn apply_writes_revealed_subsets_with_a_manifest() {
@@ -17,8 +14,8 @@ fn apply_writes_revealed_subsets_with_a_manifest() {
         dir.path().join("mitigated"),
     );
     std::fs::create_dir_all(images.join("sub")).unwrap();
-    scene(200, 150, 1).save(images.join("a.png")).unwrap();
-    scene(200, 150, 2).save(images.join("sub/b.png")).unwrap();
+    write_scene(&images.join("a.png"), 200, 150, 1);
+    write_scene(&images.join("sub/b.png"), 200, 150, 2);
     featleak()
         .args([
             "extract",
@@ -127,7 +124,7 @@ fn apply_rejects_bad_arguments_and_files() {
             .output()
             .unwrap();
         assert!(!o.status.success());
-        String::from_utf8_lossy(&o.stderr).into_owned()
+        common::stderr(&o)
     };
     assert!(run("oracle", "0.5").contains("unknown strategy 'oracle'"));
     assert!(run("random", "1.5").contains("--keep must be between 0 and 1"));
