@@ -29,6 +29,22 @@ pub enum AttackCommand {
     Train(TrainArgs),
     /// Reconstruct images from their features with a trained network.
     Reconstruct(ReconstructArgs),
+    /// Score two trivial "attacks" on victim images: the mean training image of a run, and
+    /// each image's own mean colour — what an attacker beats only by learning something.
+    Baselines(BaselinesArgs),
+}
+
+#[derive(Args, Clone, Debug)]
+pub struct BaselinesArgs {
+    /// Run folder (its training images and resolution are used).
+    #[arg(long)]
+    pub run: PathBuf,
+    /// Victim images.
+    #[arg(long)]
+    pub images: PathBuf,
+    /// Output folder: mean-image.json and mean-colour.json (the schema of `featleak score`).
+    #[arg(long)]
+    pub out: PathBuf,
 }
 
 #[derive(Args, Clone, Debug)]
@@ -139,6 +155,7 @@ pub fn run(command: &AttackCommand) -> anyhow::Result<ExitCode> {
     match command {
         AttackCommand::Train(args) => train_command(args),
         AttackCommand::Reconstruct(args) => reconstruct_command(args),
+        AttackCommand::Baselines(args) => baselines_command(args),
     }
 }
 
@@ -602,5 +619,86 @@ fn reconstruct_command(args: &ReconstructArgs) -> anyhow::Result<ExitCode> {
         gallery.to_html().as_bytes(),
     )?;
     println!("reconstructions and index.html in {}", args.out.display());
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Loads `path` as the attacker sees it: resized and centre-cropped to `r`×`r`.
+fn load_square(path: &Path, r: u32) -> anyhow::Result<image::RgbImage> {
+    let rgb = featleak_datasets::load_rgb(path)?;
+    Ok(ResizeCrop::cover((rgb.height(), rgb.width()), (r, r)).apply(&rgb))
+}
+
+fn baselines_command(args: &BaselinesArgs) -> anyhow::Result<ExitCode> {
+    let run = RunDir::new(&args.run);
+    let config: RunConfig = read_json(&run.config()).map_err(anyhow::Error::msg)?;
+    let r = config.threat.resolution;
+    let root = PathBuf::from(&config.images_root);
+    let train: Vec<PathBuf> = find_images(&root)
+        .with_context(|| format!("cannot list images in {}", root.display()))?
+        .into_iter()
+        .filter(|p| config.train_images.contains(&relative(p, &root)))
+        .collect();
+    if train.is_empty() {
+        bail!("the run's training images are gone from {}", root.display());
+    }
+    let sums = train
+        .par_iter()
+        .map(|p| {
+            load_square(p, r)
+                .map(|img| img.as_raw().iter().map(|&v| v as f64).collect::<Vec<f64>>())
+        })
+        .try_reduce(
+            || vec![0.0; (r * r * 3) as usize],
+            |a, b| Ok(a.iter().zip(&b).map(|(x, y)| x + y).collect()),
+        )?;
+    let mean_image = image::RgbImage::from_raw(
+        r,
+        r,
+        sums.iter()
+            .map(|v| (v / train.len() as f64).round() as u8)
+            .collect(),
+    )
+    .expect("size matches");
+    let victims = find_images(&args.images)
+        .with_context(|| format!("cannot list images in {}", args.images.display()))?;
+    if victims.is_empty() {
+        bail!("no images found in {}", args.images.display());
+    }
+    let scored: Vec<(NamedScores, NamedScores)> = victims
+        .par_iter()
+        .map(|p| -> anyhow::Result<_> {
+            let target = load_square(p, r)?;
+            let n = (r * r) as f64;
+            let mut mean = [0.0f64; 3];
+            for px in target.pixels() {
+                (0..3).for_each(|c| mean[c] += px[c] as f64 / n);
+            }
+            let flat = image::RgbImage::from_pixel(r, r, image::Rgb(mean.map(|m| m.round() as u8)));
+            let named = |s: featleak_eval::ImageScores| NamedScores {
+                name: relative(p, &args.images),
+                psnr: s.psnr,
+                ssim: s.ssim,
+                mae: s.mae,
+            };
+            Ok((
+                named(score_images(&target, &mean_image)?),
+                named(score_images(&target, &flat)?),
+            ))
+        })
+        .collect::<anyhow::Result<_>>()?;
+    std::fs::create_dir_all(&args.out)
+        .with_context(|| format!("cannot create {}", args.out.display()))?;
+    let (image_scores, colour_scores): (Vec<_>, Vec<_>) = scored.into_iter().unzip();
+    for (name, scores) in [("mean-image", image_scores), ("mean-colour", colour_scores)] {
+        let report = ScoreReport::new(scores);
+        crate::manifest::write_json(&args.out.join(format!("{name}.json")), &report)?;
+        println!(
+            "{name:>11}: {} images, PSNR {:.2} dB, SSIM {:.4}, MAE {:.4} (means)",
+            report.images.len(),
+            report.mean.psnr,
+            report.mean.ssim,
+            report.mean.mae
+        );
+    }
     Ok(ExitCode::SUCCESS)
 }

@@ -101,7 +101,29 @@ fn train_resume_and_reconstruct_with_gallery() {
         "original, keypoints, reconstruction"
     );
 
+    // The trivial baselines, in the same schema.
+    let base = dir.path().join("baselines");
+    featleak()
+        .args([
+            "attack",
+            "baselines",
+            "--run",
+            run.to_str().unwrap(),
+            "--images",
+            victims.to_str().unwrap(),
+        ])
+        .args(["--out", base.to_str().unwrap()])
+        .assert()
+        .success();
+    for f in ["mean-image.json", "mean-colour.json"] {
+        let r: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(base.join(f)).unwrap()).unwrap();
+        assert_eq!(r["images"].as_array().unwrap().len(), 2, "{f}");
+        assert!(r["mean"]["ssim"].as_f64().unwrap().is_finite());
+    }
+
     // From feature files alone (no images): the real attack.
+
     let feats = dir.path().join("features");
     featleak()
         .args([
