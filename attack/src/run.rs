@@ -19,6 +19,9 @@ pub struct TrainState {
     pub seconds: f64,
     /// One row per finished epoch.
     pub history: Vec<EpochMetrics>,
+    /// Sum and count of the training losses of the epoch in progress.
+    #[serde(default)]
+    pub epoch_loss: (f64, u64),
 }
 
 /// Metrics of one epoch.
@@ -181,6 +184,7 @@ mod tests {
             step: 10,
             seconds: 2.5,
             history: vec![m],
+            epoch_loss: (0.25, 1),
         };
         write_json(&run.state(), &state).unwrap();
         assert_eq!(run.load_state().unwrap(), Some(state));

@@ -188,12 +188,16 @@ pub fn train(
     if train.is_empty() {
         return Err("no training images".into());
     }
+    // Parameter initialisation draws from the backend's generator: seed it.
+    device.seed(config.seed);
     let mut model = config.network.init(device).map_err(|e| e.to_string())?;
+
     let mut optim = AdamConfig::new().with_epsilon(1e-8).init();
     let mut state = TrainState {
         step: 0,
         seconds: 0.0,
         history: Vec::new(),
+        epoch_loss: (0.0, 0),
     };
     if let Some(saved) = run.load_state()? {
         model = load_model(run, &config.network, device)?;
@@ -205,7 +209,6 @@ pub fn train(
         state = saved;
     }
     let steps_per_epoch = (train.len() / config.batch_size).max(1) as u64;
-    let (mut loss_sum, mut loss_n) = (0.0, 0u64);
     let mut last_checkpoint = Instant::now();
     let session = Instant::now();
     let start_seconds = state.seconds;
@@ -231,8 +234,8 @@ pub fn train(
         model = optim.step(lr, model, grads);
         state.step += 1;
         state.seconds = start_seconds + session.elapsed().as_secs_f64();
-        loss_sum += loss_value;
-        loss_n += 1;
+        state.epoch_loss.0 += loss_value;
+        state.epoch_loss.1 += 1;
         observer.step(state.step, loss_value, lr, state.seconds);
 
         let epoch_done = state.step.is_multiple_of(steps_per_epoch);
@@ -250,11 +253,13 @@ pub fn train(
                 step: state.step,
                 seconds: state.seconds,
                 learning_rate: lr,
-                train_loss: loss_sum / loss_n.max(1) as f64,
+                train_loss: state.epoch_loss.0 / state.epoch_loss.1.max(1) as f64,
                 val_psnr,
                 val_ssim,
             };
-            (loss_sum, loss_n) = (0.0, 0);
+            if epoch_done {
+                state.epoch_loss = (0.0, 0);
+            }
             state.history.push(m);
             observer.epoch(&m);
             run.write_metrics(&state.history)?;
