@@ -7,7 +7,9 @@ use anyhow::{Context, anyhow, bail};
 use burn::prelude::Device;
 use clap::{Args, Subcommand};
 use featleak_attack::ThreatModel;
-use featleak_attack::data::{FeatureCache, Prepared, centre_view, make_batch, prepare};
+use featleak_attack::data::{
+    FeatureCache, Prepared, centre_view, make_batch, prepare, reveal_items,
+};
 use featleak_attack::model::UNetConfig;
 use featleak_attack::run::{EpochMetrics, RunDir, read_json, write_json};
 use featleak_attack::threat::{Share, rng};
@@ -518,29 +520,25 @@ fn reconstruct_command(args: &ReconstructArgs) -> anyhow::Result<ExitCode> {
     let mut scores = Vec::new();
     let mut choice = rng(args.seed, 99);
     for chunk in victims.chunks(8) {
-        let mut revealed = Vec::new();
-        let items: Vec<(image::RgbImage, FeatureSet)> = chunk
+        // Images without a reference get a black placeholder target (unused).
+        let views = chunk
             .iter()
             .map(|v| {
-                let f = threat.reveal(&v.features, share, &mut choice);
-                revealed.push(f.clone());
                 (
                     v.reference
                         .clone()
                         .unwrap_or_else(|| image::RgbImage::new(r, r)),
-                    f,
+                    v.features.clone(),
                 )
             })
             .collect();
-        // Already revealed: keep all of it when batching.
-        let mut keep_all = threat.clone();
-        keep_all.reveals.position = featleak_attack::Position::Exact;
-        let batch = make_batch(&items, &keep_all, Share::fixed(1.0), &mut choice);
+        let items = reveal_items(views, threat, share, &mut choice);
+        let batch = make_batch(&items, &threat.sparse_map());
         let (input, _) = to_device(&batch, &device).map_err(anyhow::Error::msg)?;
         for ((v, out), f) in chunk
             .iter()
             .zip(to_images(model.forward(&input)))
-            .zip(revealed)
+            .zip(items.into_iter().map(|(_, f)| f))
         {
             let path = args.out.join(format!("{}.png", v.name));
             if let Some(parent) = path.parent() {

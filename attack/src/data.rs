@@ -6,7 +6,8 @@
 use crate::threat::{Share, ThreatModel};
 use featleak_datasets::{ResizeCrop, load_rgb, rgb_to_gray};
 use featleak_descriptors::{
-    Extractor, FeatureExtractor, FeatureSet, rasterize_sparse, read_features, write_features,
+    Extractor, FeatureExtractor, FeatureSet, SparseMapConfig, rasterize_sparse, read_features,
+    write_features,
 };
 use image::RgbImage;
 use rand::Rng;
@@ -169,16 +170,25 @@ pub struct Batch {
     pub revealed: Vec<usize>,
 }
 
-/// Builds a batch from (target, features at the target's size) pairs: each image's features are
-/// revealed as `threat` says with a share from `share`, then rasterised.
-pub fn make_batch(
-    items: &[(RgbImage, FeatureSet)],
+/// What the adversary receives of each (target, features) pair: features revealed as `threat`
+/// says, with a share drawn from `share`.
+pub fn reveal_items(
+    items: Vec<(RgbImage, FeatureSet)>,
     threat: &ThreatModel,
     share: Share,
     rng: &mut ChaCha8Rng,
-) -> Batch {
+) -> Vec<(RgbImage, FeatureSet)> {
+    items
+        .into_iter()
+        .map(|(target, f)| (target, threat.reveal(&f, share, rng)))
+        .collect()
+}
+
+/// Builds a batch from (target, revealed features at the target's size) pairs by rasterising
+/// the features with `map`.
+pub fn make_batch(items: &[(RgbImage, FeatureSet)], map: &SparseMapConfig) -> Batch {
     let (w, h) = items[0].0.dimensions();
-    let (hw, map) = ((h * w) as usize, threat.sparse_map());
+    let hw = (h * w) as usize;
     let channels = map.channels(items[0].1.descriptors.dimension());
     let mut batch = Batch {
         size: items.len(),
@@ -196,9 +206,8 @@ pub fn make_batch(
             (w, h),
             "all targets of a batch have one size"
         );
-        let revealed = threat.reveal(features, share, rng);
-        let sparse = rasterize_sparse(&revealed, &map);
-        batch.revealed.push(revealed.len());
+        let sparse = rasterize_sparse(features, map);
+        batch.revealed.push(features.len());
         batch
             .pixel_index
             .extend(sparse.pixels.iter().map(|&p| (b * hw + p) as i64));
@@ -286,8 +295,8 @@ mod tests {
         }
         let (target, features) = p.view(&centre_view(&t));
         assert_eq!(target.dimensions(), (64, 64));
-        let batch = make_batch(
-            &[
+        let items = reveal_items(
+            vec![
                 (target.clone(), features.clone()),
                 (target, features.clone()),
             ],
@@ -295,6 +304,7 @@ mod tests {
             Share::fixed(1.0),
             &mut r,
         );
+        let batch = make_batch(&items, &t.sparse_map());
         assert_eq!(
             (batch.size, batch.height, batch.width, batch.channels),
             (2, 64, 64, 129)

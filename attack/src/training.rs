@@ -2,7 +2,7 @@
 //! step-seeded batches with random scale/crop/mirror augmentation and random keypoint shares,
 //! validation PSNR/SSIM after every epoch, atomic checkpoints and exact resumption.
 
-use crate::data::{Batch, Prepared, centre_view, make_batch, random_view};
+use crate::data::{Batch, Prepared, centre_view, make_batch, random_view, reveal_items};
 use crate::loss::l1_ssim_loss;
 use crate::model::{UNet, UNetConfig};
 use crate::run::{EpochMetrics, RunDir, TrainState, learning_rate, write_bytes, write_json};
@@ -109,8 +109,9 @@ pub fn validate(
     let (mut psnr, mut ssim) = (0.0, 0.0);
     let mut r = rng(0, 7);
     for chunk in images.chunks(batch_size.max(1)) {
-        let items: Vec<_> = chunk.iter().map(|p| p.view(&view)).collect();
-        let batch = make_batch(&items, threat, Share::fixed(1.0), &mut r);
+        let views = chunk.iter().map(|p| p.view(&view)).collect();
+        let items = reveal_items(views, threat, Share::fixed(1.0), &mut r);
+        let batch = make_batch(&items, &threat.sparse_map());
         let (input, _) = to_device(&batch, device)?;
         for (out, (target, _)) in to_images(model.forward(&input)).iter().zip(&items) {
             let s = image_metrics::score(to_array(target).view(), to_array(out).view(), None)
@@ -214,12 +215,13 @@ pub fn train(
     let start_seconds = state.seconds;
     while config.progress(state.step, state.seconds) < 1.0 {
         let mut r = rng(config.seed, 1_000_000 + state.step);
-        let items: Vec<_> =
+        let views =
             crate::run::batch_indices(config.seed, state.step, config.batch_size, train.len())
                 .into_iter()
                 .map(|i| train[i].view(&random_view(threat, &mut r)))
                 .collect();
-        let batch = make_batch(&items, threat, threat.train_share, &mut r);
+        let items = reveal_items(views, threat, threat.train_share, &mut r);
+        let batch = make_batch(&items, &threat.sparse_map());
         let (input, target) = to_device(&batch, device)?;
         let lr = config.learning_rate(state.step, state.seconds);
         let loss = l1_ssim_loss(model.forward(&input), target);

@@ -23,6 +23,34 @@ pub struct Nearest {
     pub second_d2: f32,
 }
 
+impl Nearest {
+    /// No candidate yet.
+    const NONE: Self = Self {
+        index: usize::MAX,
+        d2: f32::INFINITY,
+        second_d2: f32::INFINITY,
+    };
+
+    /// Considers candidate `index` at squared distance `d2`; a tie keeps the earlier candidate.
+    fn offer(&mut self, index: usize, d2: f32) {
+        if d2 < self.d2 {
+            *self = Self {
+                index,
+                d2,
+                second_d2: self.d2,
+            };
+        } else if d2 < self.second_d2 {
+            self.second_d2 = d2;
+        }
+    }
+
+    /// Merges the best two of a later set of candidates (same tie rule).
+    fn merge(&mut self, later: Self) {
+        self.offer(later.index, later.d2);
+        self.second_d2 = self.second_d2.min(later.second_d2);
+    }
+}
+
 /// For every row of `a`, its nearest row of `b` (with the second best), and for every row of `b`
 /// its nearest row of `a`. Both sets must have the same number of columns and at least one row.
 pub fn nearest_both_ways(a: ArrayView2<f32>, b: ArrayView2<f32>) -> (Vec<Nearest>, Vec<Nearest>) {
@@ -38,42 +66,14 @@ pub fn nearest_both_ways(a: ArrayView2<f32>, b: ArrayView2<f32>) -> (Vec<Nearest
             let end = (start + BLOCK).min(a.nrows());
             let dots = a.slice(s![start..end, ..]).dot(&bt);
             let mut rows = Vec::with_capacity(end - start);
-            let mut cols = vec![
-                Nearest {
-                    index: usize::MAX,
-                    d2: f32::INFINITY,
-                    second_d2: f32::INFINITY
-                };
-                b.nrows()
-            ];
+            let mut cols = vec![Nearest::NONE; b.nrows()];
             for (r, dot_row) in dots.axis_iter(Axis(0)).enumerate() {
                 let i = start + r;
-                let mut best = Nearest {
-                    index: usize::MAX,
-                    d2: f32::INFINITY,
-                    second_d2: f32::INFINITY,
-                };
+                let mut best = Nearest::NONE;
                 for (j, (&dot, &nbj)) in dot_row.iter().zip(nb.iter()).enumerate() {
                     let d2 = (na[i] + nbj - 2.0 * dot).max(0.0);
-                    if d2 < best.d2 {
-                        best = Nearest {
-                            index: j,
-                            d2,
-                            second_d2: best.d2,
-                        };
-                    } else if d2 < best.second_d2 {
-                        best.second_d2 = d2;
-                    }
-                    let c = &mut cols[j];
-                    if d2 < c.d2 {
-                        *c = Nearest {
-                            index: i,
-                            d2,
-                            second_d2: c.d2,
-                        };
-                    } else if d2 < c.second_d2 {
-                        c.second_d2 = d2;
-                    }
+                    best.offer(j, d2);
+                    cols[j].offer(i, d2);
                 }
                 rows.push(best);
             }
@@ -81,27 +81,13 @@ pub fn nearest_both_ways(a: ArrayView2<f32>, b: ArrayView2<f32>) -> (Vec<Nearest
         })
         .collect();
     let mut rows = Vec::with_capacity(a.nrows());
-    let mut cols = vec![
-        Nearest {
-            index: usize::MAX,
-            d2: f32::INFINITY,
-            second_d2: f32::INFINITY
-        };
-        b.nrows()
-    ];
+    let mut cols = vec![Nearest::NONE; b.nrows()];
+    // Blocks come in row order, so merging keeps the lowest row index on ties.
     for (block_rows, block_cols) in blocks {
         rows.extend(block_rows);
-        for (c, bc) in cols.iter_mut().zip(block_cols) {
-            // Blocks come in row order, so a strictly smaller distance is needed to replace:
-            // ties keep the lowest row index.
-            if bc.d2 < c.d2 {
-                c.second_d2 = c.d2.min(bc.second_d2);
-                c.index = bc.index;
-                c.d2 = bc.d2;
-            } else {
-                c.second_d2 = c.second_d2.min(bc.d2);
-            }
-        }
+        cols.iter_mut()
+            .zip(block_cols)
+            .for_each(|(c, later)| c.merge(later));
     }
     (rows, cols)
 }
