@@ -1,6 +1,10 @@
-//! Perspective warps, to make image pairs with a known homography from single images.
+//! Perspective warps, to make image pairs with a known homography from single images, and
+//! sequence folders in the HPatches layout built from them.
 
 use image::{Rgb, RgbImage};
+use rand::Rng;
+use rand_chacha::ChaCha8Rng;
+use std::path::Path;
 
 /// Row-major 3×3 matrix.
 pub type Mat3 = [[f64; 3]; 3];
@@ -54,9 +58,113 @@ pub fn warp_perspective(img: &RgbImage, h: &Mat3, width: u32, height: u32) -> Op
     }))
 }
 
+/// The homography mapping the four points `from` onto `to` (direct linear transform with
+/// `h33 = 1`); `None` for degenerate points.
+pub fn homography_from_points(from: &[(f64, f64); 4], to: &[(f64, f64); 4]) -> Option<Mat3> {
+    // Rows: x' (h31 x + h32 y + 1) = h11 x + h12 y + h13, and the same for y'.
+    let mut a = [[0.0f64; 9]; 8];
+    for (i, (&(x, y), &(u, v))) in from.iter().zip(to).enumerate() {
+        a[2 * i] = [x, y, 1.0, 0.0, 0.0, 0.0, -u * x, -u * y, u];
+        a[2 * i + 1] = [0.0, 0.0, 0.0, x, y, 1.0, -v * x, -v * y, v];
+    }
+    // Gauss-Jordan elimination with partial pivoting on the 8×9 augmented matrix.
+    for col in 0..8 {
+        let pivot = (col..8).max_by(|&r, &s| a[r][col].abs().total_cmp(&a[s][col].abs()))?;
+        if a[pivot][col].abs() < 1e-12 {
+            return None;
+        }
+        a.swap(col, pivot);
+        let p = a[col][col];
+        a[col].iter_mut().for_each(|v| *v /= p);
+        for r in 0..8 {
+            if r != col {
+                let f = a[r][col];
+                let pivot_row = a[col];
+                a[r].iter_mut()
+                    .zip(pivot_row)
+                    .for_each(|(v, pv)| *v -= f * pv);
+            }
+        }
+    }
+    let h: Vec<f64> = a.iter().map(|row| row[8]).collect();
+    Some([[h[0], h[1], h[2]], [h[3], h[4], h[5]], [h[6], h[7], 1.0]])
+}
+
+/// A random homography of a `width`×`height` image: each corner moves by up to `strength` of
+/// the shorter side in x and y (a random viewpoint change that keeps most of the image).
+pub fn random_homography(width: u32, height: u32, strength: f64, rng: &mut ChaCha8Rng) -> Mat3 {
+    let (w, h) = ((width - 1) as f64, (height - 1) as f64);
+    let m = strength * w.min(h);
+    let corners = [(0.0, 0.0), (w, 0.0), (w, h), (0.0, h)];
+    loop {
+        let moved =
+            corners.map(|(x, y)| (x + rng.random_range(-m..=m), y + rng.random_range(-m..=m)));
+        if let Some(hm) = homography_from_points(&corners, &moved) {
+            return hm;
+        }
+    }
+}
+
+/// Writes an HPatches-style sequence into `dir`: `1.png` (= `image`), and for each homography
+/// `H` number `k = 2, 3, …`, `k.png` (the image warped by `H`, same size) and `H_1_k` (the
+/// matrix, row by row).
+pub fn write_sequence(dir: &Path, image: &RgbImage, homographies: &[Mat3]) -> std::io::Result<()> {
+    std::fs::create_dir_all(dir)?;
+    let save = |name: &str, img: &RgbImage| {
+        crate::atomic::write_atomic(&dir.join(name), |f| {
+            img.write_to(f, image::ImageFormat::Png)
+                .map_err(std::io::Error::other)
+        })
+    };
+    save("1.png", image)?;
+    for (i, hm) in homographies.iter().enumerate() {
+        let k = i + 2;
+        let warped = warp_perspective(image, hm, image.width(), image.height())
+            .ok_or_else(|| std::io::Error::other(format!("homography {k} is singular")))?;
+        save(&format!("{k}.png"), &warped)?;
+        let text: String = hm
+            .iter()
+            .map(|row| format!("{:.12e} {:.12e} {:.12e}\n", row[0], row[1], row[2]))
+            .collect();
+        crate::atomic::write_bytes_atomic(&dir.join(format!("H_1_{k}")), text.as_bytes())?;
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use rand::SeedableRng;
+
+    #[test]
+    fn four_point_homography_and_sequences() {
+        let from = [(0.0, 0.0), (99.0, 0.0), (99.0, 79.0), (0.0, 79.0)];
+        let to = [(3.0, 2.0), (95.0, -4.0), (101.0, 83.0), (-2.0, 75.0)];
+        let h = homography_from_points(&from, &to).unwrap();
+        for (&(x, y), &(u, v)) in from.iter().zip(&to) {
+            let w = h[2][0] * x + h[2][1] * y + h[2][2];
+            assert!(((h[0][0] * x + h[0][1] * y + h[0][2]) / w - u).abs() < 1e-9);
+            assert!(((h[1][0] * x + h[1][1] * y + h[1][2]) / w - v).abs() < 1e-9);
+        }
+        let line = [(0.0, 0.0), (1.0, 1.0), (2.0, 2.0), (3.0, 3.0)];
+        assert!(homography_from_points(&line, &to).is_none());
+
+        let dir = tempfile::tempdir().unwrap();
+        let img = RgbImage::from_fn(40, 30, |x, y| Rgb([x as u8 * 6, y as u8 * 8, 50]));
+        let mut rng = ChaCha8Rng::seed_from_u64(1);
+        let hs = [random_homography(40, 30, 0.1, &mut rng)];
+        write_sequence(dir.path(), &img, &hs).unwrap();
+        let pairs = crate::find_pairs(dir.path()).unwrap();
+        assert_eq!(pairs.len(), 1);
+        for r in 0..3 {
+            for c in 0..3 {
+                assert!(
+                    (pairs[0].homography[r][c] - hs[0][r][c]).abs()
+                        < 1e-9 * hs[0][r][c].abs().max(1.0)
+                );
+            }
+        }
+    }
 
     #[test]
     fn inverse_and_translation_warp() {
