@@ -11,7 +11,7 @@ use featleak_attack::data::{
     FeatureCache, Prepared, centre_view, make_batch, prepare, reveal_items,
 };
 use featleak_attack::model::UNetConfig;
-use featleak_attack::run::{EpochMetrics, RunDir, read_json, write_json};
+use featleak_attack::run::{EpochMetrics, RunConfig, RunDir, write_json};
 use featleak_attack::threat::{Share, rng};
 use featleak_attack::training::{Observer, TrainConfig, load_model, to_device, to_images, train};
 use featleak_datasets::{ResizeCrop, SplitFractions, find_files, find_images, split_seeded};
@@ -21,7 +21,6 @@ use featleak_eval::plot::{Axes, Series, line_plot_svg};
 use featleak_eval::score_report::{NamedScores, ScoreReport, score_images};
 use indicatif::ProgressBar;
 use rayon::prelude::*;
-use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -81,13 +80,22 @@ pub struct TrainArgs {
     /// Continue the run in --out from its last checkpoint.
     #[arg(long)]
     pub resume: bool,
-    /// Network size: cpu (widths 32–512) or paper (64–1024).
+    /// Network size: cpu (widths 16–256) or paper (64–1024).
     #[arg(long, default_value = "cpu")]
     pub network: String,
+    /// Override the network's first-level width (level i has width·2^i channels).
+    #[arg(long)]
+    pub width: Option<usize>,
+    /// Override the network's number of 2× poolings.
+    #[arg(long)]
+    pub depth: Option<usize>,
+
     #[arg(long, default_value_t = 8)]
     pub batch_size: usize,
-    #[arg(long, default_value_t = 1e-3)]
+    /// Peak learning rate (Adam; warm-up, then cosine decay over the budget).
+    #[arg(long, default_value_t = 3e-3)]
     pub lr: f64,
+
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
     /// Use at most this many training images (0: all).
@@ -118,19 +126,6 @@ pub struct ReconstructArgs {
     pub share: Option<f32>,
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
-}
-
-/// `run.json`: everything needed to reproduce or resume the run.
-#[derive(Serialize, Deserialize)]
-struct RunConfig {
-    tool: String,
-    version: String,
-    threat: ThreatModel,
-    training: TrainConfig,
-    images_root: String,
-    train_images: Vec<String>,
-    val_images: Vec<String>,
-    skipped: Vec<String>,
 }
 
 struct BarObserver {
@@ -223,16 +218,8 @@ fn train_command(args: &TrainArgs) -> anyhow::Result<ExitCode> {
         );
     }
     let config: RunConfig = if args.resume {
-        let mut c: RunConfig = read_json(&run.config()).map_err(anyhow::Error::msg)?;
-        if c.tool != "featleak" || c.version != env!("CARGO_PKG_VERSION") {
-            bail!(
-                "{} was written by {} {}, this is featleak {}; train a new run",
-                run.config().display(),
-                c.tool,
-                c.version,
-                env!("CARGO_PKG_VERSION")
-            );
-        }
+        let mut c = RunConfig::load(&run).map_err(anyhow::Error::msg)?;
+
         // The budget may be extended on resume; nothing else changes.
         if args.minutes.is_some() || args.steps.is_some() {
             c.training.minutes = args.minutes;
@@ -253,10 +240,11 @@ fn train_command(args: &TrainArgs) -> anyhow::Result<ExitCode> {
             .map(|(n, p)| (p, n))
             .collect())
     };
-    let val_root = args
-        .val_images
-        .clone()
-        .unwrap_or_else(|| images_root.clone());
+    let val_root = config
+        .val_root
+        .as_ref()
+        .map_or_else(|| images_root.clone(), PathBuf::from);
+
     let cache = FeatureCache::new(run.cache());
     let (train_set, mut skipped) = prepare_all(
         &to_paths(&config.train_images, &images_root)?,
@@ -328,11 +316,22 @@ fn new_run_config(args: &TrainArgs) -> anyhow::Result<RunConfig> {
     let channels = threat
         .sparse_map()
         .channels(threat.extractor.descriptor.dimension());
-    let network = match args.network.as_str() {
+    let mut network = match args.network.as_str() {
         "cpu" => UNetConfig::cpu_default(channels),
         "paper" => UNetConfig::paper(channels),
         other => bail!("unknown --network '{other}' (cpu or paper)"),
     };
+    network.base_width = args.width.unwrap_or(network.base_width);
+    network.depth = args.depth.unwrap_or(network.depth);
+    network.validate()?;
+    let multiple = 1u32 << network.depth;
+    if !args.size.is_multiple_of(multiple) {
+        bail!(
+            "--size {} is not a multiple of 2^depth = {multiple}",
+            args.size
+        );
+    }
+
     let mut images: Vec<String> = find_images(&args.images)
         .with_context(|| format!("cannot list images in {}", args.images.display()))?
         .iter()
@@ -394,6 +393,7 @@ fn new_run_config(args: &TrainArgs) -> anyhow::Result<RunConfig> {
         images_root: args.images.display().to_string(),
         train_images,
         val_images,
+        val_root: args.val_images.as_ref().map(|p| p.display().to_string()),
         skipped: Vec::new(),
     })
 }
@@ -436,16 +436,8 @@ struct Victim {
 
 fn reconstruct_command(args: &ReconstructArgs) -> anyhow::Result<ExitCode> {
     let run = RunDir::new(&args.run);
-    let config: RunConfig = read_json(&run.config())
-        .map_err(|e| anyhow!("{e} (is --run a folder made by `featleak attack train`?)"))?;
-    if config.version != env!("CARGO_PKG_VERSION") {
-        bail!(
-            "{} was trained by featleak {}, this is {}",
-            args.run.display(),
-            config.version,
-            env!("CARGO_PKG_VERSION")
-        );
-    }
+    let config = RunConfig::load(&run).map_err(anyhow::Error::msg)?;
+
     let threat = &config.threat;
     let device = Device::flex();
     let model = load_model(&run, &config.training.network, &device).map_err(anyhow::Error::msg)?;
@@ -628,8 +620,9 @@ fn load_square(path: &Path, r: u32) -> anyhow::Result<image::RgbImage> {
 
 fn baselines_command(args: &BaselinesArgs) -> anyhow::Result<ExitCode> {
     let run = RunDir::new(&args.run);
-    let config: RunConfig = read_json(&run.config()).map_err(anyhow::Error::msg)?;
+    let config = RunConfig::load(&run).map_err(anyhow::Error::msg)?;
     let r = config.threat.resolution;
+
     let root = PathBuf::from(&config.images_root);
     let train: Vec<PathBuf> = find_images(&root)
         .with_context(|| format!("cannot list images in {}", root.display()))?

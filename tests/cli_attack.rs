@@ -292,7 +292,7 @@ fn bad_runs_and_images_give_clear_errors() {
         .output()
         .unwrap();
     assert!(
-        stderr(&o).contains("was trained by featleak 0.0.1"),
+        stderr(&o).contains("was written by featleak 0.0.1"),
         "{}",
         stderr(&o)
     );

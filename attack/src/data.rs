@@ -137,10 +137,13 @@ pub fn centre_view(threat: &ThreatModel) -> ResizeCrop {
     ResizeCrop::cover((f, f), (r, r))
 }
 
-/// A random training view: resize F×F to a random side in [R, F], then crop R×R at a random place.
+/// A random training view: resize F×F to a random side in [R, 1.25·R] (capped at F), then crop
+/// R×R at a random place. Victims are seen whole ([`centre_view`]), so training views stay close
+/// to that scale.
 pub fn random_view(threat: &ThreatModel, rng: &mut ChaCha8Rng) -> ResizeCrop {
     let (f, r) = (threat.feature_resolution, threat.resolution);
-    let side = rng.random_range(r..=f);
+    let side = rng.random_range(r..=(r + r / 4).min(f).max(r));
+
     let offset = (
         rng.random_range(0..=side - r),
         rng.random_range(0..=side - r),
@@ -168,6 +171,9 @@ pub struct Batch {
     pub targets: Vec<f32>,
     /// Revealed keypoints per image.
     pub revealed: Vec<usize>,
+    /// For each occupied pixel (in `pixel_index` order), the keypoint it holds: its index in
+    /// its item's feature set.
+    pub sources: Vec<usize>,
 }
 
 /// What the adversary receives of each (target, features) pair: features revealed as `threat`
@@ -199,7 +205,9 @@ pub fn make_batch(items: &[(RgbImage, FeatureSet)], map: &SparseMapConfig) -> Ba
         pixel_index: Vec::new(),
         targets: Vec::with_capacity(items.len() * 3 * hw),
         revealed: Vec::new(),
+        sources: Vec::new(),
     };
+
     for (b, (target, features)) in items.iter().enumerate() {
         assert_eq!(
             target.dimensions(),
@@ -212,6 +220,8 @@ pub fn make_batch(items: &[(RgbImage, FeatureSet)], map: &SparseMapConfig) -> Ba
             .pixel_index
             .extend(sparse.pixels.iter().map(|&p| (b * hw + p) as i64));
         batch.values.extend(sparse.values.iter());
+        batch.sources.extend(&sparse.keypoints);
+
         for c in 0..3 {
             batch
                 .targets
@@ -291,7 +301,7 @@ mod tests {
         let mut r = rng(5, 1);
         for _ in 0..5 {
             let v = random_view(&t, &mut r);
-            assert!(v.resized.0 >= 64 && v.resized.0 <= 96 && v.offset.0 + 64 <= v.resized.0);
+            assert!(v.resized.0 >= 64 && v.resized.0 <= 80 && v.offset.0 + 64 <= v.resized.0);
         }
         let (target, features) = p.view(&centre_view(&t));
         assert_eq!(target.dimensions(), (64, 64));

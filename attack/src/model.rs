@@ -57,12 +57,15 @@ pub struct UNetConfig {
 }
 
 impl UNetConfig {
-    /// Right-sized for a 2-core CPU at 128²: widths 32→512, depth 4 (≈ 7.8 M parameters with
-    /// 128 input channels).
+    /// Right-sized for a 2-core CPU at 128²: widths 16→256, depth 4 (≈ 2.0 M parameters with
+    /// 129 input channels). On the photos it learned as much per optimiser step as widths
+    /// 32→512 (≈ 7.8 M; validation 12.9 against 12.8 dB after ~240 steps at lr 1e-3) at
+    /// 1.2 s instead of 3.2 s per step (batch 8), so it gets ~2.7× more steps in a CPU budget.
     pub fn cpu_default(in_channels: usize) -> Self {
         Self {
             in_channels,
-            base_width: 32,
+            base_width: 16,
+
             depth: 4,
             out_channels: 3,
         }

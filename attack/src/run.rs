@@ -7,8 +7,52 @@
 //! (replaced together: state.json is written last and names the step the files belong to),
 //! `metrics.csv` and `curves.svg`.
 
+use crate::threat::ThreatModel;
+use crate::training::TrainConfig;
 use serde::{Deserialize, Serialize, de::DeserializeOwned};
 use std::path::{Path, PathBuf};
+
+/// `run.json`: everything needed to reproduce or resume the run.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct RunConfig {
+    pub tool: String,
+    pub version: String,
+    pub threat: ThreatModel,
+    pub training: TrainConfig,
+    /// Folder the training (and, without a separate one, validation) images come from.
+    pub images_root: String,
+    /// Training images, relative to `images_root`, without extension.
+    pub train_images: Vec<String>,
+    pub val_images: Vec<String>,
+    /// Folder of the validation images when they are not under `images_root`.
+    #[serde(default)]
+    pub val_root: Option<String>,
+
+    /// Images that could not be used, with the reason.
+    pub skipped: Vec<String>,
+}
+
+impl RunConfig {
+    /// Reads `run.json` of `run` and checks it was written by this version of featleak.
+    pub fn load(run: &RunDir) -> Result<Self, String> {
+        let config: Self = read_json(&run.config()).map_err(|e| {
+            format!(
+                "{e} (is {} a folder made by `featleak attack train`?)",
+                run.root.display()
+            )
+        })?;
+        if config.tool != "featleak" || config.version != env!("CARGO_PKG_VERSION") {
+            return Err(format!(
+                "{} was written by {} {}, this is featleak {}; train a new run",
+                run.config().display(),
+                config.tool,
+                config.version,
+                env!("CARGO_PKG_VERSION")
+            ));
+        }
+        Ok(config)
+    }
+}
 
 /// The training state saved with every checkpoint.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

@@ -165,6 +165,105 @@ pub fn load_model(run: &RunDir, config: &UNetConfig, device: &Device) -> Result<
         })
 }
 
+/// One optimiser step at `step` of a run seeded `seed`: a seeded batch of random views of
+/// `train`, keypoints revealed with `share`. Returns the updated model and the batch loss.
+#[allow(clippy::too_many_arguments)]
+fn optimise(
+    model: UNet,
+    optim: &mut burn::optim::ModuleOptimizer,
+    threat: &ThreatModel,
+    train: &[Prepared],
+    share: Share,
+    (seed, step, batch_size): (u64, u64, usize),
+    lr: f64,
+    device: &Device,
+) -> Result<(UNet, f64), String> {
+    let mut r = rng(seed, 1_000_000 + step);
+    let views = crate::run::batch_indices(seed, step, batch_size, train.len())
+        .into_iter()
+        .map(|i| train[i].view(&random_view(threat, &mut r)))
+        .collect();
+    let items = reveal_items(views, threat, share, &mut r);
+    let batch = make_batch(&items, &threat.sparse_map());
+    let (input, target) = to_device(&batch, device)?;
+    let loss = l1_ssim_loss(model.forward(&input), target);
+    let loss_value: f64 = loss.clone().into_scalar::<f32>() as f64;
+    if !loss_value.is_finite() {
+        return Err(format!(
+            "the loss became {loss_value} at step {step}; lower the learning rate"
+        ));
+    }
+    let grads = GradientsParams::from_grads(loss.backward(), &model);
+    Ok((optim.step(lr, model, grads), loss_value))
+}
+
+/// How an attacker adapts to a mitigation: a short fine-tune on features mitigated the same way.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FineTuneConfig {
+    pub steps: u64,
+    pub batch_size: usize,
+    pub learning_rate: f64,
+    pub seed: u64,
+}
+
+/// An independent copy of `model` (a `clone` shares the batch-norm running statistics, which
+/// training then updates in both).
+pub fn deep_copy(model: &UNet, network: &UNetConfig, device: &Device) -> Result<UNet, String> {
+    let bytes = model
+        .valid()
+        .into_record()
+        .into_bytes()
+        .map_err(|e| format!("cannot serialise the model: {e}"))?;
+    let record =
+        ModuleRecord::from_bytes(bytes).map_err(|e| format!("cannot copy the model: {e}"))?;
+
+    network
+        .init(device)
+        .map_err(|e| e.to_string())?
+        .try_load_record(record)
+        .map_err(|e| format!("cannot copy the model: {e}"))
+}
+
+/// A fine-tuned copy of `model` (`network` is its architecture; `model` itself is left as it
+/// is), trained on an autodiff `device` on `train`, whose features are already what the victim
+/// reveals (e.g. mitigated): every keypoint of them is shown. Adam from a fresh state, warm-up
+/// over the first tenth of the steps, then cosine decay.
+pub fn fine_tune(
+    model: &UNet,
+    network: &UNetConfig,
+    threat: &ThreatModel,
+    train: &[Prepared],
+    config: &FineTuneConfig,
+    device: &Device,
+) -> Result<UNet, String> {
+    if train.is_empty() {
+        return Err("no images to fine-tune on".into());
+    }
+    let mut model = deep_copy(model, network, device)?;
+
+    let mut optim = AdamConfig::new().with_epsilon(1e-8).init();
+    for step in 0..config.steps {
+        let lr = learning_rate(
+            config.learning_rate,
+            step as f64 / config.steps.max(1) as f64,
+            step,
+            (config.steps / 10).max(1),
+        );
+        (model, _) = optimise(
+            model,
+            &mut optim,
+            threat,
+            train,
+            Share::fixed(1.0),
+            (config.seed, step, config.batch_size),
+            lr,
+            device,
+        )?;
+    }
+    Ok(model)
+}
+
 /// Reports training progress to the caller (progress bars, logs).
 pub trait Observer {
     fn step(&mut self, step: u64, loss: f64, learning_rate: f64, seconds: f64);
@@ -214,27 +313,20 @@ pub fn train(
     let session = Instant::now();
     let start_seconds = state.seconds;
     while config.progress(state.step, state.seconds) < 1.0 {
-        let mut r = rng(config.seed, 1_000_000 + state.step);
-        let views =
-            crate::run::batch_indices(config.seed, state.step, config.batch_size, train.len())
-                .into_iter()
-                .map(|i| train[i].view(&random_view(threat, &mut r)))
-                .collect();
-        let items = reveal_items(views, threat, threat.train_share, &mut r);
-        let batch = make_batch(&items, &threat.sparse_map());
-        let (input, target) = to_device(&batch, device)?;
         let lr = config.learning_rate(state.step, state.seconds);
-        let loss = l1_ssim_loss(model.forward(&input), target);
-        let loss_value: f64 = loss.clone().into_scalar::<f32>() as f64;
-        if !loss_value.is_finite() {
-            return Err(format!(
-                "the loss became {loss_value} at step {}; lower the learning rate",
-                state.step
-            ));
-        }
-        let grads = GradientsParams::from_grads(loss.backward(), &model);
-        model = optim.step(lr, model, grads);
+        let loss_value;
+        (model, loss_value) = optimise(
+            model,
+            &mut optim,
+            threat,
+            train,
+            threat.train_share,
+            (config.seed, state.step, config.batch_size),
+            lr,
+            device,
+        )?;
         state.step += 1;
+
         state.seconds = start_seconds + session.elapsed().as_secs_f64();
         state.epoch_loss.0 += loss_value;
         state.epoch_loss.1 += 1;

@@ -98,6 +98,11 @@ impl FeatureSet {
     /// mapped with the pixel-centre convention of [`ResizeCrop::map_point`], sizes scaled by the
     /// geometric mean of the two scale factors, keypoints falling outside the crop dropped.
     pub fn transformed(&self, t: &ResizeCrop) -> Self {
+        self.transformed_indexed(t).0
+    }
+
+    /// [`Self::transformed`], with the index in `self` of every keypoint kept.
+    pub fn transformed_indexed(&self, t: &ResizeCrop) -> (Self, Vec<usize>) {
         assert_eq!(
             t.src, self.image_size,
             "ResizeCrop source size differs from the features' image size"
@@ -117,11 +122,12 @@ impl FeatureSet {
                 });
             }
         }
-        Self {
+        let set = Self {
             image_size: t.out,
             keypoints,
             descriptors: self.descriptors.select(&kept),
             extractor: self.extractor.clone(),
-        }
+        };
+        (set, kept)
     }
 }

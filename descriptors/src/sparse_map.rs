@@ -85,6 +85,9 @@ pub struct SparsePixels {
     pub pixels: Vec<usize>,
     /// K×C channel values, one row per occupied pixel.
     pub values: Array2<f32>,
+    /// The keypoint (index in the feature set) whose values each occupied pixel holds.
+    pub keypoints: Vec<usize>,
+
     /// Keypoints that lost their pixel to a stronger one.
     pub collisions: usize,
 }
@@ -155,7 +158,8 @@ pub fn rasterize_sparse(features: &FeatureSet, config: &SparseMapConfig) -> Spar
     }
     SparsePixels {
         size: features.image_size,
-        pixels: winner.into_keys().collect(),
+        pixels: winner.keys().copied().collect(),
+        keypoints: winner.into_values().collect(),
         values,
         collisions,
     }
