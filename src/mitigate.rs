@@ -5,7 +5,9 @@ use anyhow::{Context, bail};
 use clap::{Args, Subcommand};
 use featleak_datasets::find_files;
 use featleak_descriptors::{read_features, write_features};
-use featleak_mitigation::Strategy;
+use featleak_mitigation::sweep::{CellResult, SweepConfig, SweepDir, SweepObserver, run_sweep};
+use featleak_mitigation::{Hints, Strategy};
+use indicatif::ProgressBar;
 use rayon::prelude::*;
 use serde::Serialize;
 use std::path::PathBuf;
@@ -15,11 +17,27 @@ use std::process::ExitCode;
 pub enum MitigateCommand {
     /// Write mitigated copies of .npz feature files (only the revealed keypoints).
     Apply(ApplyArgs),
+    /// Score strategies × keep fractions × descriptors on privacy (non-adaptive and adaptive
+    /// attackers) and utility (matching on homography pairs); resumable.
+    Sweep(SweepArgs),
+}
+
+#[derive(Args, Clone, Debug)]
+pub struct SweepArgs {
+    /// Sweep configuration (TOML): attackers (run folders), victim images, pairs, strategies,
+    /// keep fractions, adaptive fine-tune budget. See examples/sweep.toml.
+    #[arg(long)]
+    pub config: PathBuf,
+    /// Output folder: results.json/.csv/.md, frontier.svg, gallery.html. Rerunning with the same
+    /// configuration resumes: finished cells are kept.
+    #[arg(long)]
+    pub out: PathBuf,
 }
 
 #[derive(Args, Clone, Debug)]
 pub struct ApplyArgs {
-    /// Strategy: random, top-response, lowest-response, grid or anms.
+    /// Strategy: random, top-response, lowest-response, grid or anms (the privacy-aware
+    /// `leakage` strategy needs the attacker and the images: use `mitigate sweep`).
     #[arg(long)]
     pub strategy: String,
     /// Fraction of each image's keypoints to reveal (0–1).
@@ -65,11 +83,18 @@ pub fn path_seed(seed: u64, rel: &str) -> u64 {
 pub fn run(command: &MitigateCommand) -> anyhow::Result<ExitCode> {
     match command {
         MitigateCommand::Apply(args) => apply(args),
+        MitigateCommand::Sweep(args) => sweep(args),
     }
 }
 
 fn apply(args: &ApplyArgs) -> anyhow::Result<ExitCode> {
     let strategy = Strategy::by_name(&args.strategy).map_err(anyhow::Error::msg)?;
+    if strategy.needs_leakage() {
+        bail!(
+            "the leakage strategy ranks keypoints with the attacker on the images themselves; \
+             use `featleak mitigate sweep`"
+        );
+    }
     if !(0.0..=1.0).contains(&args.keep) {
         bail!("--keep must be between 0 and 1 (got {})", args.keep);
     }
@@ -87,11 +112,13 @@ fn apply(args: &ApplyArgs) -> anyhow::Result<ExitCode> {
         .map(|file| {
             let rel = file.strip_prefix(&args.features).expect("below root");
             let features = read_features(file)?;
-            let revealed = strategy.apply(
-                &features,
-                args.keep,
-                path_seed(args.seed, &rel.to_string_lossy()),
-            );
+            let revealed = strategy
+                .apply(
+                    &features,
+                    args.keep,
+                    Hints::seed(path_seed(args.seed, &rel.to_string_lossy())),
+                )
+                .map_err(anyhow::Error::msg)?;
             let out = args.out.join(rel);
             if let Some(parent) = out.parent() {
                 std::fs::create_dir_all(parent)
@@ -123,6 +150,59 @@ fn apply(args: &ApplyArgs) -> anyhow::Result<ExitCode> {
         "{}: revealed {kept} of {total} keypoints in {} file(s) → {}",
         strategy.name(),
         records.len(),
+        args.out.display()
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Progress of a sweep on a progress bar, one line per finished cell.
+struct SweepBar {
+    bar: ProgressBar,
+}
+
+impl SweepObserver for SweepBar {
+    fn stage(&mut self, name: &str, total: u64) {
+        self.bar.finish_and_clear();
+        self.bar = crate::progress::bar(total, name);
+    }
+    fn advance(&mut self) {
+        self.bar.inc(1);
+    }
+    fn cell(&mut self, c: &CellResult, reused: bool) {
+        self.bar.suspend(|| {
+            println!(
+                "{:<6} {:<16} keep {:<4} → MMA@3 {:.3}, SSIM non-adaptive {:.3} / adaptive {:.3}{}",
+                c.descriptor,
+                c.strategy,
+                c.keep,
+                c.mma_3,
+                c.ssim_nonadaptive,
+                c.ssim_adaptive,
+                if reused { " (shared keep-1 cell)" } else { "" }
+            )
+        });
+    }
+}
+
+fn sweep(args: &SweepArgs) -> anyhow::Result<ExitCode> {
+    let config = SweepConfig::from_file(&args.config).map_err(anyhow::Error::msg)?;
+    std::fs::create_dir_all(&args.out)
+        .with_context(|| format!("cannot create output folder {}", args.out.display()))?;
+    let mut bar = SweepBar {
+        bar: ProgressBar::hidden(),
+    };
+    let results = run_sweep(&config, &args.out, &mut bar).map_err(anyhow::Error::msg)?;
+    bar.bar.finish_and_clear();
+    featleak_mitigation::report::write_report(
+        &SweepDir {
+            root: args.out.clone(),
+        },
+        &results,
+    )
+    .map_err(anyhow::Error::msg)?;
+    println!(
+        "{} cells → {}/results.md, frontier.svg, gallery.html",
+        results.cells.len(),
         args.out.display()
     );
     Ok(ExitCode::SUCCESS)

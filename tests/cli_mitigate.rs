@@ -134,3 +134,178 @@ fn apply_rejects_bad_arguments_and_files() {
         "{e}"
     );
 }
+
+/// A tiny attacker run, victims and two warped pair sequences for sweeps.
+fn sweep_fixture(root: &std::path::Path) -> std::path::PathBuf {
+    use featleak_datasets::synthetic::scene;
+    use featleak_datasets::warp::{random_homography, write_sequence};
+    use rand::SeedableRng;
+    for i in 0..8 {
+        write_scene(&root.join(format!("train/s{i}.png")), 96, 72, 100 + i);
+    }
+    for i in 0..3 {
+        write_scene(&root.join(format!("victims/v{i}.png")), 96, 72, 200 + i);
+    }
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(5);
+    for i in 0..2 {
+        let img = scene(160, 120, 300 + i);
+        let hs: Vec<_> = (0..2)
+            .map(|_| random_homography(160, 120, 0.08, &mut rng))
+            .collect();
+        write_sequence(&root.join(format!("pairs/seq{i}")), &img, &hs).unwrap();
+    }
+    let run = root.join("run");
+    featleak()
+        .args(["attack", "train", "--descriptor", "sift", "--size", "32"])
+        .args(["--feature-size", "64", "--width", "8", "--depth", "2"])
+        .args(["--batch-size", "2", "--steps", "6", "--images"])
+        .arg(root.join("train"))
+        .arg("--out")
+        .arg(&run)
+        .assert()
+        .success();
+    let config = root.join("sweep.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "seed = 1\nstrategies = [\"random\", \"top-response\", \"leakage\"]\n\
+             keeps = [1.0, 0.5, 0.25]\nattackers = [{run:?}]\n\
+             [privacy]\nimages = {victims:?}\n[utility]\npairs = {pairs:?}\n\
+             [adaptive]\nsteps = 4\nbatch_size = 2\nlearning_rate = 1e-3\n\
+             [gallery]\nkeep = 0.5\nimages = 2\n",
+            victims = root.join("victims"),
+            pairs = root.join("pairs"),
+        ),
+    )
+    .unwrap();
+    config
+}
+
+fn sweep(config: &std::path::Path, out: &std::path::Path) -> std::process::Output {
+    featleak()
+        .args(["mitigate", "sweep", "--config"])
+        .arg(config)
+        .arg("--out")
+        .arg(out)
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn sweep_scores_every_cell_resumes_and_never_weakens_the_adaptive_attacker() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = sweep_fixture(dir.path());
+    let out = dir.path().join("sweep");
+    let o = sweep(&config, &out);
+    assert!(o.status.success(), "{}", common::stderr(&o));
+    for f in [
+        "results.json",
+        "results.csv",
+        "results.md",
+        "frontier.svg",
+        "gallery.html",
+    ] {
+        assert!(out.join(f).exists(), "{f} missing");
+    }
+    let results: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("results.json")).unwrap()).unwrap();
+    let cells = results["cells"].as_array().unwrap().clone();
+    assert_eq!(cells.len(), 9, "3 strategies × 3 keeps");
+    let mut fine_tune_helped = 0;
+    for c in &cells {
+        let f = |k: &str| c[k].as_f64().unwrap();
+        assert!(
+            f("ssim_adaptive") >= f("ssim_nonadaptive"),
+            "adaptive weaker than non-adaptive: {c}"
+        );
+        assert_eq!(
+            f("ssim_adaptive"),
+            f("ssim_nonadaptive").max(f("ssim_fine_tuned"))
+        );
+        fine_tune_helped += (f("ssim_fine_tuned") > f("ssim_nonadaptive")) as usize;
+
+        assert!((0.0..=1.0).contains(&f("mma_3")));
+        if f("keep") == 1.0 {
+            assert_eq!(c["ssim_nonadaptive"], cells[0]["ssim_nonadaptive"]);
+        }
+    }
+    assert!(
+        fine_tune_helped > 0,
+        "the fine-tune never helped the attacker"
+    );
+    // Fewer keypoints revealed at lower keeps.
+
+    let kept = |keep: f64| {
+        cells
+            .iter()
+            .find(|c| c["keep"].as_f64() == Some(keep) && c["strategy"] == "random")
+            .unwrap()["kept_keypoints"]
+            .as_f64()
+            .unwrap()
+    };
+    assert!(kept(1.0) > kept(0.5) && kept(0.5) > kept(0.25));
+    let csv = std::fs::read_to_string(out.join("results.csv")).unwrap();
+    let header = csv.lines().next().unwrap();
+    for col in [
+        "descriptor",
+        "strategy",
+        "keep",
+        "kept_keypoints",
+        "mma@1",
+        "mma@3",
+        "mma@5",
+        "homography_acc@3",
+        "ssim_nonadaptive",
+        "psnr_nonadaptive",
+        "ssim_adaptive",
+        "psnr_adaptive",
+    ] {
+        assert!(
+            header.split(',').any(|h| h == col),
+            "{col} missing in {header}"
+        );
+    }
+    assert_eq!(csv.lines().count(), 10);
+    let gallery = std::fs::read_to_string(out.join("gallery.html")).unwrap();
+    assert_eq!(gallery.matches("<tr><td>victim").count(), 2);
+
+    // A sweep killed after its fourth cell left exactly this results.json behind (cells are
+    // saved one at a time): the rerun keeps those cells and recomputes the rest identically.
+    let mut partial = results.clone();
+    partial["cells"] = serde_json::Value::Array(cells[..4].to_vec());
+    let resumed = dir.path().join("resumed");
+    std::fs::create_dir_all(&resumed).unwrap();
+    std::fs::write(
+        resumed.join("results.json"),
+        serde_json::to_vec_pretty(&partial).unwrap(),
+    )
+    .unwrap();
+    let o = sweep(&config, &resumed);
+    assert!(o.status.success(), "{}", common::stderr(&o));
+    let again: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(resumed.join("results.json")).unwrap()).unwrap();
+    let again = again["cells"].as_array().unwrap();
+    assert_eq!(again.len(), 9);
+    for (a, b) in cells.iter().zip(again) {
+        let strip = |v: &serde_json::Value| {
+            let mut v = v.clone();
+            v.as_object_mut().unwrap().remove("seconds");
+            v
+        };
+        assert_eq!(strip(a), strip(b));
+    }
+    assert_eq!(again[..4], cells[..4], "finished cells are not recomputed");
+
+    // Another configuration in the same folder is refused.
+    let other = dir.path().join("other.toml");
+    std::fs::write(
+        &other,
+        std::fs::read_to_string(&config)
+            .unwrap()
+            .replace("seed = 1", "seed = 2"),
+    )
+    .unwrap();
+    let o = sweep(&other, &out);
+    assert!(!o.status.success());
+    assert!(common::stderr(&o).contains("another configuration"));
+}

@@ -66,9 +66,122 @@ pub fn line_plot_svg(axes: &Axes, series: &[Series]) -> Result<String, String> {
     Ok(svg)
 }
 
+/// Renders `series` as unconnected point clouds (one colour each, points of a series joined in
+/// the given order by a thin line) and `frontier` as a thick dashed black line.
+pub fn scatter_frontier_svg(
+    axes: &Axes,
+    series: &[Series],
+    frontier: &[(f64, f64)],
+) -> Result<String, String> {
+    let mut svg = String::new();
+    {
+        let root = SVGBackend::with_string(&mut svg, (720, 480)).into_drawing_area();
+        root.fill(&WHITE).map_err(|e| e.to_string())?;
+        let mut chart = ChartBuilder::on(&root)
+            .caption(axes.title, ("sans-serif", 20))
+            .margin(12)
+            .x_label_area_size(40)
+            .y_label_area_size(56)
+            .build_cartesian_2d(axes.x.clone(), axes.y.clone())
+            .map_err(|e| e.to_string())?;
+        chart
+            .configure_mesh()
+            .x_desc(axes.x_label)
+            .y_desc(axes.y_label)
+            .draw()
+            .map_err(|e| e.to_string())?;
+        for (i, s) in series.iter().enumerate() {
+            let color = Palette99::pick(i).to_rgba();
+            chart
+                .draw_series(LineSeries::new(
+                    s.points.iter().copied(),
+                    color.mix(0.35).stroke_width(1),
+                ))
+                .map_err(|e| e.to_string())?;
+            chart
+                .draw_series(s.points.iter().map(|&p| Circle::new(p, 4, color.filled())))
+                .map_err(|e| e.to_string())?
+                .label(s.name.clone())
+                .legend(move |(x, y)| Circle::new((x + 8, y), 4, color.filled()));
+        }
+        if frontier.len() > 1 {
+            chart
+                .draw_series(DashedLineSeries::new(
+                    frontier.iter().copied(),
+                    8,
+                    5,
+                    BLACK.stroke_width(2),
+                ))
+                .map_err(|e| e.to_string())?
+                .label("Pareto frontier")
+                .legend(|(x, y)| {
+                    PathElement::new(vec![(x, y), (x + 18, y)], BLACK.stroke_width(2))
+                });
+        }
+        chart
+            .draw_series(
+                frontier
+                    .iter()
+                    .map(|&p| Circle::new(p, 7, BLACK.stroke_width(1))),
+            )
+            .map_err(|e| e.to_string())?;
+        chart
+            .configure_series_labels()
+            .background_style(WHITE.mix(0.85))
+            .border_style(BLACK)
+            .position(SeriesLabelPosition::UpperLeft)
+            .draw()
+            .map_err(|e| e.to_string())?;
+        root.present().map_err(|e| e.to_string())?;
+    }
+    Ok(svg)
+}
+
+/// Stacks SVG documents of 720×480 (as the plots here draw) vertically into one document.
+pub fn stack_svgs(panels: &[String]) -> String {
+    let (w, h) = (720, 480);
+    let mut out = format!(
+        "<svg width=\"{w}\" height=\"{}\" viewBox=\"0 0 {w} {}\" xmlns=\"http://www.w3.org/2000/svg\">\n",
+        h * panels.len(),
+        h * panels.len()
+    );
+    for (i, panel) in panels.iter().enumerate() {
+        let body = panel.trim_start_matches(|c| c != '<');
+        let body = match body.strip_prefix("<?xml") {
+            Some(rest) => rest.split_once("?>").map_or(rest, |(_, r)| r).trim_start(),
+            None => body,
+        };
+        out.push_str(&body.replacen("<svg ", &format!("<svg y=\"{}\" ", h * i), 1));
+        out.push('\n');
+    }
+    out.push_str("</svg>\n");
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn scatter_marks_the_frontier_and_stacks() {
+        let axes = Axes {
+            title: "frontier",
+            x_label: "MMA@3",
+            y_label: "SSIM",
+            x: 0.0..1.0,
+            y: 0.0..1.0,
+        };
+        let series = [Series {
+            name: "random".into(),
+            points: vec![(0.5, 0.4), (0.4, 0.3)],
+        }];
+        let svg = scatter_frontier_svg(&axes, &series, &[(0.4, 0.3), (0.5, 0.4)]).unwrap();
+        assert!(svg.contains("Pareto frontier") && svg.contains("\nrandom\n"));
+        assert!(svg.contains("stroke-dasharray") || svg.matches("<polyline").count() >= 2);
+        let stacked = stack_svgs(&[svg.clone(), svg]);
+        assert_eq!(stacked.matches("<svg ").count(), 3);
+        assert!(stacked.contains("<svg y=\"480\" "));
+    }
 
     #[test]
     fn renders_labels_and_one_path_per_series() {

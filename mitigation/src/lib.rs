@@ -1,7 +1,11 @@
 //! The defence side of featleak: strategies that choose which keypoints and descriptors leave
-//! the device. Sweeps that score each strategy on privacy (reconstruction quality of an attacker,
-//! adaptive or not) and utility (matching accuracy) are in progress.
+//! the device ([`strategies`]), attacker-guided leakage scores for the privacy-aware strategy
+//! ([`leakage`]), and sweeps that score every strategy on privacy (reconstruction quality of a
+//! non-adaptive and an adaptive attacker) and utility (matching accuracy) ([`sweep`]).
 
+pub mod leakage;
+pub mod report;
 pub mod strategies;
+pub mod sweep;
 
-pub use strategies::{STRATEGY_NAMES, Strategy, budget};
+pub use strategies::{Hints, STRATEGY_NAMES, Strategy, budget};

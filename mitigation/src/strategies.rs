@@ -2,7 +2,9 @@
 //!
 //! Every strategy takes a feature set and a keep fraction and returns the indices of the revealed
 //! keypoints (ascending, so the revealed set keeps the original order). Strategies are
-//! deterministic: the random one draws from a generator seeded by the caller.
+//! deterministic: the random one draws from a generator seeded by the caller, and the
+//! privacy-aware one ranks by leakage scores the caller computes with the attacker
+//! ([`crate::leakage`]).
 
 use featleak_descriptors::{FeatureSet, Keypoint};
 use rand::SeedableRng;
@@ -28,10 +30,41 @@ pub enum Strategy {
     /// the largest suppression radius, the distance to the nearest keypoint whose response is
     /// stronger by the factor 1/`robustness`.
     Anms { robustness: f32 },
+    /// Privacy-aware: withhold the keypoints the attacker leans on most. Keypoints are ranked by
+    /// their leakage score (least leaking first) blended with their detector response (strongest
+    /// first, what matching needs): `(1 − w)·leak_rank + w·response_rank`, ranks scaled to 0–1,
+    /// `w = utility_weight`; the lowest blended ranks are revealed.
+    Leakage { utility_weight: f32 },
+}
+
+/// What a strategy may use besides the features.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Hints<'a> {
+    /// Seed of random choices.
+    pub seed: u64,
+    /// Per-keypoint leakage scores ([`crate::leakage::LeakageScorer`]), for [`Strategy::Leakage`].
+    pub leakage: Option<&'a [f32]>,
+}
+
+impl Hints<'_> {
+    /// Hints with only a seed.
+    pub fn seed(seed: u64) -> Self {
+        Self {
+            seed,
+            leakage: None,
+        }
+    }
 }
 
 /// Names accepted by [`Strategy::by_name`].
-pub const STRATEGY_NAMES: &[&str] = &["random", "top-response", "lowest-response", "grid", "anms"];
+pub const STRATEGY_NAMES: &[&str] = &[
+    "random",
+    "top-response",
+    "lowest-response",
+    "grid",
+    "anms",
+    "leakage",
+];
 
 impl Strategy {
     /// The strategy called `name` with default parameters.
@@ -42,6 +75,9 @@ impl Strategy {
             "lowest-response" => Self::LowestResponse,
             "grid" => Self::Grid { cells: 8 },
             "anms" => Self::Anms { robustness: 0.9 },
+            "leakage" => Self::Leakage {
+                utility_weight: 0.25,
+            },
             _ => {
                 return Err(format!(
                     "unknown strategy '{name}' (known: {})",
@@ -59,27 +95,54 @@ impl Strategy {
             Self::LowestResponse => "lowest-response",
             Self::Grid { .. } => "grid",
             Self::Anms { .. } => "anms",
+            Self::Leakage { .. } => "leakage",
         }
     }
 
+    /// Whether [`Self::select`] needs [`Hints::leakage`].
+    pub fn needs_leakage(&self) -> bool {
+        matches!(self, Self::Leakage { .. })
+    }
+
     /// Indices (ascending) of the keypoints revealed when keeping `keep` (0–1) of them.
-    pub fn select(&self, features: &FeatureSet, keep: f32, seed: u64) -> Vec<usize> {
+    pub fn select(
+        &self,
+        features: &FeatureSet,
+        keep: f32,
+        hints: Hints,
+    ) -> Result<Vec<usize>, String> {
         let n = features.len();
         let budget = budget(n, keep);
         let mut chosen = match self {
-            Self::Random => sample(&mut ChaCha8Rng::seed_from_u64(seed), n, budget).into_vec(),
+            Self::Random => {
+                sample(&mut ChaCha8Rng::seed_from_u64(hints.seed), n, budget).into_vec()
+            }
             Self::TopResponse => by_response(&features.keypoints, true)[..budget].to_vec(),
             Self::LowestResponse => by_response(&features.keypoints, false)[..budget].to_vec(),
             Self::Grid { cells } => grid(features, (*cells).max(1), budget),
             Self::Anms { robustness } => anms(&features.keypoints, *robustness, budget),
+            Self::Leakage { utility_weight } => {
+                let scores = hints.leakage.ok_or(
+                    "the leakage strategy needs the attacker's leakage scores of each keypoint",
+                )?;
+                if scores.len() != n {
+                    return Err(format!("{} leakage scores for {n} keypoints", scores.len()));
+                }
+                least_leaking(&features.keypoints, scores, *utility_weight, budget)
+            }
         };
         chosen.sort_unstable();
-        chosen
+        Ok(chosen)
     }
 
     /// The revealed feature set.
-    pub fn apply(&self, features: &FeatureSet, keep: f32, seed: u64) -> FeatureSet {
-        features.select(&self.select(features, keep, seed))
+    pub fn apply(
+        &self,
+        features: &FeatureSet,
+        keep: f32,
+        hints: Hints,
+    ) -> Result<FeatureSet, String> {
+        Ok(features.select(&self.select(features, keep, hints)?))
     }
 }
 
@@ -128,6 +191,38 @@ fn grid(features: &FeatureSet, cells: u32, budget: usize) -> Vec<usize> {
         round += 1;
     }
     chosen
+}
+
+/// Rank (0 = first) of every index in `order`, scaled to 0–1.
+fn scaled_ranks(order: &[usize]) -> Vec<f32> {
+    let mut rank = vec![0.0; order.len()];
+    let scale = order.len().saturating_sub(1).max(1) as f32;
+    for (r, &i) in order.iter().enumerate() {
+        rank[i] = r as f32 / scale;
+    }
+    rank
+}
+
+fn least_leaking(
+    kps: &[Keypoint],
+    leakage: &[f32],
+    utility_weight: f32,
+    budget: usize,
+) -> Vec<usize> {
+    let w = utility_weight.clamp(0.0, 1.0);
+    let mut by_leak: Vec<usize> = (0..kps.len()).collect();
+    by_leak.sort_by(|&a, &b| leakage[a].total_cmp(&leakage[b]).then(a.cmp(&b)));
+    let (leak, response) = (
+        scaled_ranks(&by_leak),
+        scaled_ranks(&by_response(kps, true)),
+    );
+    let blended: Vec<f32> = (0..kps.len())
+        .map(|i| (1.0 - w) * leak[i] + w * response[i])
+        .collect();
+    let mut idx: Vec<usize> = (0..kps.len()).collect();
+    idx.sort_by(|&a, &b| blended[a].total_cmp(&blended[b]).then(a.cmp(&b)));
+    idx.truncate(budget);
+    idx
 }
 
 fn anms(kps: &[Keypoint], robustness: f32, budget: usize) -> Vec<usize> {
@@ -184,12 +279,34 @@ mod tests {
             (3.0, 3.0, 0.1),
             (4.0, 4.0, 0.7),
         ]);
-        assert_eq!(Strategy::TopResponse.select(&f, 0.5, 0), vec![1, 3]);
-        assert_eq!(Strategy::LowestResponse.select(&f, 0.5, 0), vec![0, 2]);
-        assert_eq!(Strategy::TopResponse.select(&f, 1.0, 0), vec![0, 1, 2, 3]);
-        assert!(Strategy::TopResponse.select(&f, 0.0, 0).is_empty());
+        assert_eq!(
+            Strategy::TopResponse
+                .select(&f, 0.5, Hints::seed(0))
+                .unwrap(),
+            vec![1, 3]
+        );
+        assert_eq!(
+            Strategy::LowestResponse
+                .select(&f, 0.5, Hints::seed(0))
+                .unwrap(),
+            vec![0, 2]
+        );
+        assert_eq!(
+            Strategy::TopResponse
+                .select(&f, 1.0, Hints::seed(0))
+                .unwrap(),
+            vec![0, 1, 2, 3]
+        );
+        assert!(
+            Strategy::TopResponse
+                .select(&f, 0.0, Hints::seed(0))
+                .unwrap()
+                .is_empty()
+        );
         assert_eq!(budget(4, 0.3), 1);
-        let kept = Strategy::TopResponse.apply(&f, 0.5, 0);
+        let kept = Strategy::TopResponse
+            .apply(&f, 0.5, Hints::seed(0))
+            .unwrap();
         let Descriptors::Float(d) = &kept.descriptors else {
             unreachable!()
         };
@@ -204,10 +321,10 @@ mod tests {
     fn random_is_seeded_and_exact_in_size() {
         let pts: Vec<_> = (0..50).map(|i| (i as f32, 0.0, 1.0)).collect();
         let f = set(&pts);
-        let a = Strategy::Random.select(&f, 0.3, 7);
+        let a = Strategy::Random.select(&f, 0.3, Hints::seed(7)).unwrap();
         assert_eq!(a.len(), 15);
-        assert_eq!(a, Strategy::Random.select(&f, 0.3, 7));
-        assert_ne!(a, Strategy::Random.select(&f, 0.3, 8));
+        assert_eq!(a, Strategy::Random.select(&f, 0.3, Hints::seed(7)).unwrap());
+        assert_ne!(a, Strategy::Random.select(&f, 0.3, Hints::seed(8)).unwrap());
         assert!(a.windows(2).all(|w| w[0] < w[1]));
     }
 
@@ -223,20 +340,79 @@ mod tests {
         let f = set(&pts);
         // Top response would take 4 keypoints of the cluster; grid and ANMS take one there and spread.
         let spread = |sel: Vec<usize>| sel.iter().filter(|&&i| i >= 10).count();
-        assert_eq!(spread(Strategy::TopResponse.select(&f, 4.0 / 13.0, 0)), 0);
         assert_eq!(
-            spread(Strategy::Grid { cells: 4 }.select(&f, 4.0 / 13.0, 0)),
+            spread(
+                Strategy::TopResponse
+                    .select(&f, 4.0 / 13.0, Hints::seed(0))
+                    .unwrap()
+            ),
+            0
+        );
+        assert_eq!(
+            spread(
+                Strategy::Grid { cells: 4 }
+                    .select(&f, 4.0 / 13.0, Hints::seed(0))
+                    .unwrap()
+            ),
             3
         );
         assert_eq!(
-            spread(Strategy::Anms { robustness: 0.9 }.select(&f, 4.0 / 13.0, 0)),
+            spread(
+                Strategy::Anms { robustness: 0.9 }
+                    .select(&f, 4.0 / 13.0, Hints::seed(0))
+                    .unwrap()
+            ),
             3
         );
-        assert_eq!(Strategy::Grid { cells: 4 }.select(&f, 1.0, 0).len(), 13);
+        assert_eq!(
+            Strategy::Grid { cells: 4 }
+                .select(&f, 1.0, Hints::seed(0))
+                .unwrap()
+                .len(),
+            13
+        );
         assert!(
             Strategy::by_name("nope")
                 .unwrap_err()
                 .contains("unknown strategy")
+        );
+    }
+
+    #[test]
+    fn leakage_withholds_the_most_leaking_keypoints() {
+        let f = set(&[
+            (1.0, 1.0, 0.9),
+            (2.0, 2.0, 0.8),
+            (3.0, 3.0, 0.7),
+            (4.0, 4.0, 0.6),
+        ]);
+        let leak = [5.0, -1.0, 0.5, 2.0];
+        let pure = Strategy::Leakage {
+            utility_weight: 0.0,
+        };
+        let hints = Hints {
+            seed: 0,
+            leakage: Some(&leak),
+        };
+        assert_eq!(pure.select(&f, 0.5, hints).unwrap(), vec![1, 2]);
+        // Fully utility-weighted it is top-response.
+        let utility = Strategy::Leakage {
+            utility_weight: 1.0,
+        };
+        assert_eq!(utility.select(&f, 0.5, hints).unwrap(), vec![0, 1]);
+        assert!(
+            pure.select(&f, 0.5, Hints::seed(0))
+                .unwrap_err()
+                .contains("leakage scores")
+        );
+        let short = Hints {
+            seed: 0,
+            leakage: Some(&leak[..2]),
+        };
+        assert!(
+            pure.select(&f, 0.5, short)
+                .unwrap_err()
+                .contains("2 leakage scores for 4")
         );
     }
 }

@@ -1,0 +1,231 @@
+//! A sweep's report files: `results.csv`, `results.md`, `frontier.svg` (SSIM of the adaptive
+//! attacker against MMA@3, one series per strategy, the Pareto frontier marked) and
+//! `gallery.html` (one row per victim, one column per strategy at the gallery's keep fraction).
+
+use crate::sweep::{CellResult, SweepDir, SweepResults};
+use featleak_attack::run::write_bytes;
+use featleak_eval::gallery::{Gallery, GalleryRow};
+use featleak_eval::plot::{Axes, Series, scatter_frontier_svg};
+use featleak_eval::table::{Table, fmt_num};
+use std::collections::BTreeSet;
+
+/// Column names of `results.csv` / `results.md`, in order.
+pub const COLUMNS: [&str; 20] = [
+    "descriptor",
+    "strategy",
+    "keep",
+    "kept_keypoints",
+    "query_keypoints",
+    "mma@1",
+    "mma@3",
+    "mma@5",
+    "homography_acc@3",
+    "ssim_nonadaptive",
+    "psnr_nonadaptive",
+    "mae_nonadaptive",
+    "ssim_adaptive",
+    "psnr_adaptive",
+    "mae_adaptive",
+    "ssim_fine_tuned",
+    "psnr_fine_tuned",
+    "pareto",
+    "seconds",
+    "attacker",
+];
+
+/// The results as a table, one row per cell sorted by descriptor, strategy and falling keep.
+pub fn results_table(cells: &[CellResult]) -> Table {
+    let mut t = Table::new(COLUMNS);
+    let mut sorted: Vec<&CellResult> = cells.iter().collect();
+    sorted.sort_by(|a, b| {
+        (&a.descriptor, &a.strategy)
+            .cmp(&(&b.descriptor, &b.strategy))
+            .then(b.keep.total_cmp(&a.keep))
+    });
+    for c in sorted {
+        let n = |v: f64, d: usize| fmt_num(Some(v), d);
+        t.push(vec![
+            c.descriptor.clone(),
+            c.strategy.clone(),
+            format!("{}", c.keep),
+            n(c.kept_keypoints, 1),
+            n(c.query_keypoints, 1),
+            n(c.mma_1, 4),
+            n(c.mma_3, 4),
+            n(c.mma_5, 4),
+            n(c.homography_acc_3, 4),
+            n(c.ssim_nonadaptive, 4),
+            n(c.psnr_nonadaptive, 2),
+            n(c.mae_nonadaptive, 4),
+            n(c.ssim_adaptive, 4),
+            n(c.psnr_adaptive, 2),
+            n(c.mae_adaptive, 4),
+            n(c.ssim_fine_tuned, 4),
+            n(c.psnr_fine_tuned, 2),
+            on_frontier(c, cells).to_string(),
+            n(c.seconds, 1),
+            c.attacker.clone(),
+        ]);
+    }
+    t
+}
+
+/// Whether no other cell of the same descriptor is at least as good on both sides (MMA@3 at
+/// least as high, adaptive SSIM at most as high) and strictly better on one.
+pub fn on_frontier(c: &CellResult, cells: &[CellResult]) -> bool {
+    !cells.iter().any(|o| {
+        o.descriptor == c.descriptor
+            && o.mma_3 >= c.mma_3
+            && o.ssim_adaptive <= c.ssim_adaptive
+            && (o.mma_3 > c.mma_3 || o.ssim_adaptive < c.ssim_adaptive)
+    })
+}
+
+/// The frontier plot of every descriptor (one panel each, stacked in one SVG document).
+pub fn frontier_svg(cells: &[CellResult]) -> Result<String, String> {
+    let descriptors: BTreeSet<&str> = cells.iter().map(|c| c.descriptor.as_str()).collect();
+    let mut panels = Vec::new();
+    for d in descriptors {
+        let mine: Vec<&CellResult> = cells.iter().filter(|c| c.descriptor == d).collect();
+        let strategies: BTreeSet<&str> = mine.iter().map(|c| c.strategy.as_str()).collect();
+        let series: Vec<Series> = strategies
+            .iter()
+            .map(|s| Series {
+                name: s.to_string(),
+                points: mine
+                    .iter()
+                    .filter(|c| c.strategy == *s)
+                    .map(|c| (c.mma_3, c.ssim_adaptive))
+                    .collect(),
+            })
+            .collect();
+        let mut frontier: Vec<(f64, f64)> = mine
+            .iter()
+            .filter(|c| on_frontier(c, cells))
+            .map(|c| (c.mma_3, c.ssim_adaptive))
+            .collect();
+        frontier.sort_by(|a, b| a.0.total_cmp(&b.0));
+        let (x, y) = bounds(&mine);
+        let title = format!("{d}: privacy vs utility (lower-right is better)");
+        panels.push(scatter_frontier_svg(
+            &Axes {
+                title: &title,
+                x_label: "MMA@3 (utility)",
+                y_label: "SSIM of the adaptive attacker (leakage)",
+                x,
+                y,
+            },
+            &series,
+            &frontier,
+        )?);
+    }
+    Ok(featleak_eval::plot::stack_svgs(&panels))
+}
+
+fn bounds(cells: &[&CellResult]) -> (std::ops::Range<f64>, std::ops::Range<f64>) {
+    let pad = |lo: f64, hi: f64| {
+        let m = ((hi - lo) * 0.1).max(0.01);
+        (lo - m)..(hi + m)
+    };
+    let xs = cells.iter().map(|c| c.mma_3);
+    let ys = cells.iter().map(|c| c.ssim_adaptive);
+    let (x0, x1) = xs.fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), v| {
+        (a.min(v), b.max(v))
+    });
+    let (y0, y1) = ys.fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), v| {
+        (a.min(v), b.max(v))
+    });
+    (pad(x0, x1), pad(y0, y1))
+}
+
+/// Writes `results.csv`, `results.md`, `frontier.svg` and `gallery.html` into the sweep folder.
+pub fn write_report(dir: &SweepDir, results: &SweepResults) -> Result<(), String> {
+    let table = results_table(&results.cells);
+    write_bytes(&dir.root.join("results.csv"), table.to_csv().as_bytes())?;
+    let md = format!(
+        "# Mitigation sweep\n\nPrivacy: PSNR/SSIM/MAE of reconstructions of {} by the attacker \
+         trained on full features (nonadaptive) and the stronger of it and the same network \
+         fine-tuned on mitigated features for {} steps (adaptive; the fine-tuned network alone \
+         in `*_fine_tuned`). Utility: MMA and homography accuracy on {} (query features \
+         mitigated, map features whole). `pareto`: on the SSIM-vs-MMA@3 frontier of its \
+         descriptor.\n\n{}",
+        results.config.privacy.images.display(),
+        results.config.adaptive.steps,
+        results.config.utility.pairs.display(),
+        table.to_markdown()
+    );
+    write_bytes(&dir.root.join("results.md"), md.as_bytes())?;
+    if !results.cells.is_empty() {
+        write_bytes(
+            &dir.root.join("frontier.svg"),
+            frontier_svg(&results.cells)?.as_bytes(),
+        )?;
+    }
+    write_bytes(
+        &dir.root.join("gallery.html"),
+        gallery(dir, results)?.to_html().as_bytes(),
+    )
+}
+
+/// One row per victim: original | reconstruction under each (descriptor, strategy) at the
+/// gallery's keep fraction (adaptive attacker).
+fn gallery(dir: &SweepDir, results: &SweepResults) -> Result<Gallery, String> {
+    let keep = results.config.gallery.keep;
+    let descriptors: BTreeSet<&str> = results
+        .cells
+        .iter()
+        .map(|c| c.descriptor.as_str())
+        .collect();
+    let strategies = &results.config.strategies;
+    let mut picture_columns = vec!["original".to_string()];
+    let mut rows = Vec::new();
+    for d in &descriptors {
+        for s in strategies {
+            picture_columns.push(format!("{d} {s}"));
+        }
+    }
+    for i in 0..results.config.gallery.images {
+        let mut pictures = Vec::new();
+        for (k, d) in descriptors.iter().enumerate() {
+            let original = dir.gallery_original(d, i);
+            if !original.exists() {
+                break;
+            }
+            if k == 0 {
+                pictures.push(read_png(&original)?);
+            }
+            for s in strategies {
+                let p = dir.gallery_picture(d, s, i);
+                pictures.push(if p.exists() {
+                    read_png(&p)?
+                } else {
+                    image::RgbImage::new(1, 1)
+                });
+            }
+        }
+        if pictures.len() == picture_columns.len() {
+            rows.push(GalleryRow {
+                name: format!("victim {i}"),
+                pictures,
+                metrics: Vec::new(),
+            });
+        }
+    }
+    Ok(Gallery {
+        title: format!("Reconstructions at keep {keep}"),
+        intro_html: format!(
+            "<p>One row per victim image, one column per strategy: what the adaptive attacker \
+             reconstructs when {:.0} % of the keypoints are revealed.</p>",
+            keep * 100.0
+        ),
+        picture_columns,
+        metric_columns: Vec::new(),
+        rows,
+    })
+}
+
+fn read_png(path: &std::path::Path) -> Result<image::RgbImage, String> {
+    image::open(path)
+        .map(|i| i.to_rgb8())
+        .map_err(|e| format!("cannot read {}: {e}", path.display()))
+}

@@ -1,0 +1,710 @@
+//! Privacy/utility sweeps: every (descriptor, strategy, keep fraction) cell scored on both sides.
+//!
+//! * **Utility**: the query image of every homography pair (image k, the one a device uploads)
+//!   reveals only the mitigated subset; it is matched against all features of image 1 (the
+//!   map) by mutual nearest neighbours: MMA@1/3/5 and homography accuracy at 3 px.
+//! * **Privacy**: victim images are mitigated the same way and reconstructed by
+//!   (a) the attacker trained on full features (non-adaptive) and (b) an adaptive attacker:
+//!   the network fine-tuned from (a) on the attacker's own training images mitigated the same
+//!   way. The adaptive columns report the stronger of (a) and the fine-tuned network on the
+//!   victims (by SSIM) — a defender-side bound: an attacker who adapts never does worse than
+//!   one who does not. The fine-tuned network's own scores are kept in `*_fine_tuned`, so the
+//!   effect of the fine-tune itself stays visible.
+//!
+//! Cells are computed one at a time and appended to `results.json` atomically; a rerun with the
+//! same configuration skips finished cells. At keep 1 every strategy reveals everything, so that
+//! cell is computed once per descriptor and shared.
+
+use crate::leakage::LeakageScorer;
+use crate::strategies::{Hints, Strategy};
+use burn::module::Module;
+use burn::prelude::*;
+use featleak_attack::ThreatModel;
+use featleak_attack::data::{FeatureCache, Prepared, centre_view, make_batch, prepare};
+use featleak_attack::model::{UNet, UNetConfig};
+use featleak_attack::run::{RunConfig, RunDir, read_json, write_bytes, write_json};
+use featleak_attack::threat::{Share, rng};
+use featleak_attack::training::{FineTuneConfig, fine_tune, load_model, to_device, to_images};
+use featleak_datasets::{HomographyPair, find_images, find_pairs, load_rgb, rgb_to_gray};
+use featleak_descriptors::{Extractor, FeatureExtractor, FeatureSet};
+use featleak_eval::homography::RansacConfig;
+use featleak_eval::score_report::score_images;
+use featleak_eval::{MatchConfig, score_pair, summarize};
+use image::RgbImage;
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+/// `sweep.toml`. Paths are relative to the working directory.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SweepConfig {
+    /// Seed of every random choice (strategies, fine-tuning).
+    #[serde(default)]
+    pub seed: u64,
+    /// Strategy names (see [`crate::STRATEGY_NAMES`]).
+    #[serde(default = "default_strategies")]
+    pub strategies: Vec<String>,
+    /// Keep fractions, each in (0, 1].
+    #[serde(default = "default_keeps")]
+    pub keeps: Vec<f32>,
+    /// `featleak attack train` run folders, one per descriptor: each fixes the descriptor,
+    /// extractor and threat model of its cells.
+    pub attackers: Vec<PathBuf>,
+    pub privacy: PrivacyConfig,
+    pub utility: UtilityConfig,
+    #[serde(default)]
+    pub adaptive: AdaptiveConfig,
+    #[serde(default)]
+    pub gallery: GalleryConfig,
+    /// `utility_weight` of the leakage strategy.
+    #[serde(default = "default_utility_weight")]
+    pub leakage_utility_weight: f32,
+}
+
+fn default_strategies() -> Vec<String> {
+    crate::STRATEGY_NAMES
+        .iter()
+        .map(|s| s.to_string())
+        .collect()
+}
+fn default_keeps() -> Vec<f32> {
+    vec![1.0, 0.75, 0.5, 0.25, 0.1]
+}
+fn default_utility_weight() -> f32 {
+    0.25
+}
+
+/// Victim images whose reconstruction measures privacy.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PrivacyConfig {
+    pub images: PathBuf,
+    /// Use the first N images in path order (0: all).
+    #[serde(default)]
+    pub max_images: usize,
+}
+
+/// Homography pairs (HPatches or Oxford layout) whose matching measures utility.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UtilityConfig {
+    pub pairs: PathBuf,
+}
+
+/// The adaptive attacker's fine-tune.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AdaptiveConfig {
+    pub steps: u64,
+    pub batch_size: usize,
+    pub learning_rate: f64,
+    /// Fine-tune on at most this many of the attacker's training images (0: all).
+    pub max_images: usize,
+}
+
+impl Default for AdaptiveConfig {
+    fn default() -> Self {
+        Self {
+            steps: 30,
+            batch_size: 8,
+            learning_rate: 3e-4,
+            max_images: 0,
+        }
+    }
+}
+
+/// The side-by-side gallery: one row per victim, one column per strategy at `keep`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct GalleryConfig {
+    pub keep: f32,
+    pub images: usize,
+}
+
+impl Default for GalleryConfig {
+    fn default() -> Self {
+        Self {
+            keep: 0.25,
+            images: 8,
+        }
+    }
+}
+
+impl SweepConfig {
+    /// Reads and checks a TOML file; errors name the file.
+    pub fn from_file(path: &Path) -> Result<Self, String> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+        let config: Self = toml::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?;
+        config
+            .validate()
+            .map_err(|e| format!("{}: {e}", path.display()))?;
+        Ok(config)
+    }
+
+    /// The strategies, parsed.
+    pub fn parsed_strategies(&self) -> Result<Vec<Strategy>, String> {
+        self.strategies
+            .iter()
+            .map(|name| {
+                Strategy::by_name(name).map(|s| match s {
+                    Strategy::Leakage { .. } => Strategy::Leakage {
+                        utility_weight: self.leakage_utility_weight,
+                    },
+                    s => s,
+                })
+            })
+            .collect()
+    }
+
+    pub fn validate(&self) -> Result<(), String> {
+        self.parsed_strategies()?;
+        if self.strategies.is_empty() || self.keeps.is_empty() || self.attackers.is_empty() {
+            return Err("strategies, keeps and attackers must not be empty".into());
+        }
+        if let Some(k) = self.keeps.iter().find(|k| !(**k > 0.0 && **k <= 1.0)) {
+            return Err(format!("keep fractions must be in (0, 1], got {k}"));
+        }
+        if self.adaptive.batch_size == 0 {
+            return Err("adaptive.batch_size must be positive".into());
+        }
+        Ok(())
+    }
+}
+
+/// One row of the results: a (descriptor, strategy, keep) cell.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct CellResult {
+    pub descriptor: String,
+    /// The attacker run the privacy columns come from.
+    pub attacker: String,
+    pub strategy: String,
+    pub keep: f32,
+    /// Mean revealed keypoints per victim image.
+    pub kept_keypoints: f64,
+    /// Mean revealed keypoints per query image of the pairs.
+    pub query_keypoints: f64,
+    pub mma_1: f64,
+    pub mma_3: f64,
+    pub mma_5: f64,
+    pub homography_acc_3: f64,
+    pub psnr_nonadaptive: f64,
+    pub ssim_nonadaptive: f64,
+    pub mae_nonadaptive: f64,
+    pub psnr_adaptive: f64,
+    pub ssim_adaptive: f64,
+    pub mae_adaptive: f64,
+    /// Scores of the fine-tuned network alone.
+    pub psnr_fine_tuned: f64,
+    pub ssim_fine_tuned: f64,
+    pub seconds: f64,
+}
+
+impl CellResult {
+    fn key(&self) -> (String, String, u32) {
+        (
+            self.descriptor.clone(),
+            self.strategy.clone(),
+            self.keep.to_bits(),
+        )
+    }
+}
+
+/// `results.json`: the configuration and the finished cells, in the order computed.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct SweepResults {
+    pub tool: String,
+    pub version: String,
+    pub config: SweepConfig,
+    pub cells: Vec<CellResult>,
+}
+
+/// Reports sweep progress (progress bars, logs).
+pub trait SweepObserver {
+    /// A stage of `total` units starts (`total` 0: unknown).
+    fn stage(&mut self, name: &str, total: u64);
+    /// One unit of the current stage is done.
+    fn advance(&mut self);
+    /// A cell is finished and saved.
+    fn cell(&mut self, cell: &CellResult, reused: bool);
+}
+
+/// Paths of a sweep's output folder.
+pub struct SweepDir {
+    pub root: PathBuf,
+}
+
+impl SweepDir {
+    pub fn results_json(&self) -> PathBuf {
+        self.root.join("results.json")
+    }
+    /// Reconstruction of victim `index` by the adaptive attacker of `descriptor` under
+    /// `strategy` at the gallery's keep fraction.
+    pub fn gallery_picture(&self, descriptor: &str, strategy: &str, index: usize) -> PathBuf {
+        self.root
+            .join("gallery")
+            .join(descriptor)
+            .join(strategy)
+            .join(format!("{index:03}.png"))
+    }
+    /// Victim `index` as the attacker's target (the original, at the attack resolution).
+    pub fn gallery_original(&self, descriptor: &str, index: usize) -> PathBuf {
+        self.gallery_picture(descriptor, "original", index)
+    }
+}
+
+/// Runs (or resumes) the sweep into `out`; returns every cell, finished ones included.
+pub fn run_sweep(
+    config: &SweepConfig,
+    out: &Path,
+    observer: &mut dyn SweepObserver,
+) -> Result<SweepResults, String> {
+    config.validate()?;
+    let dir = SweepDir { root: out.into() };
+    let mut results = if dir.results_json().exists() {
+        let saved: SweepResults = read_json(&dir.results_json())?;
+        if saved.config != *config {
+            return Err(format!(
+                "{} holds a sweep with another configuration; choose another output folder",
+                out.display()
+            ));
+        }
+        saved
+    } else {
+        SweepResults {
+            tool: "featleak".into(),
+            version: env!("CARGO_PKG_VERSION").into(),
+            config: config.clone(),
+            cells: Vec::new(),
+        }
+    };
+    let strategies = config.parsed_strategies()?;
+    for attacker in &config.attackers {
+        sweep_attacker(config, &strategies, attacker, &dir, &mut results, observer)?;
+    }
+    Ok(results)
+}
+
+/// Everything one attacker's cells need, prepared once.
+struct AttackerData {
+    descriptor: String,
+    threat: ThreatModel,
+    network: UNetConfig,
+    base: UNet,
+    victims: Scored<Prepared>,
+    train: Scored<Prepared>,
+    pairs: Vec<PairFeatures>,
+}
+
+/// Items with their per-keypoint leakage scores (empty when no strategy needs them).
+struct Scored<T> {
+    items: Vec<T>,
+    leakage: Vec<Vec<f32>>,
+}
+
+impl<T> Scored<T> {
+    fn leakage(&self, i: usize) -> Option<&[f32]> {
+        self.leakage.get(i).map(Vec::as_slice)
+    }
+}
+
+struct PairFeatures {
+    pair: HomographyPair,
+    a: FeatureSet,
+    b: FeatureSet,
+    b_leakage: Option<Vec<f32>>,
+}
+
+fn sweep_attacker(
+    config: &SweepConfig,
+    strategies: &[Strategy],
+    attacker: &Path,
+    dir: &SweepDir,
+    results: &mut SweepResults,
+    observer: &mut dyn SweepObserver,
+) -> Result<(), String> {
+    let run = RunDir::new(attacker);
+    let run_config = RunConfig::load(&run)?;
+    let descriptor = run_config.threat.extractor.descriptor.name().to_string();
+    let cells: Vec<(Strategy, f32)> = config
+        .keeps
+        .iter()
+        .flat_map(|&k| strategies.iter().map(move |&s| (s, k)))
+        .collect();
+    let done = |results: &SweepResults, s: &Strategy, k: f32| {
+        results
+            .cells
+            .iter()
+            .any(|c| c.key() == (descriptor.clone(), s.name().to_string(), k.to_bits()))
+    };
+    if cells.iter().all(|(s, k)| done(results, s, *k)) {
+        return Ok(());
+    }
+    let device = Device::flex().autodiff();
+    let data = prepare_attacker(config, strategies, &run, run_config, &device, observer)?;
+    for (strategy, keep) in cells {
+        if done(results, &strategy, keep) {
+            continue;
+        }
+        let full = results
+            .cells
+            .iter()
+            .find(|c| c.descriptor == data.descriptor && c.keep >= 1.0)
+            .cloned();
+        let (cell, reused) = match full {
+            Some(full) if keep >= 1.0 => (
+                CellResult {
+                    strategy: strategy.name().into(),
+                    seconds: 0.0,
+                    ..full
+                },
+                true,
+            ),
+            _ => (
+                compute_cell(
+                    config, &data, attacker, strategy, keep, dir, &device, observer,
+                )?,
+                false,
+            ),
+        };
+        results.cells.push(cell);
+        write_json(&dir.results_json(), results)?;
+        observer.cell(results.cells.last().expect("pushed"), reused);
+    }
+    Ok(())
+}
+
+fn prepare_attacker(
+    config: &SweepConfig,
+    strategies: &[Strategy],
+    run: &RunDir,
+    run_config: RunConfig,
+    device: &Device,
+    observer: &mut dyn SweepObserver,
+) -> Result<AttackerData, String> {
+    let threat = run_config.threat.clone();
+    let base = load_model(run, &run_config.training.network, device)?;
+    let extractor = threat.extractor.build().map_err(|e| e.to_string())?;
+    let cache = FeatureCache::new(run.cache());
+
+    let mut victims = list_images(&config.privacy.images)?;
+    if config.privacy.max_images > 0 {
+        victims.truncate(config.privacy.max_images);
+    }
+    let images_root = PathBuf::from(&run_config.images_root);
+    let mut train = named_images(&images_root, &run_config.train_images)?;
+    if config.adaptive.max_images > 0 {
+        train.truncate(config.adaptive.max_images);
+    }
+    let mut prepare_list = |what: &str, list: &[(PathBuf, String)]| {
+        observer.stage(what, list.len() as u64);
+        list.iter()
+            .map(|(path, name)| {
+                let p = prepare(path, name, &threat, &extractor, &cache, false);
+                observer.advance();
+                p
+            })
+            .collect::<Result<Vec<_>, _>>()
+    };
+    let victims = prepare_list("victims", &victims)?;
+    let train = prepare_list("attacker images", &train)?;
+    if victims.is_empty() || train.is_empty() {
+        return Err(format!(
+            "{}: needs victim images and the attacker's training images",
+            run.root.display()
+        ));
+    }
+
+    let pairs = find_pairs(&config.utility.pairs).map_err(|e| e.to_string())?;
+    if pairs.is_empty() {
+        return Err(format!(
+            "no homography pairs in {}",
+            config.utility.pairs.display()
+        ));
+    }
+    observer.stage("pair features", pairs.len() as u64);
+    let mut pair_features = Vec::with_capacity(pairs.len());
+    for pair in pairs {
+        let a = extract_file(&extractor, &pair.image_a)?;
+        let b = extract_file(&extractor, &pair.image_b)?;
+        pair_features.push(PairFeatures {
+            pair,
+            a,
+            b,
+            b_leakage: None,
+        });
+        observer.advance();
+    }
+
+    let needs_leakage = strategies.iter().any(Strategy::needs_leakage);
+    let scorer =
+        needs_leakage.then(|| LeakageScorer::new(base.clone(), threat.clone(), device.clone()));
+    let mut score = |what: &str, items: Vec<Prepared>| -> Result<Scored<Prepared>, String> {
+        let Some(scorer) = &scorer else {
+            return Ok(Scored {
+                items,
+                leakage: Vec::new(),
+            });
+        };
+        observer.stage(&format!("leakage: {what}"), items.len() as u64);
+        let mut leakage = Vec::with_capacity(items.len());
+        for chunk in items.chunks(8) {
+            let refs: Vec<_> = chunk.iter().map(|p| (&p.image, &p.features)).collect();
+            leakage.extend(scorer.scores(&refs, 8)?);
+            chunk.iter().for_each(|_| observer.advance());
+        }
+        Ok(Scored { items, leakage })
+    };
+    let victims = score("victims", victims)?;
+    let train = score("attacker images", train)?;
+    if let Some(scorer) = &scorer {
+        observer.stage("leakage: pair queries", pair_features.len() as u64);
+        for p in &mut pair_features {
+            let image = load_rgb(&p.pair.image_b).map_err(|e| e.to_string())?;
+            let mut s = scorer.scores(&[(&image, &p.b)], 1)?;
+            p.b_leakage = s.pop();
+            observer.advance();
+        }
+    }
+    Ok(AttackerData {
+        descriptor: threat.extractor.descriptor.name().to_string(),
+        threat,
+        network: run_config.training.network.clone(),
+        base,
+        victims,
+        train,
+        pairs: pair_features,
+    })
+}
+
+fn extract_file(extractor: &FeatureExtractor, path: &Path) -> Result<FeatureSet, String> {
+    let rgb = load_rgb(path).map_err(|e| e.to_string())?;
+    extractor
+        .extract(&rgb_to_gray(&rgb))
+        .map_err(|e| format!("{}: {e}", path.display()))
+}
+
+/// Images under `root` with their names (relative path without extension), in path order.
+fn list_images(root: &Path) -> Result<Vec<(PathBuf, String)>, String> {
+    let list: Vec<(PathBuf, String)> = find_images(root)
+        .map_err(|e| format!("cannot list images in {}: {e}", root.display()))?
+        .into_iter()
+        .map(|p| {
+            let name = image_name(&p, root);
+            (p, name)
+        })
+        .collect();
+    if list.is_empty() {
+        return Err(format!("no images found in {}", root.display()));
+    }
+    Ok(list)
+}
+
+fn image_name(path: &Path, root: &Path) -> String {
+    path.strip_prefix(root)
+        .unwrap_or(path)
+        .with_extension("")
+        .to_string_lossy()
+        .into_owned()
+}
+
+/// The images of `root` named in `names` (the run's lists); missing ones are an error.
+fn named_images(root: &Path, names: &[String]) -> Result<Vec<(PathBuf, String)>, String> {
+    let all = list_images(root)?;
+    let found: Vec<(PathBuf, String)> =
+        all.into_iter().filter(|(_, n)| names.contains(n)).collect();
+    if found.len() < names.len() {
+        return Err(format!(
+            "{} of the attacker's {} images are gone from {}",
+            names.len() - found.len(),
+            names.len(),
+            root.display()
+        ));
+    }
+    Ok(found)
+}
+
+/// A per-item seed: the sweep's seed mixed with the item's name (FNV-1a).
+pub fn item_seed(seed: u64, name: &str) -> u64 {
+    name.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+        (h ^ b as u64).wrapping_mul(0x100_0000_01b3)
+    }) ^ seed
+}
+
+/// `items` with their features mitigated by `strategy` at `keep`.
+fn mitigate_all(
+    items: &Scored<Prepared>,
+    strategy: Strategy,
+    keep: f32,
+    seed: u64,
+) -> Result<Vec<Prepared>, String> {
+    items
+        .items
+        .iter()
+        .enumerate()
+        .map(|(i, p)| {
+            let hints = Hints {
+                seed: item_seed(seed, &p.name),
+                leakage: items.leakage(i),
+            };
+            Ok(Prepared {
+                features: strategy.apply(&p.features, keep, hints)?,
+                ..p.clone()
+            })
+        })
+        .collect()
+}
+
+/// Mean PSNR, SSIM and MAE of `model` reconstructing `items` (whole view, every revealed
+/// keypoint shown), and the reconstructions of the first `keep_pictures`.
+fn reconstruct_scores(
+    model: &UNet,
+    threat: &ThreatModel,
+    items: &[Prepared],
+    device: &Device,
+    keep_pictures: usize,
+) -> Result<([f64; 3], Vec<RgbImage>), String> {
+    let model = model.valid();
+    let view = centre_view(threat);
+    let mut sums = [0.0; 3];
+    let mut pictures = Vec::new();
+    let mut r = rng(0, 0);
+    for chunk in items.chunks(8) {
+        let views: Vec<_> = chunk
+            .iter()
+            .map(|p| {
+                let (target, f) = p.view(&view);
+                (target, threat.reveal(&f, Share::fixed(1.0), &mut r))
+            })
+            .collect();
+        let batch = make_batch(&views, &threat.sparse_map());
+        let (input, _) = to_device(&batch, device)?;
+        for (out, (target, _)) in to_images(model.forward(&input)).into_iter().zip(&views) {
+            let s = score_images(target, &out).map_err(|e| e.to_string())?;
+            sums[0] += s.psnr;
+            sums[1] += s.ssim;
+            sums[2] += s.mae;
+            if pictures.len() < keep_pictures {
+                pictures.push(out);
+            }
+        }
+    }
+    let n = items.len().max(1) as f64;
+    Ok((sums.map(|s| s / n), pictures))
+}
+
+#[allow(clippy::too_many_arguments)]
+fn compute_cell(
+    config: &SweepConfig,
+    data: &AttackerData,
+    attacker: &Path,
+    strategy: Strategy,
+    keep: f32,
+    dir: &SweepDir,
+    device: &Device,
+    observer: &mut dyn SweepObserver,
+) -> Result<CellResult, String> {
+    let started = Instant::now();
+    observer.stage(
+        &format!("{} {} keep {keep}", data.descriptor, strategy.name()),
+        config.adaptive.steps + 3,
+    );
+    // Utility: the query (image k) reveals the mitigated subset; the map (image 1) keeps all.
+    let mut scores = Vec::with_capacity(data.pairs.len());
+    let mut query_keypoints = 0.0;
+    for p in &data.pairs {
+        let hints = Hints {
+            seed: item_seed(config.seed, &p.pair.name),
+            leakage: p.b_leakage.as_deref(),
+        };
+        let b = strategy.apply(&p.b, keep, hints)?;
+        query_keypoints += b.len() as f64;
+        scores.push(
+            score_pair(
+                &p.pair.name,
+                &p.a,
+                &b,
+                &p.pair.homography,
+                &MatchConfig::default(),
+                &RansacConfig::default(),
+            )
+            .map_err(|e| e.to_string())?,
+        );
+    }
+    let utility = summarize(&scores);
+    observer.advance();
+
+    // Privacy: the same mitigation on victims and on the attacker's training images.
+    let victims = mitigate_all(&data.victims, strategy, keep, config.seed)?;
+    let train = mitigate_all(&data.train, strategy, keep, config.seed)?;
+    let gallery = if (keep - config.gallery.keep).abs() < 1e-6 {
+        config.gallery.images
+    } else {
+        0
+    };
+    let (nonadaptive, base_pictures) =
+        reconstruct_scores(&data.base, &data.threat, &victims, device, gallery)?;
+    observer.advance();
+    let tuned = fine_tune(
+        &data.base,
+        &data.network,
+        &data.threat,
+        &train,
+        &FineTuneConfig {
+            steps: config.adaptive.steps,
+            batch_size: config.adaptive.batch_size,
+            learning_rate: config.adaptive.learning_rate,
+            seed: config.seed,
+        },
+        device,
+    )?;
+    (0..config.adaptive.steps).for_each(|_| observer.advance());
+    let (fine_tuned, tuned_pictures) =
+        reconstruct_scores(&tuned, &data.threat, &victims, device, gallery)?;
+    observer.advance();
+    let (adaptive, pictures) = if fine_tuned[1] >= nonadaptive[1] {
+        (fine_tuned, tuned_pictures)
+    } else {
+        (nonadaptive, base_pictures)
+    };
+    for (i, picture) in pictures.iter().enumerate() {
+        save_png(
+            &dir.gallery_picture(&data.descriptor, strategy.name(), i),
+            picture,
+        )?;
+        let (target, _) = victims[i].view(&centre_view(&data.threat));
+        save_png(&dir.gallery_original(&data.descriptor, i), &target)?;
+    }
+
+    let kept_keypoints =
+        victims.iter().map(|p| p.features.len() as f64).sum::<f64>() / victims.len().max(1) as f64;
+    Ok(CellResult {
+        descriptor: data.descriptor.clone(),
+        attacker: attacker.display().to_string(),
+        strategy: strategy.name().into(),
+        keep,
+        kept_keypoints,
+        query_keypoints: query_keypoints / data.pairs.len().max(1) as f64,
+        mma_1: utility.mma[0],
+        mma_3: utility.mma[2],
+        mma_5: utility.mma[4],
+        homography_acc_3: utility.homography_accuracy[1],
+        psnr_nonadaptive: nonadaptive[0],
+        ssim_nonadaptive: nonadaptive[1],
+        mae_nonadaptive: nonadaptive[2],
+        psnr_adaptive: adaptive[0],
+        ssim_adaptive: adaptive[1],
+        mae_adaptive: adaptive[2],
+        psnr_fine_tuned: fine_tuned[0],
+        ssim_fine_tuned: fine_tuned[1],
+        seconds: started.elapsed().as_secs_f64(),
+    })
+}
+
+fn save_png(path: &Path, img: &RgbImage) -> Result<(), String> {
+    let mut png = Vec::new();
+    img.write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png)
+        .map_err(|e| format!("cannot encode {}: {e}", path.display()))?;
+    write_bytes(path, &png)
+}
