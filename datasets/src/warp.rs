@@ -156,12 +156,9 @@ mod tests {
         write_sequence(dir.path(), &img, &hs).unwrap();
         let pairs = crate::find_pairs(dir.path()).unwrap();
         assert_eq!(pairs.len(), 1);
-        for r in 0..3 {
-            for c in 0..3 {
-                assert!(
-                    (pairs[0].homography[r][c] - hs[0][r][c]).abs()
-                        < 1e-9 * hs[0][r][c].abs().max(1.0)
-                );
+        for (got_row, want_row) in pairs[0].homography.iter().zip(&hs[0]) {
+            for (got, want) in got_row.iter().zip(want_row) {
+                assert!((got - want).abs() < 1e-9 * want.abs().max(1.0));
             }
         }
     }
