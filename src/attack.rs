@@ -19,6 +19,7 @@ use featleak_descriptors::{FeatureSet, read_features};
 use featleak_eval::gallery::{Gallery, GalleryRow, draw_keypoints};
 use featleak_eval::plot::{Axes, Series, line_plot_svg};
 use featleak_eval::score_report::{NamedScores, ScoreReport, score_images};
+use featleak_mitigation::sweep::image_name;
 use indicatif::ProgressBar;
 use rayon::prelude::*;
 use std::path::{Path, PathBuf};
@@ -156,14 +157,6 @@ pub fn run(command: &AttackCommand) -> anyhow::Result<ExitCode> {
     }
 }
 
-fn relative(path: &Path, root: &Path) -> String {
-    path.strip_prefix(root)
-        .unwrap_or(path)
-        .with_extension("")
-        .to_string_lossy()
-        .into_owned()
-}
-
 /// Prepares images in parallel; failures are printed one per line and returned by name.
 fn prepare_all(
     paths: &[(PathBuf, String)],
@@ -235,7 +228,7 @@ fn train_command(args: &TrainArgs) -> anyhow::Result<ExitCode> {
             .with_context(|| format!("cannot list images in {}", root.display()))?;
         Ok(all
             .into_iter()
-            .map(|p| (relative(&p, root), p))
+            .map(|p| (image_name(&p, root), p))
             .filter(|(n, _)| names.contains(n))
             .map(|(n, p)| (p, n))
             .collect())
@@ -335,7 +328,7 @@ fn new_run_config(args: &TrainArgs) -> anyhow::Result<RunConfig> {
     let mut images: Vec<String> = find_images(&args.images)
         .with_context(|| format!("cannot list images in {}", args.images.display()))?
         .iter()
-        .map(|p| relative(p, &args.images))
+        .map(|p| image_name(p, &args.images))
         .collect();
     if images.is_empty() {
         bail!("no images found in {}", args.images.display());
@@ -345,7 +338,7 @@ fn new_run_config(args: &TrainArgs) -> anyhow::Result<RunConfig> {
             let val: Vec<String> = find_images(dir)
                 .with_context(|| format!("cannot list images in {}", dir.display()))?
                 .iter()
-                .map(|p| relative(p, dir))
+                .map(|p| image_name(p, dir))
                 .collect();
             if val.is_empty() {
                 bail!("no images found in {}", dir.display());
@@ -449,7 +442,7 @@ fn reconstruct_command(args: &ReconstructArgs) -> anyhow::Result<ExitCode> {
             .with_context(|| format!("cannot list images in {}", dir.display()))?
             .into_iter()
             .map(|p| {
-                let n = relative(&p, dir);
+                let n = image_name(&p, dir);
                 (p, n)
             })
             .collect();
@@ -499,7 +492,7 @@ fn reconstruct_command(args: &ReconstructArgs) -> anyhow::Result<ExitCode> {
             }
             let t = ResizeCrop::cover(features.image_size, (r, r));
             victims.push(Victim {
-                name: relative(&f, dir),
+                name: image_name(&f, dir),
                 reference: None,
                 features: features.transformed(&t),
             });
@@ -627,7 +620,7 @@ fn baselines_command(args: &BaselinesArgs) -> anyhow::Result<ExitCode> {
     let train: Vec<PathBuf> = find_images(&root)
         .with_context(|| format!("cannot list images in {}", root.display()))?
         .into_iter()
-        .filter(|p| config.train_images.contains(&relative(p, &root)))
+        .filter(|p| config.train_images.contains(&image_name(p, &root)))
         .collect();
     if train.is_empty() {
         bail!("the run's training images are gone from {}", root.display());
@@ -666,7 +659,7 @@ fn baselines_command(args: &BaselinesArgs) -> anyhow::Result<ExitCode> {
             }
             let flat = image::RgbImage::from_pixel(r, r, image::Rgb(mean.map(|m| m.round() as u8)));
             let named = |s: featleak_eval::ImageScores| NamedScores {
-                name: relative(p, &args.images),
+                name: image_name(p, &args.images),
                 psnr: s.psnr,
                 ssim: s.ssim,
                 mae: s.mae,

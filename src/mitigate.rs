@@ -5,7 +5,9 @@ use anyhow::{Context, bail};
 use clap::{Args, Subcommand};
 use featleak_datasets::find_files;
 use featleak_descriptors::{read_features, write_features};
-use featleak_mitigation::sweep::{CellResult, SweepConfig, SweepDir, SweepObserver, run_sweep};
+use featleak_mitigation::sweep::{
+    CellResult, SweepConfig, SweepDir, SweepObserver, item_seed, run_sweep,
+};
 use featleak_mitigation::{Hints, Strategy};
 use indicatif::ProgressBar;
 use rayon::prelude::*;
@@ -73,13 +75,6 @@ struct Manifest<'a> {
     files: &'a [FileRecord],
 }
 
-/// FNV-1a of a relative path: a stable per-file seed offset.
-pub fn path_seed(seed: u64, rel: &str) -> u64 {
-    rel.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
-        (h ^ b as u64).wrapping_mul(0x100_0000_01b3)
-    }) ^ seed
-}
-
 pub fn run(command: &MitigateCommand) -> anyhow::Result<ExitCode> {
     match command {
         MitigateCommand::Apply(args) => apply(args),
@@ -116,7 +111,7 @@ fn apply(args: &ApplyArgs) -> anyhow::Result<ExitCode> {
                 .apply(
                     &features,
                     args.keep,
-                    Hints::seed(path_seed(args.seed, &rel.to_string_lossy())),
+                    Hints::seed(item_seed(args.seed, &rel.to_string_lossy())),
                 )
                 .map_err(anyhow::Error::msg)?;
             let out = args.out.join(rel);

@@ -501,7 +501,8 @@ fn list_images(root: &Path) -> Result<Vec<(PathBuf, String)>, String> {
     Ok(list)
 }
 
-fn image_name(path: &Path, root: &Path) -> String {
+/// An image's name in reports: its path relative to `root`, without extension.
+pub fn image_name(path: &Path, root: &Path) -> String {
     path.strip_prefix(root)
         .unwrap_or(path)
         .with_extension("")
@@ -525,7 +526,8 @@ fn named_images(root: &Path, names: &[String]) -> Result<Vec<(PathBuf, String)>,
     Ok(found)
 }
 
-/// A per-item seed: the sweep's seed mixed with the item's name (FNV-1a).
+/// A per-item seed: `seed` mixed with the item's name or relative path (FNV-1a), so each
+/// image or feature file gets its own stable stream.
 pub fn item_seed(seed: u64, name: &str) -> u64 {
     name.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
         (h ^ b as u64).wrapping_mul(0x100_0000_01b3)
