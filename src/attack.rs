@@ -195,7 +195,8 @@ fn prepare_all(
     Ok((ok, failed))
 }
 
-fn train_command(args: &TrainArgs) -> anyhow::Result<ExitCode> {
+/// `attack train`.
+pub fn train_command(args: &TrainArgs) -> anyhow::Result<ExitCode> {
     let run = RunDir::new(&args.out);
     let existing = run.config().exists();
     if existing && !args.resume {
@@ -427,7 +428,8 @@ struct Victim {
     features: FeatureSet,
 }
 
-fn reconstruct_command(args: &ReconstructArgs) -> anyhow::Result<ExitCode> {
+/// `attack reconstruct`.
+pub fn reconstruct_command(args: &ReconstructArgs) -> anyhow::Result<ExitCode> {
     let run = RunDir::new(&args.run);
     let config = RunConfig::load(&run).map_err(anyhow::Error::msg)?;
 
@@ -606,12 +608,13 @@ fn reconstruct_command(args: &ReconstructArgs) -> anyhow::Result<ExitCode> {
 }
 
 /// Loads `path` as the attacker sees it: resized and centre-cropped to `r`×`r`.
-fn load_square(path: &Path, r: u32) -> anyhow::Result<image::RgbImage> {
+pub fn load_square(path: &Path, r: u32) -> anyhow::Result<image::RgbImage> {
     let rgb = featleak_datasets::load_rgb(path)?;
     Ok(ResizeCrop::cover((rgb.height(), rgb.width()), (r, r)).apply(&rgb))
 }
 
-fn baselines_command(args: &BaselinesArgs) -> anyhow::Result<ExitCode> {
+/// `attack baselines`.
+pub fn baselines_command(args: &BaselinesArgs) -> anyhow::Result<ExitCode> {
     let run = RunDir::new(&args.run);
     let config = RunConfig::load(&run).map_err(anyhow::Error::msg)?;
     let r = config.threat.resolution;

@@ -2,6 +2,7 @@
 
 mod attack;
 mod demo;
+mod demo_report;
 mod extract;
 mod manifest;
 mod match_eval;

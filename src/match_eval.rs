@@ -74,6 +74,14 @@ struct Results<'a> {
 }
 
 pub fn run(args: &MatchEvalArgs) -> anyhow::Result<ExitCode> {
+    let summary = evaluate(args)?;
+    println!("{}", summary.to_markdown());
+    println!("results in {}", args.out.display());
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Scores every descriptor, writes the outputs into `args.out` and returns the summary table.
+pub fn evaluate(args: &MatchEvalArgs) -> anyhow::Result<Table> {
     let pairs = find_pairs(&args.pairs)?;
     let matching = MatchConfig {
         mutual: !args.one_way,
@@ -130,9 +138,7 @@ pub fn run(args: &MatchEvalArgs) -> anyhow::Result<ExitCode> {
         });
     }
     write_outputs(args, &all, matching, ransac)?;
-    println!("{}", summary_table(&all).to_markdown());
-    println!("results in {}", args.out.display());
-    Ok(ExitCode::SUCCESS)
+    Ok(summary_table(&all))
 }
 
 fn summary_table(all: &[DescriptorResults]) -> Table {

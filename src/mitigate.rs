@@ -179,7 +179,8 @@ impl SweepObserver for SweepBar {
     }
 }
 
-fn sweep(args: &SweepArgs) -> anyhow::Result<ExitCode> {
+/// `mitigate sweep`.
+pub fn sweep(args: &SweepArgs) -> anyhow::Result<ExitCode> {
     let config = SweepConfig::from_file(&args.config).map_err(anyhow::Error::msg)?;
     std::fs::create_dir_all(&args.out)
         .with_context(|| format!("cannot create output folder {}", args.out.display()))?;

@@ -44,6 +44,14 @@ pub fn png_data_uri(img: &RgbImage) -> String {
     )
 }
 
+/// An SVG data URI of the SVG document `svg`.
+pub fn svg_data_uri(svg: &str) -> String {
+    format!(
+        "data:image/svg+xml;base64,{}",
+        base64::engine::general_purpose::STANDARD.encode(svg)
+    )
+}
+
 /// The revealed keypoints drawn as white dots (radius from their size, at least 1 px) on a
 /// mid-grey canvas of the features' image size: what the adversary receives, made visible.
 pub fn draw_keypoints(features: &FeatureSet) -> RgbImage {
@@ -70,17 +78,26 @@ pub fn draw_keypoints(features: &FeatureSet) -> RgbImage {
     canvas
 }
 
-const SORT_SCRIPT: &str = r#"
-function sortBy(col) {
-  const body = document.querySelector('tbody');
-  const th = document.querySelectorAll('th')[col];
+/// Sorts the rows of the table holding header cell `th` by that column (several galleries may
+/// share a page).
+pub const SORT_SCRIPT: &str = r#"
+function sortBy(th) {
+  const table = th.closest('table');
+  const body = table.tBodies[0];
+  const col = th.cellIndex;
   const down = th.dataset.dir !== 'desc';
-  document.querySelectorAll('th').forEach(t => delete t.dataset.dir);
+  table.querySelectorAll('th').forEach(t => delete t.dataset.dir);
   th.dataset.dir = down ? 'desc' : 'asc';
   const key = r => { const v = parseFloat(r.children[col].dataset.value); return isNaN(v) ? -Infinity : v; };
   [...body.rows].sort((a, b) => down ? key(b) - key(a) : key(a) - key(b)).forEach(r => body.appendChild(r));
 }
 "#;
+
+/// Styles of gallery tables.
+pub const GALLERY_CSS: &str = "table{border-collapse:collapse}\
+     td,th{border:1px solid #ccc;padding:4px;text-align:center}th.metric{cursor:pointer;background:#eef}\
+     th[data-dir=desc]::after{content:' ▼'}th[data-dir=asc]::after{content:' ▲'}\
+     img.pic{image-rendering:pixelated;width:192px}";
 
 impl Gallery {
     /// The page as one HTML document.
@@ -88,26 +105,29 @@ impl Gallery {
         let mut h = String::new();
         h.push_str("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">");
         h.push_str(&format!("<title>{}</title>", escape(&self.title)));
-        h.push_str(
-            "<style>body{font-family:sans-serif;margin:1.5em}table{border-collapse:collapse}\
-             td,th{border:1px solid #ccc;padding:4px;text-align:center}th.metric{cursor:pointer;background:#eef}\
-             th[data-dir=desc]::after{content:' ▼'}th[data-dir=asc]::after{content:' ▲'}\
-             img{image-rendering:pixelated;width:192px}</style>",
-        );
+        h.push_str(&format!(
+            "<style>body{{font-family:sans-serif;margin:1.5em}}{GALLERY_CSS}</style>"
+        ));
         h.push_str(&format!(
             "<script>{SORT_SCRIPT}</script></head><body>\n<h1>{}</h1>\n",
             escape(&self.title)
         ));
         h.push_str(&self.intro_html);
-        h.push_str("\n<table>\n<thead><tr><th>image</th>");
+        h.push('\n');
+        h.push_str(&self.table_html());
+        h.push_str("</body></html>\n");
+        h
+    }
+
+    /// The gallery's table alone, for pages that include [`SORT_SCRIPT`] and [`GALLERY_CSS`].
+    pub fn table_html(&self) -> String {
+        let mut h = String::from("<table>\n<thead><tr><th>image</th>");
         for c in &self.picture_columns {
             h.push_str(&format!("<th>{}</th>", escape(c)));
         }
-        let first_metric = 1 + self.picture_columns.len();
-        for (i, c) in self.metric_columns.iter().enumerate() {
+        for c in &self.metric_columns {
             h.push_str(&format!(
-                "<th class=\"metric\" onclick=\"sortBy({})\">{}</th>",
-                first_metric + i,
+                "<th class=\"metric\" onclick=\"sortBy(this)\">{}</th>",
                 escape(c)
             ));
         }
@@ -116,7 +136,7 @@ impl Gallery {
             h.push_str(&format!("<tr><td>{}</td>", escape(&row.name)));
             for (pic, col) in row.pictures.iter().zip(&self.picture_columns) {
                 h.push_str(&format!(
-                    "<td><img src=\"{}\" alt=\"{} {}\"></td>",
+                    "<td><img class=\"pic\" src=\"{}\" alt=\"{} {}\"></td>",
                     png_data_uri(pic),
                     escape(col),
                     escape(&row.name)
@@ -131,7 +151,7 @@ impl Gallery {
             }
             h.push_str("</tr>\n");
         }
-        h.push_str("</tbody></table>\n</body></html>\n");
+        h.push_str("</tbody></table>\n");
         h
     }
 }
@@ -178,7 +198,7 @@ mod tests {
         assert!(html.contains("<title>a &lt;test&gt;</title>") && html.contains("img&amp;1"));
         assert_eq!(html.matches("src=\"data:image/png;base64,").count(), 2);
         assert!(
-            html.contains("onclick=\"sortBy(3)\">SSIM</th>")
+            html.contains("onclick=\"sortBy(this)\">SSIM</th>")
                 && html.contains("data-value=\"0.5\">0.5000</td>")
         );
     }

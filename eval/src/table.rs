@@ -44,6 +44,40 @@ impl Table {
         out
     }
 
+    /// The table without the columns named in `names`.
+    pub fn without_columns(&self, names: &[&str]) -> Table {
+        let keep: Vec<usize> = (0..self.headers.len())
+            .filter(|&i| !names.contains(&self.headers[i].as_str()))
+            .collect();
+        let pick = |cells: &[String]| keep.iter().map(|&i| cells[i].clone()).collect();
+        Table {
+            headers: pick(&self.headers),
+            rows: self.rows.iter().map(|r| pick(r)).collect(),
+        }
+    }
+
+    /// An HTML `<table>` (cells escaped).
+    pub fn to_html(&self) -> String {
+        let esc = |c: &str| {
+            c.replace('&', "&amp;")
+                .replace('<', "&lt;")
+                .replace('>', "&gt;")
+        };
+        let mut out = String::from("<table>\n<thead><tr>");
+        self.headers
+            .iter()
+            .for_each(|h| out.push_str(&format!("<th>{}</th>", esc(h))));
+        out.push_str("</tr></thead>\n<tbody>\n");
+        for r in &self.rows {
+            out.push_str("<tr>");
+            r.iter()
+                .for_each(|c| out.push_str(&format!("<td>{}</td>", esc(c))));
+            out.push_str("</tr>\n");
+        }
+        out.push_str("</tbody></table>\n");
+        out
+    }
+
     /// RFC 4180 CSV with a header row.
     pub fn to_csv(&self) -> String {
         let mut w = csv::Writer::from_writer(Vec::new());
@@ -77,5 +111,14 @@ mod tests {
             "| name | value |\n|---|---|\n| a\\|b | 0.123 |\n| c, d | — |\n"
         );
         assert_eq!(t.to_csv(), "name,value\na|b,0.123\n\"c, d\",—\n");
+        assert_eq!(
+            t.without_columns(&["name"]).to_markdown(),
+            "| value |\n|---|\n| 0.123 |\n| — |\n"
+        );
+        assert_eq!(
+            t.to_html(),
+            "<table>\n<thead><tr><th>name</th><th>value</th></tr></thead>\n<tbody>\n\
+             <tr><td>a|b</td><td>0.123</td></tr>\n<tr><td>c, d</td><td>—</td></tr>\n</tbody></table>\n"
+        );
     }
 }

@@ -8,4 +8,4 @@ pub mod report;
 pub mod strategies;
 pub mod sweep;
 
-pub use strategies::{Hints, STRATEGY_NAMES, Strategy, budget};
+pub use strategies::{DEFAULT_UTILITY_WEIGHT, Hints, STRATEGY_NAMES, Strategy, budget};

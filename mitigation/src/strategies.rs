@@ -56,6 +56,9 @@ impl Hints<'_> {
     }
 }
 
+/// Default weight of detector response against leakage rank in the leakage strategy.
+pub const DEFAULT_UTILITY_WEIGHT: f32 = 0.25;
+
 /// Names accepted by [`Strategy::by_name`].
 pub const STRATEGY_NAMES: &[&str] = &[
     "random",
@@ -67,7 +70,7 @@ pub const STRATEGY_NAMES: &[&str] = &[
 ];
 
 impl Strategy {
-    /// The strategy called `name` with default parameters.
+    /// The strategy called `name` with default parameters (leakage: [`DEFAULT_UTILITY_WEIGHT`]).
     pub fn by_name(name: &str) -> Result<Self, String> {
         Ok(match name {
             "random" => Self::Random,
@@ -76,7 +79,7 @@ impl Strategy {
             "grid" => Self::Grid { cells: 8 },
             "anms" => Self::Anms { robustness: 0.9 },
             "leakage" => Self::Leakage {
-                utility_weight: 0.25,
+                utility_weight: DEFAULT_UTILITY_WEIGHT,
             },
             _ => {
                 return Err(format!(

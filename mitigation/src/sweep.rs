@@ -72,7 +72,7 @@ fn default_keeps() -> Vec<f32> {
     vec![1.0, 0.75, 0.5, 0.25, 0.1]
 }
 fn default_utility_weight() -> f32 {
-    0.25
+    crate::strategies::DEFAULT_UTILITY_WEIGHT
 }
 
 /// Victim images whose reconstruction measures privacy.
@@ -132,6 +132,11 @@ impl Default for GalleryConfig {
 }
 
 impl SweepConfig {
+    /// The configuration as TOML, the format [`SweepConfig::from_file`] reads.
+    pub fn to_toml(&self) -> String {
+        toml::to_string(self).expect("a sweep configuration serialises to TOML")
+    }
+
     /// Reads and checks a TOML file; errors name the file.
     pub fn from_file(path: &Path) -> Result<Self, String> {
         let text = std::fs::read_to_string(path)
