@@ -1,6 +1,7 @@
 //! `featleak`: measure how much local features leak about the images they come from.
 
 mod attack;
+mod datasets_cmd;
 mod demo;
 mod demo_report;
 mod extract;
@@ -38,6 +39,9 @@ enum Command {
     Mitigate(mitigate::MitigateCommand),
     /// Run the study end to end on generated scenes (or your own --images) into one folder.
     Demo(demo::DemoArgs),
+    /// Fetch public benchmark data (HPatches, MegaDepth-1500).
+    #[command(subcommand)]
+    Datasets(datasets_cmd::DatasetsCommand),
 }
 
 fn main() -> ExitCode {
@@ -52,10 +56,10 @@ fn main() -> ExitCode {
         Command::Extract(args) => extract::run(&args),
         Command::MatchEval(args) => match_eval::run(&args),
         Command::Attack(command) => attack::run(&command),
-
         Command::Score(args) => score::run(&args),
         Command::Mitigate(command) => mitigate::run(&command),
         Command::Demo(args) => demo::run(&args),
+        Command::Datasets(command) => datasets_cmd::run(&command),
     };
     match result {
         Ok(code) => code,

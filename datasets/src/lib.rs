@@ -1,11 +1,13 @@
 //! Data plumbing for featleak: finding images in folders, seeded train/val/test splits,
 //! decoding images to RGB/grey (u8 and f32), resize + centre-crop geometry shared with the
-//! feature side, procedural photo-like scenes for runs without data, and atomic file writes.
+//! feature side, procedural photo-like scenes for runs without data, atomic file writes, and
+//! resumable, checksummed downloaders for public benchmark data.
 //!
 //! This crate sits at the bottom of the workspace and depends on no other featleak crate.
 
 pub mod atomic;
 pub mod discover;
+pub mod fetch;
 pub mod load;
 pub mod pairs;
 pub mod split;
