@@ -13,7 +13,9 @@ use featleak_datasets::atomic::write_bytes_atomic;
 use featleak_eval::gallery::{GALLERY_CSS, Gallery, GalleryRow, SORT_SCRIPT, escape, svg_data_uri};
 use featleak_eval::score_report::ScoreReport;
 use featleak_eval::table::{Table, fmt_num};
-use featleak_mitigation::report::{frontier_svg, results_table};
+use featleak_mitigation::report::{
+    EQUAL_UTILITY, equal_utility_table, frontier_svg, results_table,
+};
 use featleak_mitigation::sweep::SweepResults;
 use std::path::{Path, PathBuf};
 
@@ -43,6 +45,18 @@ pub fn write_report(inputs: &ReportInputs) -> anyhow::Result<PathBuf> {
                 .map_err(anyhow::Error::msg)
         })
         .collect::<anyhow::Result<_>>()?;
+    let steps: Vec<u64> = inputs
+        .attackers
+        .iter()
+        .map(|(name, ..)| {
+            let run = RunDir::new(dir.run(name));
+            match run.load_state() {
+                Ok(Some(state)) => Ok(state.step),
+                Ok(None) => Err(anyhow!("{} holds no checkpoint", run.root.display())),
+                Err(e) => Err(anyhow!(e)),
+            }
+        })
+        .collect::<anyhow::Result<_>>()?;
     let scores: Vec<(String, ScoreReport)> = inputs
         .attackers
         .iter()
@@ -63,8 +77,9 @@ pub fn write_report(inputs: &ReportInputs) -> anyhow::Result<PathBuf> {
     let sweep: SweepResults =
         read_json(&dir.sweep().join("results.json")).map_err(anyhow::Error::msg)?;
 
-    let attack = attack_table(&runs, &scores, &baselines);
+    let attack = attack_table(&runs, &steps, &scores, &baselines);
     let sweep_table = results_table(&sweep.cells).without_columns(&["seconds", "attacker"]);
+    let equal_utility = equal_utility_table(&sweep.cells);
     let verdict = verdict(&scores);
 
     let mut h = String::new();
@@ -156,6 +171,12 @@ pub fn write_report(inputs: &ReportInputs) -> anyhow::Result<PathBuf> {
         "<img class=\"plot\" alt=\"privacy/utility frontier\" src=\"{}\">\n",
         svg_data_uri(&frontier)
     ));
+    h.push_str(&format!(
+        "<h3>Privacy-aware against random at equal utility</h3>\n<p>Each <code>leakage</code> cell \
+         next to the <code>random</code> cell closest in MMA@3 (within ±{EQUAL_UTILITY}); a negative \
+         Δ means the privacy-aware strategy leaks less at the same matching accuracy.</p>\n{}",
+        equal_utility.to_html()
+    ));
     h.push_str(
         "<p>Reconstructions per strategy: <a href=\"../sweep/gallery.html\">sweep gallery</a>.</p>\n",
     );
@@ -190,10 +211,12 @@ pub fn write_report(inputs: &ReportInputs) -> anyhow::Result<PathBuf> {
     write_bytes_atomic(&index, h.as_bytes())
         .with_context(|| format!("cannot write {}", index.display()))?;
     let md = format!(
-        "# featleak demo tables\n\n{verdict}\n\n## Attack\n\n{}\n## Matching\n\n{}\n## Mitigation sweep\n\n{}",
+        "# featleak demo tables\n\n{verdict}\n\n## Attack\n\n{}\n## Matching\n\n{}\n## Mitigation sweep\n\n{}\n\
+         ## Privacy-aware against random at equal utility\n\n{}",
         attack.to_markdown(),
         inputs.matching.to_markdown(),
-        sweep_table.to_markdown()
+        sweep_table.to_markdown(),
+        equal_utility.to_markdown()
     );
     let tables = report.join("tables.md");
     write_bytes_atomic(&tables, md.as_bytes())
@@ -276,6 +299,7 @@ pub fn describe_threat(t: &ThreatModel, train_images: usize) -> String {
 
 fn attack_table(
     runs: &[(String, RunConfig)],
+    steps: &[u64],
     scores: &[(String, ScoreReport)],
     baselines: &[(String, ScoreReport)],
 ) -> Table {
@@ -297,13 +321,11 @@ fn attack_table(
             fmt_num(Some(s.mean.mae), 4),
         ]
     };
-    for ((name, run), (_, s)) in runs.iter().zip(scores) {
+    for (((name, run), (_, s)), done) in runs.iter().zip(scores).zip(steps) {
         t.push(row(
             name,
             &format!("{} {}", run.threat.extractor.name(), run.threat.name),
-            run.training
-                .steps
-                .map_or_else(|| "—".into(), |s| s.to_string()),
+            done.to_string(),
             s,
         ));
     }

@@ -138,6 +138,70 @@ fn bounds(cells: &[&CellResult]) -> (std::ops::Range<f64>, std::ops::Range<f64>)
     (pad(x0, x1), pad(y0, y1))
 }
 
+/// MMA@3 tolerance within which two cells count as equally useful.
+pub const EQUAL_UTILITY: f64 = 0.02;
+
+/// The privacy-aware strategy against random at equal utility: for every mitigated (keep < 1)
+/// `leakage` cell, the `random` cell of the same descriptor (any keep < 1) closest in MMA@3,
+/// when within [`EQUAL_UTILITY`]; a negative `Δ ssim_adaptive` means the privacy-aware strategy
+/// leaks less at the same matching accuracy.
+pub fn equal_utility_table(cells: &[CellResult]) -> Table {
+    let mut t = Table::new([
+        "descriptor",
+        "leakage keep",
+        "leakage mma@3",
+        "leakage ssim_adaptive",
+        "random keep",
+        "random mma@3",
+        "random ssim_adaptive",
+        "Δ ssim_adaptive",
+    ]);
+    let mitigated = |name: &'static str| {
+        cells
+            .iter()
+            .filter(move |c| c.strategy == name && c.keep < 1.0)
+    };
+    let mut rows: Vec<&CellResult> = mitigated("leakage").collect();
+    rows.sort_by(|a, b| {
+        a.descriptor
+            .cmp(&b.descriptor)
+            .then(b.keep.total_cmp(&a.keep))
+    });
+    for l in rows {
+        let closest = mitigated("random")
+            .filter(|r| r.descriptor == l.descriptor)
+            .min_by(|a, b| {
+                (a.mma_3 - l.mma_3)
+                    .abs()
+                    .total_cmp(&(b.mma_3 - l.mma_3).abs())
+            })
+            .filter(|r| (r.mma_3 - l.mma_3).abs() <= EQUAL_UTILITY + 1e-9);
+        let n = |v: f64| fmt_num(Some(v), 4);
+        let mut row = vec![
+            l.descriptor.clone(),
+            format!("{}", l.keep),
+            n(l.mma_3),
+            n(l.ssim_adaptive),
+        ];
+        match closest {
+            Some(r) => row.extend([
+                format!("{}", r.keep),
+                n(r.mma_3),
+                n(r.ssim_adaptive),
+                format!("{:+.4}", l.ssim_adaptive - r.ssim_adaptive),
+            ]),
+            None => row.extend([
+                format!("none within ±{EQUAL_UTILITY}"),
+                "—".into(),
+                "—".into(),
+                "—".into(),
+            ]),
+        }
+        t.push(row);
+    }
+    t
+}
+
 /// Writes `results.csv`, `results.md`, `frontier.svg` and `gallery.html` into the sweep folder.
 pub fn write_report(dir: &SweepDir, results: &SweepResults) -> Result<(), String> {
     let table = results_table(&results.cells);
@@ -148,11 +212,14 @@ pub fn write_report(dir: &SweepDir, results: &SweepResults) -> Result<(), String
          fine-tuned on mitigated features for {} steps (adaptive; the fine-tuned network alone \
          in `*_fine_tuned`). Utility: MMA and homography accuracy on {} (query features \
          mitigated, map features whole). `pareto`: on the SSIM-vs-MMA@3 frontier of its \
-         descriptor.\n\n{}",
+         descriptor.\n\n{}\n## Privacy-aware against random at equal utility\n\nEach `leakage` \
+         cell next to the `random` cell of its descriptor closest in MMA@3 (within ±{EQUAL_UTILITY}); \
+         negative Δ: the privacy-aware strategy leaks less at the same matching accuracy.\n\n{}",
         results.config.privacy.images.display(),
         results.config.adaptive.steps,
         results.config.utility.pairs.display(),
-        table.to_markdown()
+        table.to_markdown(),
+        equal_utility_table(&results.cells).to_markdown()
     );
     write_bytes(&dir.root.join("results.md"), md.as_bytes())?;
     if !results.cells.is_empty() {
@@ -228,4 +295,51 @@ fn read_png(path: &std::path::Path) -> Result<image::RgbImage, String> {
     image::open(path)
         .map(|i| i.to_rgb8())
         .map_err(|e| format!("cannot read {}: {e}", path.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cell(strategy: &str, keep: f32, mma_3: f64, ssim_adaptive: f64) -> CellResult {
+        CellResult {
+            descriptor: "sift".into(),
+            attacker: "run".into(),
+            strategy: strategy.into(),
+            keep,
+            kept_keypoints: 0.0,
+            query_keypoints: 0.0,
+            mma_1: 0.0,
+            mma_3,
+            mma_5: 0.0,
+            homography_acc_3: 0.0,
+            psnr_nonadaptive: 0.0,
+            ssim_nonadaptive: ssim_adaptive,
+            mae_nonadaptive: 0.0,
+            psnr_adaptive: 0.0,
+            ssim_adaptive,
+            mae_adaptive: 0.0,
+            psnr_fine_tuned: 0.0,
+            ssim_fine_tuned: 0.0,
+            seconds: 0.0,
+        }
+    }
+
+    #[test]
+    fn leakage_cells_meet_the_random_cell_closest_in_utility() {
+        let cells = [
+            cell("random", 1.0, 0.50, 0.60),
+            cell("leakage", 1.0, 0.50, 0.60),
+            cell("random", 0.5, 0.42, 0.50),
+            cell("random", 0.25, 0.35, 0.45),
+            cell("leakage", 0.5, 0.44, 0.46),
+            cell("leakage", 0.25, 0.30, 0.40),
+        ];
+        let t = equal_utility_table(&cells);
+        assert_eq!(t.rows.len(), 2, "keep 1 is not a mitigation");
+        // keep 0.5: random at 0.5 is 0.02 away in MMA@3 → compared.
+        assert_eq!(t.rows[0][4..], ["0.5", "0.4200", "0.5000", "-0.0400"]);
+        // keep 0.25: the closest random cell is 0.05 away → no comparison.
+        assert_eq!(t.rows[1][4], "none within ±0.02");
+    }
 }
