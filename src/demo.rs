@@ -42,7 +42,7 @@ pub struct DemoArgs {
     #[arg(long, default_value = "demo-out")]
     pub out: PathBuf,
     /// Number of scenes to generate (without --images).
-    #[arg(long, default_value_t = 200)]
+    #[arg(long, default_value_t = 160)]
     pub scenes: usize,
     /// Use at most this many of the --images photos (0: all).
     #[arg(long, default_value_t = 400)]
@@ -57,14 +57,14 @@ pub struct DemoArgs {
     #[arg(long, default_value_t = 64)]
     pub size: u32,
     /// Training steps of each attacker (deterministic: same seed, same tables).
-    #[arg(long, default_value_t = 200)]
+    #[arg(long, default_value_t = 150)]
     pub steps: u64,
     /// Training minutes of each attacker instead of --steps (tables then depend on the
     /// machine's speed).
     #[arg(long)]
     pub minutes: Option<f64>,
     /// Fine-tuning steps of the sweep's adaptive attacker.
-    #[arg(long, default_value_t = 10)]
+    #[arg(long, default_value_t = 5)]
     pub adaptive_steps: u64,
     /// Seed of the scenes, splits, warps and every later stage.
     #[arg(long, default_value_t = 0)]
@@ -79,7 +79,7 @@ pub const WARPS: usize = 5;
 /// Corner displacement of the warps, as a share of the image's shorter side.
 const WARP_STRENGTH: f64 = 0.1;
 /// Keep fractions of the demo's sweep.
-const KEEPS: [f32; 4] = [1.0, 0.5, 0.25, 0.1];
+const KEEPS: [f32; 3] = [1.0, 0.5, 0.2];
 
 /// `demo.json`: the settings of the demo in a folder.
 #[derive(Serialize)]

@@ -138,6 +138,42 @@ fn bounds(cells: &[&CellResult]) -> (std::ops::Range<f64>, std::ops::Range<f64>)
     (pad(x0, x1), pad(y0, y1))
 }
 
+/// One descriptor's cells at a glance: one row per strategy, one column per keep fraction
+/// (falling), each cell `MMA@3 / adaptive SSIM`.
+pub fn summary_table(cells: &[CellResult], descriptor: &str) -> Table {
+    let mine: Vec<&CellResult> = cells
+        .iter()
+        .filter(|c| c.descriptor == descriptor)
+        .collect();
+    let mut keeps: Vec<f32> = mine.iter().map(|c| c.keep).collect();
+    keeps.sort_by(|a, b| b.total_cmp(a));
+    keeps.dedup();
+    let mut strategies: Vec<&str> = Vec::new();
+    for c in &mine {
+        if !strategies.contains(&c.strategy.as_str()) {
+            strategies.push(&c.strategy);
+        }
+    }
+    let mut t = Table::new(
+        std::iter::once(format!("{descriptor}: MMA@3 / adaptive SSIM"))
+            .chain(keeps.iter().map(|k| format!("keep {k}"))),
+    );
+    for s in strategies {
+        let mut row = vec![s.to_string()];
+        for k in &keeps {
+            row.push(
+                mine.iter()
+                    .find(|c| c.strategy == s && c.keep == *k)
+                    .map_or("—".into(), |c| {
+                        format!("{:.3} / {:.3}", c.mma_3, c.ssim_adaptive)
+                    }),
+            );
+        }
+        t.push(row);
+    }
+    t
+}
+
 /// MMA@3 tolerance within which two cells count as equally useful.
 pub const EQUAL_UTILITY: f64 = 0.02;
 
@@ -206,13 +242,23 @@ pub fn equal_utility_table(cells: &[CellResult]) -> Table {
 pub fn write_report(dir: &SweepDir, results: &SweepResults) -> Result<(), String> {
     let table = results_table(&results.cells);
     write_bytes(&dir.root.join("results.csv"), table.to_csv().as_bytes())?;
+    let descriptors: BTreeSet<&str> = results
+        .cells
+        .iter()
+        .map(|c| c.descriptor.as_str())
+        .collect();
+    let summaries: String = descriptors
+        .iter()
+        .map(|d| summary_table(&results.cells, d).to_markdown() + "\n")
+        .collect();
     let md = format!(
         "# Mitigation sweep\n\nPrivacy: PSNR/SSIM/MAE of reconstructions of {} by the attacker \
          trained on full features (nonadaptive) and the stronger of it and the same network \
          fine-tuned on mitigated features for {} steps (adaptive; the fine-tuned network alone \
          in `*_fine_tuned`). Utility: MMA and homography accuracy on {} (query features \
          mitigated, map features whole). `pareto`: on the SSIM-vs-MMA@3 frontier of its \
-         descriptor.\n\n{}\n## Privacy-aware against random at equal utility\n\nEach `leakage` \
+         descriptor.\n\n## At a glance\n\n{summaries}## All columns\n\n{}\n\
+         ## Privacy-aware against random at equal utility\n\nEach `leakage` \
          cell next to the `random` cell of its descriptor closest in MMA@3 (within ±{EQUAL_UTILITY}); \
          negative Δ: the privacy-aware strategy leaks less at the same matching accuracy.\n\n{}",
         results.config.privacy.images.display(),
@@ -341,5 +387,21 @@ mod tests {
         assert_eq!(t.rows[0][4..], ["0.5", "0.4200", "0.5000", "-0.0400"]);
         // keep 0.25: the closest random cell is 0.05 away → no comparison.
         assert_eq!(t.rows[1][4], "none within ±0.02");
+
+        let s = summary_table(&cells, "sift");
+        assert_eq!(
+            s.headers,
+            [
+                "sift: MMA@3 / adaptive SSIM",
+                "keep 1",
+                "keep 0.5",
+                "keep 0.25"
+            ]
+        );
+        assert_eq!(
+            s.rows[0],
+            ["random", "0.500 / 0.600", "0.420 / 0.500", "0.350 / 0.450"]
+        );
+        assert_eq!(s.rows[1][0], "leakage");
     }
 }

@@ -715,3 +715,22 @@ fn save_png(path: &Path, img: &RgbImage) -> Result<(), String> {
         .map_err(|e| format!("cannot encode {}: {e}", path.display()))?;
     write_bytes(path, &png)
 }
+
+#[cfg(test)]
+mod tests {
+    /// Resuming rewrites `results.json` with the finished cells read back from it: they must
+    /// come back bit for bit (serde_json needs its `float_roundtrip` feature for that; without
+    /// it this value is read one ULP off).
+    #[test]
+    fn finished_cells_survive_a_rewrite_bit_for_bit() {
+        for v in [
+            2000.0666666666664f64,
+            0.12328543586266331,
+            15.553465552379889,
+        ] {
+            let text = serde_json::to_string(&v).unwrap();
+            let back: f64 = serde_json::from_str(&text).unwrap();
+            assert_eq!(back.to_bits(), v.to_bits(), "{text}");
+        }
+    }
+}
