@@ -56,6 +56,10 @@ pub struct DemoArgs {
     /// Side of the reconstructions (features come from twice this side).
     #[arg(long, default_value_t = 64)]
     pub size: u32,
+    /// First-level width of the attackers' UNets (level i has width·2^i channels; 16 is the
+    /// `attack train` default, 8 trains about twice as fast).
+    #[arg(long, default_value_t = 8)]
+    pub width: usize,
     /// Training steps of each attacker (deterministic: same seed, same tables).
     #[arg(long, default_value_t = 150)]
     pub steps: u64,
@@ -439,7 +443,7 @@ fn train(
             Some(args.steps)
         },
         network: "cpu".into(),
-        width: None,
+        width: Some(args.width),
         depth: None,
         batch_size: 8,
         lr: 3e-3,

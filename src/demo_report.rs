@@ -237,11 +237,12 @@ fn corpus_words(settings: &DemoArgs) -> String {
 /// The command that reproduces the demo.
 fn command_line(s: &DemoArgs) -> String {
     let mut c = format!(
-        "featleak demo --out {} --seed {} --descriptors {} --size {} --held-out {}",
+        "featleak demo --out {} --seed {} --descriptors {} --size {} --width {} --held-out {}",
         s.out.display(),
         s.seed,
         s.descriptors.join(","),
         s.size,
+        s.width,
         s.held_out
     );
     match &s.images {
