@@ -88,7 +88,8 @@ pub fn write_report(inputs: &ReportInputs) -> anyhow::Result<PathBuf> {
          <title>featleak demo report</title><style>body{{font-family:sans-serif;margin:1.5em;max-width:1200px}}\
          {GALLERY_CSS} pre{{background:#f6f6f6;padding:8px;overflow:auto}} img.plot{{max-width:720px;width:100%}}\
          .verdict{{font-size:1.1em;background:#eef6ee;padding:8px}}\
-         .row{{display:flex;flex-wrap:wrap}} .row figure{{width:380px;margin:4px}} .row img.plot{{width:100%}}</style>\
+         .row{{display:flex;flex-wrap:wrap}} .row figure{{width:380px;margin:4px}} .row img.plot{{width:100%}}\
+         img.pic{{width:128px}}</style>\
          <script>{SORT_SCRIPT}</script></head><body>\n"
     ));
     h.push_str("<h1>featleak demo report</h1>\n");
