@@ -1,6 +1,7 @@
 //! SVG line and scatter plots (through `plotters`) for reports: MMA curves, training curves,
 //! privacy/utility frontiers.
 
+use plotters::coord::types::RangedCoordf64;
 use plotters::prelude::*;
 use std::ops::Range;
 
@@ -19,14 +20,23 @@ pub struct Axes<'a> {
     pub y: Range<f64>,
 }
 
-/// Renders `series` as lines with point markers into an SVG document.
-pub fn line_plot_svg(axes: &Axes, series: &[Series]) -> Result<String, String> {
+/// The chart every plot here draws on: f64 axes on an SVG string.
+type Chart<'a, 'b> = ChartContext<'a, SVGBackend<'b>, Cartesian2d<RangedCoordf64, RangedCoordf64>>;
+
+/// Renders a 720×480 chart with `axes`' caption, labels and mesh, lets `draw` add the series,
+/// then draws the legend at `legend`.
+fn render(
+    axes: &Axes,
+    caption_size: u32,
+    legend: SeriesLabelPosition,
+    draw: impl FnOnce(&mut Chart<'_, '_>) -> Result<(), String>,
+) -> Result<String, String> {
     let mut svg = String::new();
     {
         let root = SVGBackend::with_string(&mut svg, (720, 480)).into_drawing_area();
         root.fill(&WHITE).map_err(|e| e.to_string())?;
         let mut chart = ChartBuilder::on(&root)
-            .caption(axes.title, ("sans-serif", 22))
+            .caption(axes.title, ("sans-serif", caption_size))
             .margin(12)
             .x_label_area_size(40)
             .y_label_area_size(56)
@@ -38,6 +48,22 @@ pub fn line_plot_svg(axes: &Axes, series: &[Series]) -> Result<String, String> {
             .y_desc(axes.y_label)
             .draw()
             .map_err(|e| e.to_string())?;
+        draw(&mut chart)?;
+        chart
+            .configure_series_labels()
+            .background_style(WHITE.mix(0.85))
+            .border_style(BLACK)
+            .position(legend)
+            .draw()
+            .map_err(|e| e.to_string())?;
+        root.present().map_err(|e| e.to_string())?;
+    }
+    Ok(svg)
+}
+
+/// Renders `series` as lines with point markers into an SVG document.
+pub fn line_plot_svg(axes: &Axes, series: &[Series]) -> Result<String, String> {
+    render(axes, 22, SeriesLabelPosition::LowerRight, |chart| {
         for (i, s) in series.iter().enumerate() {
             let color = Palette99::pick(i).to_rgba();
             chart
@@ -54,16 +80,8 @@ pub fn line_plot_svg(axes: &Axes, series: &[Series]) -> Result<String, String> {
                 .draw_series(s.points.iter().map(|&p| Circle::new(p, 3, color.filled())))
                 .map_err(|e| e.to_string())?;
         }
-        chart
-            .configure_series_labels()
-            .background_style(WHITE.mix(0.85))
-            .border_style(BLACK)
-            .position(SeriesLabelPosition::LowerRight)
-            .draw()
-            .map_err(|e| e.to_string())?;
-        root.present().map_err(|e| e.to_string())?;
-    }
-    Ok(svg)
+        Ok(())
+    })
 }
 
 /// Renders `series` as unconnected point clouds (one colour each, points of a series joined in
@@ -73,23 +91,7 @@ pub fn scatter_frontier_svg(
     series: &[Series],
     frontier: &[(f64, f64)],
 ) -> Result<String, String> {
-    let mut svg = String::new();
-    {
-        let root = SVGBackend::with_string(&mut svg, (720, 480)).into_drawing_area();
-        root.fill(&WHITE).map_err(|e| e.to_string())?;
-        let mut chart = ChartBuilder::on(&root)
-            .caption(axes.title, ("sans-serif", 20))
-            .margin(12)
-            .x_label_area_size(40)
-            .y_label_area_size(56)
-            .build_cartesian_2d(axes.x.clone(), axes.y.clone())
-            .map_err(|e| e.to_string())?;
-        chart
-            .configure_mesh()
-            .x_desc(axes.x_label)
-            .y_desc(axes.y_label)
-            .draw()
-            .map_err(|e| e.to_string())?;
+    render(axes, 20, SeriesLabelPosition::UpperLeft, |chart| {
         for (i, s) in series.iter().enumerate() {
             let color = Palette99::pick(i).to_rgba();
             chart
@@ -125,16 +127,8 @@ pub fn scatter_frontier_svg(
                     .map(|&p| Circle::new(p, 7, BLACK.stroke_width(1))),
             )
             .map_err(|e| e.to_string())?;
-        chart
-            .configure_series_labels()
-            .background_style(WHITE.mix(0.85))
-            .border_style(BLACK)
-            .position(SeriesLabelPosition::UpperLeft)
-            .draw()
-            .map_err(|e| e.to_string())?;
-        root.present().map_err(|e| e.to_string())?;
-    }
-    Ok(svg)
+        Ok(())
+    })
 }
 
 /// Stacks SVG documents of 720×480 (as the plots here draw) vertically into one document.
