@@ -50,7 +50,8 @@ pub struct DemoArgs {
     /// Images held out as victims (never trained on); the first few also make the pairs.
     #[arg(long, default_value_t = 24)]
     pub held_out: usize,
-    /// Descriptors the attackers and the sweep cover, comma separated: sift, freak.
+    /// Descriptors the attackers and the sweep cover, comma separated: sift, freak, sosnet
+    /// (features and matching accuracy always include SOSNet with the bundled weights).
     #[arg(long, value_delimiter = ',', default_value = "sift,freak")]
     pub descriptors: Vec<String>,
     /// Side of the reconstructions (features come from twice this side).
@@ -163,7 +164,7 @@ pub fn run(args: &DemoArgs) -> anyhow::Result<ExitCode> {
         2,
         "features of the held-out images (.npz files, what a service receives)",
     );
-    for d in &args.descriptors {
+    for d in &matched_descriptors(args) {
         let summary = extract_folder(&ExtractArgs {
             descriptor: d.clone(),
             detector: default_detector(d).into(),
@@ -187,7 +188,7 @@ pub fn run(args: &DemoArgs) -> anyhow::Result<ExitCode> {
 
     stage(4, "matching accuracy on the pairs");
     let matching = evaluate(&MatchEvalArgs {
-        descriptor: args.descriptors.clone(),
+        descriptor: matched_descriptors(args),
         detector: "dog".into(),
         max_keypoints: featleak_descriptors::extractor::DEFAULT_MAX_KEYPOINTS,
         pairs: dir.pairs(),
@@ -249,17 +250,27 @@ pub fn run(args: &DemoArgs) -> anyhow::Result<ExitCode> {
 
 fn validate(args: &DemoArgs) -> anyhow::Result<()> {
     if args.descriptors.is_empty() {
-        bail!("--descriptors: give at least one of sift, freak");
+        bail!("--descriptors: give at least one of sift, freak, sosnet");
     }
     for d in &args.descriptors {
-        if !["sift", "freak"].contains(&d.as_str()) {
-            bail!("--descriptors: unknown descriptor '{d}' (sift or freak)");
+        if !["sift", "freak", "sosnet"].contains(&d.as_str()) {
+            bail!("--descriptors: unknown descriptor '{d}' (sift, freak or sosnet)");
         }
     }
     if args.held_out < 2 {
         bail!("--held-out must be at least 2");
     }
     Ok(())
+}
+
+/// Descriptors whose features and matching accuracy the demo measures: the attacked ones, and
+/// SOSNet (bundled weights) in any case.
+fn matched_descriptors(args: &DemoArgs) -> Vec<String> {
+    let mut v = args.descriptors.clone();
+    if !v.iter().any(|d| d == "sosnet") {
+        v.push("sosnet".into());
+    }
+    v
 }
 
 /// The demo's attackers: (run name, descriptor, threat preset), the pos-only baseline last.

@@ -18,7 +18,7 @@ use std::process::ExitCode;
 
 #[derive(Args, Clone, Debug)]
 pub struct ExtractArgs {
-    /// Descriptor: sift, freak or sosnet (sosnet needs --weights).
+    /// Descriptor: sift, freak or sosnet (sosnet uses featleak's bundled weights unless --weights).
 
     #[arg(long, default_value = "sift")]
     pub descriptor: String,
@@ -31,7 +31,9 @@ pub struct ExtractArgs {
     /// Apply RootSIFT to SIFT descriptors.
     #[arg(long)]
     pub root_sift: bool,
-    /// SOSNet weights: a PyTorch SOSNet32x32 state_dict (.pth).
+    /// SOSNet weights: a SOSNet32x32 state_dict (PyTorch .pth such as the official
+    /// sosnet_32x32_liberty.pth, or .safetensors from `featleak train-descriptor`); default: the
+    /// bundled weights.
     #[arg(long)]
     pub weights: Option<PathBuf>,
     /// Folder of images, searched recursively (jpg, jpeg, png, ppm, pgm, bmp, webp).

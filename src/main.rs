@@ -10,6 +10,7 @@ mod match_eval;
 mod mitigate;
 mod progress;
 mod score;
+mod train_descriptor;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
@@ -39,6 +40,8 @@ enum Command {
     Mitigate(mitigate::MitigateCommand),
     /// Run the study end to end on generated scenes (or your own --images) into one folder.
     Demo(demo::DemoArgs),
+    /// Train a learned descriptor (SOSNet) on patch pairs mined from your photos.
+    TrainDescriptor(train_descriptor::TrainDescriptorArgs),
     /// Fetch public benchmark data (HPatches, MegaDepth-1500).
     #[command(subcommand)]
     Datasets(datasets_cmd::DatasetsCommand),
@@ -60,6 +63,7 @@ fn main() -> ExitCode {
         Command::Mitigate(command) => mitigate::run(&command),
         Command::Demo(args) => demo::run(&args),
         Command::Datasets(command) => datasets_cmd::run(&command),
+        Command::TrainDescriptor(args) => train_descriptor::run(&args),
     };
     match result {
         Ok(code) => code,

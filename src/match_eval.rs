@@ -36,7 +36,8 @@ pub struct MatchEvalArgs {
     /// Output folder for results.json, results.csv, results.md and mma.svg.
     #[arg(long)]
     pub out: PathBuf,
-    /// SOSNet weights (a PyTorch SOSNet32x32 state_dict), when sosnet is among the descriptors.
+    /// SOSNet weights (a SOSNet32x32 state_dict, .pth or .safetensors) when sosnet is among the
+    /// descriptors; default: the bundled weights.
     #[arg(long)]
     pub weights: Option<PathBuf>,
     /// Lowe's ratio test threshold (off by default).

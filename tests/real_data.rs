@@ -66,7 +66,7 @@ fn sift_extraction_on_real_photos() {
 }
 
 /// MMA@t of each descriptor from `featleak match-eval` on the real pairs.
-fn mma_on_real_pairs(detector: &str) -> Vec<(String, Vec<f64>)> {
+fn mma_on_real_pairs(descriptors: &str, detector: &str) -> Vec<(String, Vec<f64>)> {
     let dir = tempfile::tempdir().unwrap();
     let pairs = data().join("matching");
     Command::cargo_bin("featleak")
@@ -74,7 +74,7 @@ fn mma_on_real_pairs(detector: &str) -> Vec<(String, Vec<f64>)> {
         .args([
             "match-eval",
             "--descriptor",
-            "sift,freak",
+            descriptors,
             "--detector",
             detector,
             "--max-keypoints",
@@ -112,7 +112,7 @@ fn mma_on_real_pairs(detector: &str) -> Vec<(String, Vec<f64>)> {
 #[test]
 #[ignore = "needs FEATLEAK_DATA"]
 fn mma_on_hpatches_and_oxford_matches_opencv() {
-    let dog = mma_on_real_pairs("dog");
+    let dog = mma_on_real_pairs("sift,freak", "dog");
     let sift = &dog[0].1;
     for (t, reference) in [(1, 0.290), (3, 0.496), (5, 0.531), (10, 0.558)] {
         assert!(
@@ -126,10 +126,21 @@ fn mma_on_hpatches_and_oxford_matches_opencv() {
         "FREAK on DoG MMA@3 {}",
         dog[1].1[2]
     );
-    let harris = mma_on_real_pairs("harris");
+    let harris = mma_on_real_pairs("sift,freak", "harris");
     assert!(
         (harris[1].1[2] - 0.443).abs() <= 0.01,
         "FREAK on Harris MMA@3 {}",
         harris[1].1[2]
     );
+}
+
+/// Issue #4 acceptance: SOSNet with featleak's bundled weights matches at least as well as SIFT
+/// on the same DoG keypoints (mutual NN, MMA@3 over the 15 pairs).
+#[test]
+#[ignore = "needs FEATLEAK_DATA"]
+fn bundled_sosnet_matches_at_least_as_well_as_sift() {
+    let r = mma_on_real_pairs("sift,sosnet", "dog");
+    let (sift, sosnet) = (r[0].1[2], r[1].1[2]);
+    assert_eq!(r[1].0, "sosnet+dog");
+    assert!(sosnet >= sift, "SOSNet MMA@3 {sosnet} < SIFT {sift}");
 }

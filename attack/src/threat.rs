@@ -74,15 +74,16 @@ pub struct ThreatModel {
 pub const PRESETS: &[&str] = &["desc+pos", "desc+pos+geom", "pos-only"];
 
 impl ThreatModel {
-    /// A built-in threat model for `descriptor` (`sift`, `freak`) on its usual detector:
+    /// A built-in threat model for `descriptor` on its usual detector (DoG for `sift` and
+    /// `sosnet`, Harris for `freak`):
     /// `desc+pos` (descriptors at exact positions, the seed paper's default), `desc+pos+geom`
     /// (also scale and orientation) or `pos-only` (positions alone: the lower bound an attacker
     /// always has).
     pub fn preset(name: &str, descriptor: &str) -> Result<Self, String> {
-        let detector = if descriptor == "sift" {
-            "dog"
-        } else {
+        let detector = if descriptor == "freak" {
             "harris"
+        } else {
+            "dog"
         };
         let extractor = ExtractorConfig::named(descriptor, detector).map_err(|e| e.to_string())?;
         let reveals = match name {

@@ -21,11 +21,12 @@ pub trait Extractor: Send + Sync {
     fn extract(&self, gray: &GrayImage) -> Result<FeatureSet, ExtractError>;
 }
 
-/// SOSNet settings: the weights file (a PyTorch SOSNet32x32 state_dict) and the patch sampling.
+/// SOSNet settings: the weights (a SOSNet32x32 state_dict) and the patch sampling.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SosnetConfig {
-    /// Weights file; required until featleak bundles its own trained weights.
+    /// Weights file (PyTorch `.pth` or `.safetensors`); `None`: the bundled weights,
+    /// [`crate::sosnet::BUNDLED_WEIGHTS`].
     pub weights: Option<PathBuf>,
     pub sampling: PatchSampling,
 }
@@ -65,7 +66,7 @@ impl DescriptorConfig {
             "freak" => Some(Self::Freak(FreakConfig::default())),
             "sosnet" => Some(Self::Sosnet(SosnetConfig {
                 weights: None,
-                sampling: PatchSampling::default(),
+                sampling: PatchSampling::oriented(),
             })),
             _ => None,
         }
@@ -119,12 +120,12 @@ impl ExtractorConfig {
             DescriptorConfig::Sift(sift) => Engine::Sift(*sift),
             DescriptorConfig::Freak(freak) => Engine::Freak(Box::new(Freak::new(*freak))),
             DescriptorConfig::Sosnet(c) => {
-                let path = c.weights.as_ref().ok_or_else(|| {
-                    ExtractError::Config(
-                        "SOSNet needs weights: pass a SOSNet32x32 state_dict (.pth), e.g. the official sosnet_32x32_liberty.pth".into(),
-                    )
-                })?;
-                let net = Sosnet::load(path).map_err(|e| ExtractError::Config(e.to_string()))?;
+                let net = match &c.weights {
+                    Some(path) => {
+                        Sosnet::load(path).map_err(|e| ExtractError::Config(e.to_string()))?
+                    }
+                    None => Sosnet::bundled(),
+                };
                 Engine::Sosnet(Box::new((net, c.sampling)))
             }
         };

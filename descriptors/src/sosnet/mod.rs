@@ -3,6 +3,7 @@
 
 pub mod model;
 pub mod patches;
+pub mod training;
 pub mod weights;
 
 use std::path::Path;
@@ -18,6 +19,19 @@ pub use weights::{SosnetWeights, WeightsError};
 /// cache (measured on 2 cores: 32–64 ≈ 1.2–1.4× faster than 512–1024).
 pub const DEFAULT_BATCH_SIZE: usize = 64;
 
+/// Name of the weights featleak bundles: SOSNet32x32 trained by `featleak train-descriptor` on
+/// photos (model card: `descriptors/weights/README.md`).
+pub const BUNDLED_WEIGHTS: &str = "sosnet-featleak-v1";
+
+/// The bundled weights file (a SOSNet32x32 state_dict in safetensors format).
+const BUNDLED_BYTES: &[u8] = include_bytes!("../../weights/sosnet-featleak-v1.safetensors");
+
+/// The bundled weights, parsed.
+pub fn bundled_weights() -> SosnetWeights {
+    SosnetWeights::from_safetensors_bytes(BUNDLED_BYTES, Path::new(BUNDLED_WEIGHTS))
+        .expect("the bundled SOSNet weights are a valid state_dict (checked by a test)")
+}
+
 /// A loaded SOSNet ready to describe patches.
 #[derive(Debug)]
 pub struct Sosnet {
@@ -27,7 +41,13 @@ pub struct Sosnet {
 }
 
 impl Sosnet {
-    /// Load a PyTorch SOSNet32x32 state_dict (`.pth`) onto the flex CPU backend.
+    /// The bundled weights ([`BUNDLED_WEIGHTS`]) on the flex CPU backend.
+    pub fn bundled() -> Self {
+        Self::from_weights(&bundled_weights(), Device::flex())
+    }
+
+    /// Load a SOSNet32x32 state_dict (PyTorch `.pth`, or `.safetensors`) onto the flex CPU
+    /// backend.
     pub fn load(path: impl AsRef<Path>) -> Result<Self, WeightsError> {
         Self::load_on(path, Device::flex())
     }

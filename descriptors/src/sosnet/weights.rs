@@ -147,21 +147,162 @@ fn shape_vec(shape: &burn::tensor::Shape) -> Vec<usize> {
     shape.iter().copied().collect()
 }
 
+/// One tensor of a checkpoint, read as f32 when it is a floating-point one.
+struct RawTensor {
+    shape: Vec<usize>,
+    dtype: String,
+    /// `None` for integer tensors (e.g. `num_batches_tracked`).
+    values: Option<Vec<f32>>,
+}
+
+fn read_error(path: &Path, message: impl Into<String>) -> WeightsError {
+    WeightsError::Read {
+        path: path.to_path_buf(),
+        message: message.into(),
+    }
+}
+
+/// The tensors of a PyTorch checkpoint, parsed by burn's pickle reader (never executed).
+fn read_pth(path: &Path) -> Result<BTreeMap<String, RawTensor>, WeightsError> {
+    // No contiguous renumbering: PyTorch's Sequential indices (1, 2, 4, 5, ...) are kept as is.
+    let mut store = PytorchStore::from_file(path).map_indices_contiguous(false);
+    let tensors = store
+        .get_all_tensors()
+        .map_err(|e| read_error(path, e.to_string()))?
+        .clone();
+    let mut out = BTreeMap::new();
+    for (key, t) in tensors {
+        let shape = shape_vec(&t.shape);
+        let dtype = t.dtype;
+        let values = if matches!(dtype, DType::F32 | DType::F64 | DType::F16 | DType::BF16) {
+            let data = burn::store::bridge::into_data(t)
+                .map_err(|e| read_error(path, format!("tensor `{key}`: {e}")))?;
+            Some(
+                data.convert::<f32>()
+                    .try_into_vec::<f32>()
+                    .map_err(|e| read_error(path, format!("tensor `{key}`: {e:?}")))?,
+            )
+        } else {
+            None
+        };
+        out.insert(
+            key,
+            RawTensor {
+                shape,
+                dtype: format!("{dtype:?}"),
+                values,
+            },
+        );
+    }
+    Ok(out)
+}
+
+/// The tensors of a safetensors file (F32, F64, F16 and BF16 are read as f32).
+fn read_safetensors(
+    path: &Path,
+    bytes: &[u8],
+) -> Result<BTreeMap<String, RawTensor>, WeightsError> {
+    use safetensors::Dtype;
+    let file = safetensors::SafeTensors::deserialize(bytes)
+        .map_err(|e| read_error(path, format!("not a safetensors file ({e})")))?;
+    let mut out = BTreeMap::new();
+    for (key, view) in file.tensors() {
+        let data = view.data();
+        let values = match view.dtype() {
+            Dtype::F32 => Some(
+                data.chunks_exact(4)
+                    .map(|c| f32::from_le_bytes(c.try_into().expect("4 bytes")))
+                    .collect(),
+            ),
+            Dtype::F64 => Some(
+                data.chunks_exact(8)
+                    .map(|c| f64::from_le_bytes(c.try_into().expect("8 bytes")) as f32)
+                    .collect(),
+            ),
+            Dtype::F16 => Some(
+                data.chunks_exact(2)
+                    .map(|c| half::f16::from_le_bytes([c[0], c[1]]).to_f32())
+                    .collect(),
+            ),
+            Dtype::BF16 => Some(
+                data.chunks_exact(2)
+                    .map(|c| half::bf16::from_le_bytes([c[0], c[1]]).to_f32())
+                    .collect(),
+            ),
+            _ => None,
+        };
+        out.insert(
+            key,
+            RawTensor {
+                shape: view.shape().to_vec(),
+                dtype: format!("{:?}", view.dtype()),
+                values,
+            },
+        );
+    }
+    Ok(out)
+}
+
 impl SosnetWeights {
-    /// Read and validate a SOSNet32x32 state_dict from a `.pth`/`.pt` file.
+    /// Read and validate a SOSNet32x32 state_dict: a PyTorch `.pth`/`.pt` file, or a
+    /// `.safetensors` file with the same tensor names (what `featleak train-descriptor` writes).
     pub fn load(path: impl AsRef<Path>) -> Result<Self, WeightsError> {
         let path = path.as_ref();
-        let p = || path.to_path_buf();
-        // No contiguous renumbering: PyTorch's Sequential indices (1, 2, 4, 5, ...) are kept as is.
-        let mut store = PytorchStore::from_file(path).map_indices_contiguous(false);
-        let tensors = store
-            .get_all_tensors()
-            .map_err(|e| WeightsError::Read {
-                path: p(),
-                message: e.to_string(),
-            })?
-            .clone();
+        let tensors = if path.extension().is_some_and(|e| e == "safetensors") {
+            let bytes = std::fs::read(path).map_err(|e| read_error(path, e.to_string()))?;
+            read_safetensors(path, &bytes)?
+        } else {
+            read_pth(path)?
+        };
+        Self::from_tensors(path, &tensors)
+    }
 
+    /// Read and validate safetensors bytes (e.g. weights embedded in the binary); `name` stands
+    /// for the file in errors.
+    pub fn from_safetensors_bytes(bytes: &[u8], name: &Path) -> Result<Self, WeightsError> {
+        Self::from_tensors(name, &read_safetensors(name, bytes)?)
+    }
+
+    /// Writes the state_dict as safetensors (F32, PyTorch's names and layouts), atomically.
+    pub fn save_safetensors(&self, path: &Path) -> Result<(), WeightsError> {
+        let mut named: Vec<(String, Vec<usize>, Vec<u8>)> = Vec::new();
+        for (spec, w) in LAYERS.iter().zip(&self.layers) {
+            let bytes = |v: &[f32]| v.iter().flat_map(|x| x.to_le_bytes()).collect::<Vec<u8>>();
+            named.push((
+                format!("layers.{}.weight", spec.conv),
+                vec![spec.c_out, spec.c_in, spec.kernel, spec.kernel],
+                bytes(&w.weight),
+            ));
+            named.push((
+                format!("layers.{}.running_mean", spec.bn),
+                vec![spec.c_out],
+                bytes(&w.running_mean),
+            ));
+            named.push((
+                format!("layers.{}.running_var", spec.bn),
+                vec![spec.c_out],
+                bytes(&w.running_var),
+            ));
+        }
+        let views = named
+            .iter()
+            .map(|(k, shape, data)| {
+                safetensors::tensor::TensorView::new(safetensors::Dtype::F32, shape.clone(), data)
+                    .map(|v| (k.clone(), v))
+            })
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| read_error(path, format!("cannot build safetensors: {e}")))?;
+        let bytes = safetensors::serialize(views, None)
+            .map_err(|e| read_error(path, format!("cannot build safetensors: {e}")))?;
+        featleak_datasets::atomic::write_bytes_atomic(path, &bytes)
+            .map_err(|e| read_error(path, format!("cannot write: {e}")))
+    }
+
+    fn from_tensors(
+        path: &Path,
+        tensors: &BTreeMap<String, RawTensor>,
+    ) -> Result<Self, WeightsError> {
+        let p = || path.to_path_buf();
         // Find where the state_dict sits: the shortest prefix of a key ending in `layers.1.weight`.
         let anchor = "layers.1.weight";
         let prefix = tensors
@@ -212,52 +353,43 @@ impl SosnetWeights {
             return Err(WeightsError::Unexpected {
                 path: p(),
                 key: key.clone(),
-                shape: shape_vec(&t.shape),
+                shape: t.shape.clone(),
             });
         }
         for (key, shape) in &expected {
             let full = format!("{prefix}{key}");
             let t = &tensors[&full];
-            let found = shape_vec(&t.shape);
-            if &found != shape {
+            if &t.shape != shape {
                 return Err(WeightsError::Shape {
                     path: p(),
                     key: full,
                     expected: shape.clone(),
-                    found,
+                    found: t.shape.clone(),
                 });
             }
-            if !matches!(t.dtype, DType::F32 | DType::F64 | DType::F16 | DType::BF16) {
+            if t.values.is_none() {
                 return Err(WeightsError::DType {
                     path: p(),
                     key: full,
-                    found: format!("{:?}", t.dtype),
+                    found: t.dtype.clone(),
                 });
             }
         }
 
-        let read = |key: &str| -> Result<Vec<f32>, WeightsError> {
-            let full = format!("{prefix}{key}");
-            let t = tensors[&full].clone();
-            let data = burn::store::bridge::into_data(t).map_err(|e| WeightsError::Read {
-                path: p(),
-                message: format!("tensor `{full}`: {e}"),
-            })?;
-            data.convert::<f32>()
-                .try_into_vec::<f32>()
-                .map_err(|e| WeightsError::Read {
-                    path: p(),
-                    message: format!("tensor `{full}`: {e:?}"),
-                })
+        let read = |key: &str| -> Vec<f32> {
+            tensors[&format!("{prefix}{key}")]
+                .values
+                .clone()
+                .expect("checked above")
         };
-        let mut layers = Vec::with_capacity(LAYERS.len());
-        for l in &LAYERS {
-            layers.push(LayerWeights {
-                weight: read(&format!("layers.{}.weight", l.conv))?,
-                running_mean: read(&format!("layers.{}.running_mean", l.bn))?,
-                running_var: read(&format!("layers.{}.running_var", l.bn))?,
-            });
-        }
+        let layers = LAYERS
+            .iter()
+            .map(|l| LayerWeights {
+                weight: read(&format!("layers.{}.weight", l.conv)),
+                running_mean: read(&format!("layers.{}.running_mean", l.bn)),
+                running_var: read(&format!("layers.{}.running_var", l.bn)),
+            })
+            .collect();
         Ok(Self { layers })
     }
 
