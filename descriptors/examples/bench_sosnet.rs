@@ -1,4 +1,5 @@
-//! Throughput of SOSNet on burn's flex backend: batches of random 32×32 patches, median of runs.
+//! Throughput of `Sosnet::describe` on the flex CPU device (which runs `CpuSosnet`): batches of
+//! random 32×32 patches, median of runs.
 //!
 //! cargo run --release --example bench_sosnet -p featleak-descriptors -- [WEIGHTS.pth] [BATCH=1024] [RUNS=7] [INNER_BATCH=64]
 //! Threads: rayon's pool; set RAYON_NUM_THREADS=2 to match `torch.set_num_threads(2)`.

@@ -11,13 +11,12 @@ use std::path::Path;
 use burn::prelude::*;
 use ndarray::{Array2, ArrayView3};
 
-pub use model::{DESCRIPTOR_SIZE, PATCH_SIZE, SosnetModel};
+pub use model::{CpuSosnet, DESCRIPTOR_SIZE, PATCH_SIZE, SosnetModel};
 pub use patches::{PatchSampling, sample_patches};
 pub use weights::{SosnetWeights, WeightsError};
 
-/// Patches per forward pass in [`Sosnet::describe`]: on flex, small batches keep the activations in
-/// cache (measured on 2 cores: 32–64 ≈ 1.2–1.4× faster than 512–1024).
-pub const DEFAULT_BATCH_SIZE: usize = 64;
+/// Patches per forward pass in [`Sosnet::describe`].
+pub const DEFAULT_BATCH_SIZE: usize = 256;
 
 /// Name of the weights featleak bundles: SOSNet32x32 trained by `featleak train-descriptor` on
 /// photos (model card: `descriptors/weights/README.md`).
@@ -33,9 +32,13 @@ pub fn bundled_weights() -> SosnetWeights {
 }
 
 /// A loaded SOSNet ready to describe patches.
+///
+/// On the flex device, [`Sosnet::describe`] runs [`CpuSosnet`] (host f32 buffers, batched im2col +
+/// GEMM); on any other device, the burn [`SosnetModel`].
 #[derive(Debug)]
 pub struct Sosnet {
     model: SosnetModel,
+    cpu: Option<CpuSosnet>,
     device: Device,
     batch_size: usize,
 }
@@ -58,9 +61,12 @@ impl Sosnet {
         Ok(Self::from_weights(&weights, device))
     }
 
+    /// Build from a validated state_dict, on `device`.
     pub fn from_weights(weights: &SosnetWeights, device: Device) -> Self {
+        let cpu = (device == Device::flex()).then(|| CpuSosnet::from_weights(weights));
         Self {
             model: SosnetModel::from_weights(weights, &device),
+            cpu,
             device,
             batch_size: DEFAULT_BATCH_SIZE,
         }
@@ -89,31 +95,33 @@ impl Sosnet {
             (PATCH_SIZE, PATCH_SIZE),
             "SOSNet takes 32×32 patches"
         );
+        let patches = patches.as_standard_layout();
+        let patches = patches.as_slice().expect("standard layout");
         let mut out = Array2::<f32>::zeros((n, DESCRIPTOR_SIZE));
-        let mut start = 0;
-        while start < n {
-            let end = (start + self.batch_size).min(n);
-            let batch: Vec<f32> = patches
-                .slice(ndarray::s![start..end, .., ..])
-                .iter()
-                .copied()
-                .collect();
-            let x = Tensor::<4>::from_data(
-                TensorData::new(batch, [end - start, 1, h, w]),
-                &self.device,
-            );
-            let d = self
-                .model
-                .forward(x)
-                .into_data()
-                .try_into_vec::<f32>()
-                .expect("f32 descriptors");
-            out.slice_mut(ndarray::s![start..end, ..])
-                .as_slice_mut()
-                .expect("contiguous rows")
-                .copy_from_slice(&d);
-            start = end;
+        let out_rows = out.as_slice_mut().expect("standard layout");
+        let batches = patches
+            .chunks(self.batch_size * h * w)
+            .zip(out_rows.chunks_mut(self.batch_size * DESCRIPTOR_SIZE));
+        for (batch, d) in batches {
+            match &self.cpu {
+                Some(cpu) => cpu.forward(batch, d),
+                None => d.copy_from_slice(&self.forward_burn(batch)),
+            }
         }
         out
+    }
+
+    /// One batch through the burn model on `self.device`.
+    fn forward_burn(&self, batch: &[f32]) -> Vec<f32> {
+        let n = batch.len() / (PATCH_SIZE * PATCH_SIZE);
+        let x = Tensor::<4>::from_data(
+            TensorData::new(batch.to_vec(), [n, 1, PATCH_SIZE, PATCH_SIZE]),
+            &self.device,
+        );
+        self.model
+            .forward(x)
+            .into_data()
+            .try_into_vec::<f32>()
+            .expect("f32 descriptors")
     }
 }
