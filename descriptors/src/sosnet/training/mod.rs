@@ -21,8 +21,8 @@ use rand::seq::SliceRandom;
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
+use crate::sosnet::Sosnet;
 use crate::sosnet::model::PATCH_SIZE;
-use crate::sosnet::{Sosnet, SosnetWeights};
 use featleak_datasets::atomic::write_bytes_atomic;
 pub use loss::{SosLossConfig, sos_loss};
 pub use net::{RunningStats, SosnetTrainable, dropout_mask};
@@ -136,7 +136,8 @@ impl TrainDir {
 
 /// Reports progress to the caller.
 pub trait TrainObserver {
-    /// Pair mining: `photos` in all, called once before mining with `done = 0`.
+    /// Pair mining is about to start on `photos` photos (the `tick` given to [`train`] then
+    /// counts them off).
     fn mining(&mut self, photos: usize);
     fn step(&mut self, step: u64, loss: f64, seconds: f64);
     fn validated(&mut self, metrics: &DescriptorMetrics);
@@ -432,9 +433,4 @@ pub fn train(
         }
     }
     Ok(state)
-}
-
-/// The weights a finished (or checkpointed) run wrote.
-pub fn trained_weights(dir: &TrainDir) -> Result<SosnetWeights, String> {
-    SosnetWeights::load(dir.weights()).map_err(|e| e.to_string())
 }
