@@ -2,7 +2,7 @@
 CARGO ?= cargo
 DEMO_OUT ?= demo-out
 
-.PHONY: demo test lint test-data deps fixtures
+.PHONY: demo test test-gpu lint test-data deps fixtures
 
 deps:
 	@scripts/ensure-deps.sh
@@ -14,6 +14,13 @@ demo: deps
 ## Runs the test suite (no data needed).
 test: deps
 	$(CARGO) test --release --workspace
+
+## Smoke test of the GPU path (`--features wgpu`): trains and reconstructs with --device wgpu on
+## the machine's wgpu adapter. Installs the Vulkan loader and Mesa's lavapipe (a CPU Vulkan
+## driver) when missing, so it runs without a GPU too.
+test-gpu:
+	@scripts/ensure-deps.sh --gpu-smoke
+	$(CARGO) test --release --features wgpu --test cli_gpu_smoke -- --nocapture
 
 ## Formatting and lints, as CI runs them.
 lint: deps

@@ -2,9 +2,21 @@
 # Installs what featleak needs to build on Debian/Ubuntu when it is missing:
 # OpenCV (libopencv-dev), clang + libclang (the opencv crate generates its bindings with them),
 # pkg-config and a C++ compiler. Runs apt-get when root; otherwise prints the command and stops.
+#
+#   scripts/ensure-deps.sh            what the default build needs
+#   scripts/ensure-deps.sh --gpu-smoke  and the Vulkan loader with Mesa's lavapipe (a CPU Vulkan
+#                                       driver), for `make test-gpu` on a machine without a GPU
 set -euo pipefail
 
 packages=(libopencv-dev clang libclang-dev pkg-config g++)
+case "${1:-}" in
+  "") ;;
+  --gpu-smoke) packages+=(libvulkan1 mesa-vulkan-drivers) ;;
+  *)
+    echo "usage: $0 [--gpu-smoke]" >&2
+    exit 2
+    ;;
+esac
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -4,9 +4,7 @@
 use crate::manifest::Tool;
 use crate::progress;
 use anyhow::{Context, anyhow, bail};
-use burn::prelude::Device;
-use clap::{Args, Subcommand};
-use featleak_attack::ThreatModel;
+use clap::{Args, Subcommand, ValueEnum};
 use featleak_attack::data::{
     FeatureCache, Prepared, centre_view, make_batch, prepare, reveal_items,
 };
@@ -14,6 +12,7 @@ use featleak_attack::model::UNetConfig;
 use featleak_attack::run::{EpochMetrics, RunConfig, RunDir, write_json};
 use featleak_attack::threat::{Share, rng};
 use featleak_attack::training::{Observer, TrainConfig, load_model, to_device, to_images, train};
+use featleak_attack::{ComputeDevice, ThreatModel};
 use featleak_datasets::{ResizeCrop, SplitFractions, find_files, find_images, split_seeded};
 use featleak_descriptors::{FeatureSet, read_features};
 use featleak_eval::gallery::{Gallery, GalleryRow, draw_keypoints};
@@ -34,6 +33,25 @@ pub enum AttackCommand {
     /// Score two trivial "attacks" on victim images: the mean training image of a run, and
     /// each image's own mean colour — what an attacker beats only by learning something.
     Baselines(BaselinesArgs),
+}
+
+/// `--device`: where the network runs.
+#[derive(ValueEnum, Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum DeviceArg {
+    /// The CPU (burn's flex backend).
+    #[default]
+    Cpu,
+    /// A GPU through wgpu (Vulkan, Metal, DX12); needs a build with `--features wgpu`.
+    Wgpu,
+}
+
+impl From<DeviceArg> for ComputeDevice {
+    fn from(d: DeviceArg) -> Self {
+        match d {
+            DeviceArg::Cpu => ComputeDevice::Cpu,
+            DeviceArg::Wgpu => ComputeDevice::Wgpu,
+        }
+    }
 }
 
 #[derive(Args, Clone, Debug)]
@@ -102,6 +120,10 @@ pub struct TrainArgs {
     /// Use at most this many training images (0: all).
     #[arg(long, default_value_t = 0)]
     pub max_images: usize,
+    /// Where the network trains: cpu, or wgpu (a GPU; needs a build with `--features wgpu`).
+    /// Not part of the run's identity: a run resumes on either.
+    #[arg(long, value_enum, default_value_t = DeviceArg::Cpu)]
+    pub device: DeviceArg,
 }
 
 #[derive(Args, Clone, Debug)]
@@ -127,6 +149,9 @@ pub struct ReconstructArgs {
     pub share: Option<f32>,
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
+    /// Where the network runs: cpu, or wgpu (a GPU; needs a build with `--features wgpu`).
+    #[arg(long, value_enum, default_value_t = DeviceArg::Cpu)]
+    pub device: DeviceArg,
 }
 
 struct BarObserver {
@@ -223,6 +248,9 @@ pub fn train_command(args: &TrainArgs) -> anyhow::Result<ExitCode> {
     } else {
         new_run_config(args)?
     };
+    // Before the (slow) feature extraction, so that a missing GPU fails fast.
+    let (device, device_info) = ComputeDevice::from(args.device).open_autodiff()?;
+    println!("device: {device_info}");
     let images_root = PathBuf::from(&config.images_root);
     let to_paths = |names: &[String], root: &Path| -> anyhow::Result<Vec<(PathBuf, String)>> {
         let all = find_images(root)
@@ -258,7 +286,11 @@ pub fn train_command(args: &TrainArgs) -> anyhow::Result<ExitCode> {
     if train_set.is_empty() {
         bail!("no usable training images in {}", images_root.display());
     }
-    let config = RunConfig { skipped, ..config };
+    let config = RunConfig {
+        skipped,
+        device: Some(ComputeDevice::from(args.device).name().into()),
+        ..config
+    };
     write_json(&run.config(), &config).map_err(anyhow::Error::msg)?;
     println!(
         "training {} under '{}' on {} images ({} with mirrors), validating on {}; run folder {}",
@@ -273,7 +305,6 @@ pub fn train_command(args: &TrainArgs) -> anyhow::Result<ExitCode> {
         Some(s) => progress::bar(s, "train"),
         None => progress::bar(0, "train"),
     };
-    let device = Device::flex().autodiff();
     let state = train(
         &run,
         &config.threat,
@@ -389,6 +420,7 @@ fn new_run_config(args: &TrainArgs) -> anyhow::Result<RunConfig> {
         val_images,
         val_root: args.val_images.as_ref().map(|p| p.display().to_string()),
         skipped: Vec::new(),
+        device: None,
     })
 }
 
@@ -434,7 +466,8 @@ pub fn reconstruct_command(args: &ReconstructArgs) -> anyhow::Result<ExitCode> {
     let config = RunConfig::load(&run).map_err(anyhow::Error::msg)?;
 
     let threat = &config.threat;
-    let device = Device::flex();
+    let (device, device_info) = ComputeDevice::from(args.device).open()?;
+    println!("device: {device_info}");
     let model = load_model(&run, &config.training.network, &device).map_err(anyhow::Error::msg)?;
     let share = args.share.map_or(threat.attack_share, Share::fixed);
     let r = threat.resolution;

@@ -3,6 +3,7 @@
 //! training data, training loop and run folders.
 
 pub mod data;
+pub mod device;
 pub mod loss;
 pub mod model;
 pub mod run;
@@ -10,5 +11,6 @@ pub mod sparse_conv;
 pub mod threat;
 pub mod training;
 
+pub use device::{ComputeDevice, DeviceError};
 pub use model::{UNet, UNetConfig};
 pub use threat::{PRESETS, Position, Reveals, Share, ThreatModel};

@@ -23,7 +23,7 @@ use burn::prelude::*;
 use burn::tensor::activation::{relu, sigmoid};
 use serde::{Deserialize, Serialize};
 
-use crate::sparse_conv::{SparseBatch, SparseConv2d};
+use crate::sparse_conv::{SparseBatch, SparseConv2d, to_dense};
 
 /// Errors of [`UNetConfig::validate`] / [`UNetConfig::check_input`].
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -229,6 +229,13 @@ impl UpBlock {
     }
 }
 
+/// Whether [`UNet::forward`] runs its first layer sparse on `device`: on burn's CPU backend
+/// (`flex`), where it is what makes training affordable, and not on GPUs, where the dense
+/// convolution is faster (measured in BENCHMARKS.md).
+pub fn uses_sparse_first_layer(device: &Device) -> bool {
+    device.clone().inner() == Device::flex()
+}
+
 /// The inversion UNet. Build it with [`UNetConfig::init`].
 #[derive(Module, Debug)]
 pub struct UNet {
@@ -276,9 +283,28 @@ impl UNet {
             .map_err(|e| UNetError::Record(e.to_string()))
     }
 
-    /// Sparse input (first layer sparse, rest dense). Output B×3×H×W in [0, 1].
-    /// Panics if the input does not fit (see [`UNetConfig::check_input`]).
+    /// Sparse input. Output B×3×H×W in [0, 1]. Panics if the input does not fit (see
+    /// [`UNetConfig::check_input`]).
+    ///
+    /// On the CPU the first layer runs at the keypoints only ([`Self::forward_sparse`]); on a GPU
+    /// the input is scattered into a dense map first ([`to_dense`]) and the first layer is the
+    /// plain convolution, which a GPU runs several times faster than the sparse layer's host-side
+    /// index building and scatter-add (see [`uses_sparse_first_layer`]). Both compute the same
+    /// function.
     pub fn forward(&self, x: &SparseBatch) -> Tensor<4> {
+        if uses_sparse_first_layer(&x.features.device()) {
+            self.forward_sparse(x)
+        } else {
+            if let Err(e) = self.config.check_input(x.channels, x.height, x.width) {
+                panic!("UNet::forward: {e}");
+            }
+            self.forward_after_first(self.first.forward_dense(to_dense(x)))
+        }
+    }
+
+    /// Sparse input, first layer sparse (rest dense) whatever the device. Output B×3×H×W in
+    /// [0, 1]. Panics if the input does not fit (see [`UNetConfig::check_input`]).
+    pub fn forward_sparse(&self, x: &SparseBatch) -> Tensor<4> {
         if let Err(e) = self.config.check_input(x.channels, x.height, x.width) {
             panic!("UNet::forward: {e}");
         }

@@ -30,6 +30,10 @@ pub struct RunConfig {
 
     /// Images that could not be used, with the reason.
     pub skipped: Vec<String>,
+    /// Compute device of the latest training session (`cpu` or `wgpu`): an execution choice,
+    /// recorded for the record and never checked, so a run resumes on any device.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub device: Option<String>,
 }
 
 impl RunConfig {

@@ -147,8 +147,11 @@ fn unet_sparse_equals_dense_and_shapes() {
     };
     let net = cfg.init(&dev).unwrap();
     let x = random_sparse(&mut rng, 2, 16, 20, 9, 30, &dev);
-    let ys = net.forward(&x);
+    let ys = net.forward_sparse(&x);
     let yd = net.forward_dense(to_dense(&x));
+    // On the CPU, `forward` is the sparse path, bit for bit.
+    assert!(uses_sparse_first_layer(&dev) && uses_sparse_first_layer(&dev.clone().inner()));
+    assert_eq!(max_abs(net.forward(&x), ys.clone()), 0.0);
     assert_eq!(ys.dims(), [2, 3, 16, 20]);
     let d = max_abs(ys.clone(), yd);
     println!("UNet sparse vs dense forward diff {d:.2e}");

@@ -1,0 +1,162 @@
+//! `--device wgpu`. Built with `--features wgpu`, a smoke test of training and reconstruction
+//! on whatever wgpu adapter the machine has (in CI: Mesa's lavapipe, a CPU Vulkan driver; slow,
+//! so the images are tiny and the steps few). Built without the feature, a check that the
+//! binary refuses `--device wgpu` with an error that says how to rebuild.
+//!
+//! `cargo test --release --features wgpu --test cli_gpu_smoke`
+
+mod common;
+
+use common::{featleak, stderr, write_scene};
+use std::path::Path;
+
+fn scenes(dir: &Path, n: u64, w: u32, h: u32) {
+    for i in 0..n {
+        write_scene(&dir.join(format!("s{i}.png")), w, h, 40 + i);
+    }
+}
+
+fn train(images: &Path, out: &Path, extra: &[&str]) -> std::process::Output {
+    featleak()
+        .args(["attack", "train", "--descriptor", "sift"])
+        .args([
+            "--threat",
+            "desc+pos",
+            "--size",
+            "32",
+            "--feature-size",
+            "64",
+        ])
+        .args(["--width", "8", "--batch-size", "2"])
+        .args(["--images", images.to_str().unwrap()])
+        .args(["--out", out.to_str().unwrap()])
+        .args(extra)
+        .output()
+        .unwrap()
+}
+
+#[cfg(feature = "wgpu")]
+fn reconstruct(run: &Path, images: &Path, out: &Path, device: &str) -> std::process::Output {
+    featleak()
+        .args(["attack", "reconstruct", "--run", run.to_str().unwrap()])
+        .args(["--images", images.to_str().unwrap()])
+        .args(["--out", out.to_str().unwrap(), "--device", device])
+        .output()
+        .unwrap()
+}
+
+#[cfg(not(feature = "wgpu"))]
+#[test]
+fn without_the_feature_wgpu_is_refused_with_the_rebuild_command() {
+    let dir = tempfile::tempdir().unwrap();
+    let images = dir.path().join("images");
+    scenes(&images, 3, 96, 72);
+    let o = train(
+        &images,
+        &dir.path().join("run"),
+        &["--steps", "1", "--device", "wgpu"],
+    );
+    assert!(!o.status.success());
+    let e = stderr(&o);
+    assert!(
+        e.contains("cargo build --release --features wgpu") && !e.contains("panicked"),
+        "{e}"
+    );
+    // Refused before any work: no run folder.
+    assert!(!dir.path().join("run/checkpoint").exists());
+
+    // An unknown device is clap's error, listing the choices.
+    let o = train(
+        &images,
+        &dir.path().join("run2"),
+        &["--steps", "1", "--device", "cuda"],
+    );
+    let e = stderr(&o);
+    assert!(
+        !o.status.success() && e.contains("cpu") && e.contains("wgpu"),
+        "{e}"
+    );
+}
+
+#[cfg(feature = "wgpu")]
+#[test]
+fn trains_and_reconstructs_on_wgpu() {
+    let dir = tempfile::tempdir().unwrap();
+    let (images, run) = (dir.path().join("images"), dir.path().join("run"));
+    scenes(&images, 6, 96, 72);
+
+    let o = train(&images, &run, &["--steps", "3", "--device", "wgpu"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    let adapter = stdout
+        .lines()
+        .find(|l| l.starts_with("device: wgpu"))
+        .unwrap_or_else(|| panic!("no wgpu device line in {stdout}"));
+    eprintln!("{adapter}");
+    for f in [
+        "run.json",
+        "metrics.csv",
+        "checkpoint/model.bpk",
+        "checkpoint/state.json",
+    ] {
+        assert!(run.join(f).exists(), "{f} missing");
+    }
+    let config: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(run.join("run.json")).unwrap()).unwrap();
+    assert_eq!(config["device"], "wgpu");
+
+    // Losses and validation scores are finite numbers.
+    let losses = |run: &Path| -> Vec<f64> {
+        let csv = std::fs::read_to_string(run.join("metrics.csv")).unwrap();
+        let rows: Vec<Vec<f64>> = csv
+            .lines()
+            .skip(1)
+            .map(|l| l.split(',').map(|v| v.parse().unwrap()).collect())
+            .collect();
+        assert!(!rows.is_empty(), "no metrics rows:\n{csv}");
+        for r in &rows {
+            assert!(
+                r.iter().all(|v| v.is_finite()),
+                "non-finite metrics:\n{csv}"
+            );
+            assert!(r[4] > 0.0, "train loss {} in\n{csv}", r[4]);
+        }
+        rows.iter().map(|r| r[4]).collect()
+    };
+    losses(&run);
+
+    // Reconstructions: present, the right size, not constant, scored.
+    let out = dir.path().join("rec");
+    let o = reconstruct(&run, &images, &out, "wgpu");
+    assert!(o.status.success(), "{}", stderr(&o));
+    for i in 0..6 {
+        let rec = image::open(out.join(format!("s{i}.png")))
+            .unwrap()
+            .to_rgb8();
+        assert_eq!(rec.dimensions(), (32, 32));
+        let first = rec.get_pixel(0, 0);
+        assert!(
+            rec.pixels().any(|p| p != first),
+            "reconstruction s{i} is one flat colour {first:?}"
+        );
+    }
+    let metrics: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("metrics.json")).unwrap()).unwrap();
+    assert!(metrics["mean"]["psnr"].as_f64().unwrap().is_finite());
+    assert!(metrics["mean"]["ssim"].as_f64().unwrap().is_finite());
+
+    // The device is no part of the run's identity: a wgpu run resumes on the CPU.
+    let o = train(
+        &images,
+        &run,
+        &["--steps", "4", "--resume", "--device", "cpu"],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let state: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(run.join("checkpoint/state.json")).unwrap()).unwrap();
+    assert_eq!(state["step"], 4);
+    losses(&run);
+    let config: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(run.join("run.json")).unwrap()).unwrap();
+    assert_eq!(config["device"], "cpu");
+}
