@@ -10,9 +10,10 @@ use featleak_attack::data::{
 };
 use featleak_attack::model::UNetConfig;
 use featleak_attack::run::{EpochMetrics, RunConfig, RunDir, write_json};
-use featleak_attack::threat::{Share, rng};
+use featleak_attack::threat::Share;
 use featleak_attack::training::{Observer, TrainConfig, load_model, to_device, to_images, train};
 use featleak_attack::{ComputeDevice, ThreatModel};
+use featleak_datasets::schedule::rng;
 use featleak_datasets::{ResizeCrop, SplitFractions, find_files, find_images, split_seeded};
 use featleak_descriptors::{FeatureSet, read_features};
 use featleak_eval::gallery::{Gallery, GalleryRow, draw_keypoints};
@@ -69,7 +70,7 @@ pub struct BaselinesArgs {
 
 #[derive(Args, Clone, Debug)]
 pub struct TrainArgs {
-    /// Descriptor the victim sends: sift or freak.
+    /// Descriptor the victim sends: sift, freak or sosnet (bundled weights).
     #[arg(long, default_value = "sift")]
     pub descriptor: String,
     /// Threat model: a preset (desc+pos, desc+pos+geom, pos-only) or a TOML file.

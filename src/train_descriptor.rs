@@ -128,9 +128,7 @@ fn new_config(args: &TrainDescriptorArgs) -> anyhow::Result<DescriptorTrainConfi
             }
             // 5 % of the photos (at least one), chosen with the seed.
             let mut order = all;
-            order.shuffle(&mut featleak_descriptors::sosnet::training::rng(
-                args.seed, 9,
-            ));
+            order.shuffle(&mut featleak_datasets::schedule::rng(args.seed, 9));
             let val = order.split_off(order.len() - order.len().div_ceil(20));
             (order, val)
         }

@@ -16,37 +16,12 @@ use featleak_attack::ComputeDevice;
 use featleak_attack::loss::l1_ssim_loss;
 use featleak_attack::model::{UNetConfig, uses_sparse_first_layer};
 use featleak_attack::sparse_conv::{SparseBatch, to_dense};
-use rand::{Rng, SeedableRng};
+use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
 fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(|a, b| a.partial_cmp(b).unwrap());
     v[v.len() / 2]
-}
-
-fn random_sparse(
-    rng: &mut ChaCha8Rng,
-    b: usize,
-    h: usize,
-    w: usize,
-    c: usize,
-    per_item: usize,
-    dev: &Device,
-) -> SparseBatch {
-    let mut index = Vec::new();
-    for bi in 0..b {
-        let mut seen = vec![false; h * w];
-        let mut n = 0;
-        while n < per_item {
-            let p = rng.random_range(0..h * w);
-            if !std::mem::replace(&mut seen[p], true) {
-                index.push((bi * h * w + p) as i64);
-                n += 1;
-            }
-        }
-    }
-    let features: Vec<f32> = (0..index.len() * c).map(|_| rng.random::<f32>()).collect();
-    SparseBatch::from_host(b, h, w, c, features, index, dev).unwrap()
 }
 
 fn main() {
@@ -97,7 +72,7 @@ fn main() {
     sync();
     for &s in &sizes {
         let per_item = per_128 * s * s / (128 * 128);
-        let x = random_sparse(&mut rng, batch, s, s, in_channels, per_item, &dev);
+        let x = SparseBatch::random(&mut rng, batch, s, s, in_channels, per_item, &dev);
         let xd = to_dense(&x).inner().autodiff(); // plain (untracked) dense input
         let target = Tensor::<4>::random(
             [batch, 3, s, s],

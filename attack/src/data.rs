@@ -234,7 +234,7 @@ pub fn make_batch(items: &[(RgbImage, FeatureSet)], map: &SparseMapConfig) -> Ba
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::threat::rng;
+    use featleak_datasets::schedule::rng;
 
     fn threat() -> ThreatModel {
         let mut t = ThreatModel::preset("desc+pos", "sift").unwrap();

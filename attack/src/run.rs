@@ -151,11 +151,14 @@ pub fn write_bytes(path: &Path, bytes: &[u8]) -> Result<(), String> {
         .map_err(|e| format!("cannot write {}: {e}", path.display()))
 }
 
-/// Writes `value` as pretty JSON, atomically.
+/// Writes `value` as pretty JSON, atomically, creating its folder; errors name the file.
 pub fn write_json<T: Serialize>(path: &Path, value: &T) -> Result<(), String> {
-    let mut bytes = serde_json::to_vec_pretty(value).expect("serialisable");
-    bytes.push(b'\n');
-    write_bytes(path, &bytes)
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent)
+            .map_err(|e| format!("cannot create {}: {e}", parent.display()))?;
+    }
+    featleak_datasets::atomic::write_json_atomic(path, value)
+        .map_err(|e| format!("cannot write {}: {e}", path.display()))
 }
 
 /// Reads JSON, naming the file in errors.
@@ -165,16 +168,6 @@ pub fn read_json<T: DeserializeOwned>(path: &Path) -> Result<T, String> {
     serde_json::from_str(&text).map_err(|e| format!("{}: unexpected content ({e})", path.display()))
 }
 
-/// Learning rate at `step`, `progress` (0–1) through the training budget: linear warm-up over
-/// the first `warmup` steps, then cosine decay with progress down to 5 % of `base`.
-pub fn learning_rate(base: f64, progress: f64, step: u64, warmup: u64) -> f64 {
-    if step < warmup {
-        return base * (step + 1) as f64 / warmup as f64;
-    }
-    let t = progress.clamp(0.0, 1.0);
-    base * (0.05 + 0.95 * 0.5 * (1.0 + (std::f64::consts::PI * t).cos()))
-}
-
 /// The training images of `step`: an epoch-wise permutation derived from (seed, epoch) alone, so
 /// a resumed run sees exactly the batches an uninterrupted one would.
 pub fn batch_indices(seed: u64, step: u64, batch: usize, n: usize) -> Vec<usize> {
@@ -182,7 +175,7 @@ pub fn batch_indices(seed: u64, step: u64, batch: usize, n: usize) -> Vec<usize>
     let per_epoch = (n / batch).max(1) as u64;
     let (epoch, within) = (step / per_epoch, (step % per_epoch) as usize);
     let mut order: Vec<usize> = (0..n).collect();
-    order.shuffle(&mut crate::threat::rng(seed, 1000 + epoch));
+    order.shuffle(&mut featleak_datasets::schedule::rng(seed, 1000 + epoch));
     (0..batch)
         .map(|i| order[(within * batch + i) % n])
         .collect()
@@ -191,15 +184,6 @@ pub fn batch_indices(seed: u64, step: u64, batch: usize, n: usize) -> Vec<usize>
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn schedule_warms_up_then_decays() {
-        assert!((learning_rate(1e-3, 0.0, 0, 100) - 1e-5).abs() < 1e-12);
-        assert!((learning_rate(1e-3, 0.1, 99, 100) - 1e-3).abs() < 1e-12);
-        assert!((learning_rate(1e-3, 0.0, 100, 100) - 1e-3).abs() < 1e-12);
-        assert!((learning_rate(1e-3, 1.0, 1000, 100) - 5e-5).abs() < 1e-12);
-        assert!((learning_rate(1e-3, 0.5, 500, 100) - 5.25e-4).abs() < 1e-12);
-    }
 
     #[test]
     fn batches_cover_each_epoch_and_depend_only_on_seed_and_step() {

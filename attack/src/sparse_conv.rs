@@ -130,6 +130,54 @@ impl SparseBatch {
         self.len() == 0
     }
 
+    /// A random batch for tests and benchmarks: `per_item` distinct pixels per item (at least
+    /// 8), among them the four corners and four border midpoints, where zero padding matters;
+    /// features uniform in [−1, 1).
+    #[allow(clippy::too_many_arguments)]
+    pub fn random(
+        rng: &mut impl rand::Rng,
+        batch: usize,
+        height: usize,
+        width: usize,
+        channels: usize,
+        per_item: usize,
+        device: &Device,
+    ) -> Self {
+        let (h, w) = (height, width);
+        let mut index = Vec::with_capacity(batch * per_item);
+        for b in 0..batch {
+            let mut seen = vec![false; h * w];
+            let mut pixels = Vec::with_capacity(per_item);
+            let borders = [
+                0,
+                w - 1,
+                (h - 1) * w,
+                h * w - 1,
+                w / 2,
+                (h / 2) * w,
+                (h / 2) * w + w - 1,
+                (h - 1) * w + w / 2,
+            ];
+            for p in borders {
+                if !std::mem::replace(&mut seen[p], true) {
+                    pixels.push(p);
+                }
+            }
+            while pixels.len() < per_item.min(h * w) {
+                let p = rng.random_range(0..h * w);
+                if !std::mem::replace(&mut seen[p], true) {
+                    pixels.push(p);
+                }
+            }
+            index.extend(pixels.into_iter().map(|p| (b * h * w + p) as i64));
+        }
+        let features = (0..index.len() * channels)
+            .map(|_| rng.random_range(-1.0f32..1.0))
+            .collect();
+        Self::from_host(batch, h, w, channels, features, index, device)
+            .expect("valid by construction")
+    }
+
     /// Host copy of `pixel_index`.
     pub fn host_index(&self) -> Vec<i64> {
         self.pixel_index

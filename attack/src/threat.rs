@@ -2,8 +2,8 @@
 //! what it is assumed to know when training its inversion network.
 
 use featleak_descriptors::{ExtractorConfig, FeatureSet, Keypoint, SparseMapConfig};
+use rand::Rng;
 use rand::seq::index::sample;
-use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 use std::path::Path;
@@ -223,16 +223,10 @@ impl ThreatModel {
     }
 }
 
-/// A seeded generator for one purpose of a run (`stream` separates e.g. data order from shares).
-pub fn rng(seed: u64, stream: u64) -> ChaCha8Rng {
-    let mut r = ChaCha8Rng::seed_from_u64(seed);
-    r.set_stream(stream);
-    r
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use featleak_datasets::schedule::rng;
     use featleak_descriptors::{Descriptors, ExtractorInfo};
     use ndarray::Array2;
 

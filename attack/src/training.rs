@@ -5,13 +5,14 @@
 use crate::data::{Batch, Prepared, centre_view, make_batch, random_view, reveal_items};
 use crate::loss::l1_ssim_loss;
 use crate::model::{UNet, UNetConfig};
-use crate::run::{EpochMetrics, RunDir, TrainState, learning_rate, write_bytes, write_json};
+use crate::run::{EpochMetrics, RunDir, TrainState, write_bytes, write_json};
 use crate::sparse_conv::SparseBatch;
-use crate::threat::{Share, ThreatModel, rng};
+use crate::threat::{Share, ThreatModel};
 use burn::module::Module;
 use burn::optim::{AdamConfig, GradientsParams};
 use burn::prelude::*;
 use burn::store::ModuleRecord;
+use featleak_datasets::schedule::{learning_rate, progress, rng};
 use featleak_eval::image_metrics;
 use image::RgbImage;
 use ndarray::Array3;
@@ -38,9 +39,7 @@ pub struct TrainConfig {
 impl TrainConfig {
     /// Training progress in [0, 1] for the schedule: the larger of the step and time fractions.
     fn progress(&self, step: u64, seconds: f64) -> f64 {
-        let by_steps = self.steps.map_or(0.0, |s| step as f64 / s.max(1) as f64);
-        let by_time = self.minutes.map_or(0.0, |m| seconds / (m * 60.0).max(1e-9));
-        by_steps.max(by_time)
+        progress(self.steps, self.minutes, step, seconds)
     }
 
     fn learning_rate(&self, step: u64, seconds: f64) -> f64 {

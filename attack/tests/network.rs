@@ -4,7 +4,7 @@ use burn::prelude::*;
 use featleak_attack::loss::*;
 use featleak_attack::model::*;
 use featleak_attack::sparse_conv::*;
-use rand::{Rng, SeedableRng};
+use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
 fn device() -> Device {
@@ -17,42 +17,6 @@ fn max_abs(a: Tensor<4>, b: Tensor<4>) -> f32 {
 
 fn max_abs_n<const D: usize>(a: Tensor<D>, b: Tensor<D>) -> f32 {
     (a - b).abs().max().into_scalar::<f32>()
-}
-
-/// Random sparse batch with keypoints at every corner and along borders of every item.
-fn random_sparse(
-    rng: &mut ChaCha8Rng,
-    b: usize,
-    h: usize,
-    w: usize,
-    c: usize,
-    per_item: usize,
-    dev: &Device,
-) -> SparseBatch {
-    let mut index = Vec::new();
-    for bi in 0..b {
-        let mut pix: Vec<usize> = vec![
-            0,
-            w - 1,
-            (h - 1) * w,
-            h * w - 1,
-            w / 2,
-            (h / 2) * w,
-            (h / 2) * w + w - 1,
-            (h - 1) * w + w / 2,
-        ];
-        while pix.len() < per_item {
-            let p = rng.random_range(0..h * w);
-            if !pix.contains(&p) {
-                pix.push(p);
-            }
-        }
-        index.extend(pix.into_iter().map(|p| (bi * h * w + p) as i64));
-    }
-    let features: Vec<f32> = (0..index.len() * c)
-        .map(|_| rng.random_range(-1.0f32..1.0))
-        .collect();
-    SparseBatch::from_host(b, h, w, c, features, index, dev).unwrap()
 }
 
 #[test]
@@ -72,7 +36,7 @@ fn sparse_conv_matches_dense_forward_and_grads() {
             burn::tensor::Distribution::Uniform(-1.0, 1.0),
             &dev,
         )));
-        let x = random_sparse(&mut rng, b, h, w, c_in, per_item, &dev);
+        let x = SparseBatch::random(&mut rng, b, h, w, c_in, per_item, &dev);
         let r = Tensor::<4>::random(
             [b, c_out, h, w],
             burn::tensor::Distribution::Uniform(-1.0, 1.0),
@@ -116,7 +80,7 @@ fn sparse_conv_feature_grads_match_dense_input_grads() {
     let dev = device();
     let mut rng = ChaCha8Rng::seed_from_u64(11);
     let layer = SparseConv2d::new(4, 3, &dev);
-    let x = random_sparse(&mut rng, 2, 8, 10, 4, 15, &dev);
+    let x = SparseBatch::random(&mut rng, 2, 8, 10, 4, 15, &dev);
     let feats = x.features.clone().require_grad();
     let x = SparseBatch {
         features: feats.clone(),
@@ -146,7 +110,7 @@ fn unet_sparse_equals_dense_and_shapes() {
         out_channels: 3,
     };
     let net = cfg.init(&dev).unwrap();
-    let x = random_sparse(&mut rng, 2, 16, 20, 9, 30, &dev);
+    let x = SparseBatch::random(&mut rng, 2, 16, 20, 9, 30, &dev);
     let ys = net.forward_sparse(&x);
     let yd = net.forward_dense(to_dense(&x));
     // On the CPU, `forward` is the sparse path, bit for bit.
@@ -272,7 +236,7 @@ fn adam_step_and_save_load_round_trip() {
     };
     let mut net = cfg.init(&dev).unwrap();
     let mut optim = AdamConfig::new().with_epsilon(1e-8).init();
-    let x = random_sparse(&mut rng, 2, 16, 16, 6, 25, &dev);
+    let x = SparseBatch::random(&mut rng, 2, 16, 16, 6, 25, &dev);
     let target = Tensor::<4>::random(
         [2, 3, 16, 16],
         burn::tensor::Distribution::Uniform(0.0, 1.0),

@@ -32,6 +32,13 @@ pub fn write_bytes_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
     write_atomic(path, |f| f.write_all(bytes))
 }
 
+/// Writes `value` as pretty JSON (with a final newline) to `path` atomically.
+pub fn write_json_atomic<T: serde::Serialize>(path: &Path, value: &T) -> io::Result<()> {
+    let mut bytes = serde_json::to_vec_pretty(value).map_err(io::Error::other)?;
+    bytes.push(b'\n');
+    write_bytes_atomic(path, &bytes)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,7 +1,8 @@
 //! Data plumbing for featleak: finding images in folders, seeded train/val/test splits,
 //! decoding images to RGB/grey (u8 and f32), resize + centre-crop geometry shared with the
-//! feature side, procedural photo-like scenes for runs without data, atomic file writes, and
-//! resumable, checksummed downloaders for public benchmark data.
+//! feature side, procedural photo-like scenes for runs without data, atomic file writes, the
+//! seeded streams and learning-rate schedule the trainers share, and resumable, checksummed
+//! downloaders for public benchmark data.
 //!
 //! This crate sits at the bottom of the workspace and depends on no other featleak crate.
 
@@ -10,6 +11,7 @@ pub mod discover;
 pub mod fetch;
 pub mod load;
 pub mod pairs;
+pub mod schedule;
 pub mod split;
 pub mod synthetic;
 pub mod transform;

@@ -4,10 +4,11 @@
 use std::path::{Path, PathBuf};
 
 use burn::prelude::*;
+use featleak_datasets::schedule::rng;
 use featleak_datasets::synthetic::scene;
 use featleak_descriptors::sosnet::training::{
     DescriptorMetrics, DescriptorTrainConfig, PairConfig, RunningStats, SosLossConfig,
-    SosnetTrainable, TrainDir, TrainObserver, rng, train,
+    SosnetTrainable, TrainDir, TrainObserver, train,
 };
 use featleak_descriptors::sosnet::{
     BUNDLED_WEIGHTS, Sosnet, SosnetWeights, WeightsError, bundled_weights,

@@ -73,7 +73,7 @@ impl LeakageScorer {
             let seen = self.threat.reveal(
                 &seen,
                 featleak_attack::threat::Share::fixed(1.0),
-                &mut featleak_attack::threat::rng(0, 0),
+                &mut featleak_datasets::schedule::rng(0, 0),
             );
             views.push((view.apply(image), seen));
             kept.push(indices);

@@ -16,24 +16,16 @@ use burn::prelude::*;
 use burn::store::ModuleRecord;
 use ndarray::Array3;
 use rand::Rng;
-use rand::SeedableRng;
 use rand::seq::SliceRandom;
-use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
 use crate::sosnet::Sosnet;
 use crate::sosnet::model::PATCH_SIZE;
-use featleak_datasets::atomic::write_bytes_atomic;
+use featleak_datasets::atomic::{write_bytes_atomic, write_json_atomic};
+use featleak_datasets::schedule::{self, rng};
 pub use loss::{SosLossConfig, sos_loss};
 pub use net::{RunningStats, SosnetTrainable, dropout_mask};
 pub use pairs::{PairConfig, PatchPairs, mine_pairs};
-
-/// A seeded generator for one stream of random choices.
-pub fn rng(seed: u64, stream: u64) -> ChaCha8Rng {
-    let mut r = ChaCha8Rng::seed_from_u64(seed);
-    r.set_stream(stream);
-    r
-}
 
 /// Everything a descriptor-training run depends on; a run folder holds exactly one.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -62,18 +54,16 @@ pub struct DescriptorTrainConfig {
 
 impl DescriptorTrainConfig {
     fn progress(&self, step: u64, seconds: f64) -> f64 {
-        let by_steps = self.steps.map_or(0.0, |s| step as f64 / s.max(1) as f64);
-        let by_time = self.minutes.map_or(0.0, |m| seconds / (m * 60.0).max(1e-9));
-        by_steps.max(by_time)
+        schedule::progress(self.steps, self.minutes, step, seconds)
     }
 
-    /// Linear warm-up, then cosine decay to 5 % of the base rate.
     fn learning_rate(&self, step: u64, seconds: f64) -> f64 {
-        if step < self.warmup_steps {
-            return self.learning_rate * (step + 1) as f64 / self.warmup_steps as f64;
-        }
-        let t = self.progress(step, seconds).clamp(0.0, 1.0);
-        self.learning_rate * (0.05 + 0.95 * 0.5 * (1.0 + (std::f64::consts::PI * t).cos()))
+        schedule::learning_rate(
+            self.learning_rate,
+            self.progress(step, seconds),
+            step,
+            self.warmup_steps,
+        )
     }
 }
 
@@ -148,9 +138,7 @@ pub trait TrainObserver {
 }
 
 fn write_json<T: Serialize>(path: &Path, value: &T) -> Result<(), String> {
-    let text = serde_json::to_string_pretty(value).map_err(|e| e.to_string())?;
-    write_bytes_atomic(path, text.as_bytes())
-        .map_err(|e| format!("cannot write {}: {e}", path.display()))
+    write_json_atomic(path, value).map_err(|e| format!("cannot write {}: {e}", path.display()))
 }
 
 /// Loads the pairs cached in `path`, or mines them from `photos` and caches them.

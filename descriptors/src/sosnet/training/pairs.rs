@@ -342,7 +342,7 @@ pub fn mine_pairs(
                 load_gray(path, config.max_side).map_err(|e| format!("{}: {e}", path.display()))?;
             let mut pairs = PatchPairs::default();
             for v in 0..config.views_per_image {
-                let mut rng = super::rng(seed, ((i as u64) << 16) | v as u64);
+                let mut rng = featleak_datasets::schedule::rng(seed, ((i as u64) << 16) | v as u64);
                 let p = view_pairs(&gray, i as u32, &mut rng, config)
                     .map_err(|e| format!("{}: {e}", path.display()))?;
                 pairs.patches.extend(p.patches);
@@ -382,7 +382,7 @@ mod tests {
         let rgb = featleak_datasets::synthetic::scene(240, 180, 5);
         let gray = featleak_datasets::rgb_to_gray(&rgb);
         let config = PairConfig::default();
-        let mut rng = super::super::rng(1, 2);
+        let mut rng = featleak_datasets::schedule::rng(1, 2);
         let pairs = view_pairs(&gray, 0, &mut rng, &config).unwrap();
         assert!(pairs.len() >= 10, "only {} pairs", pairs.len());
         // Matching patches look alike far more than random ones do (normalised correlation).
