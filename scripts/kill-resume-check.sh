@@ -23,6 +23,10 @@ if [ "$status" -eq 0 ]; then
   exit 1
 fi
 echo "exit status $status after SIG$signal"
+if [ ! -f "$out/b/checkpoint/state.json" ]; then
+  echo "error: SIG$signal came before the first checkpoint (one a minute); raise KILL_AFTER" >&2
+  exit 1
+fi
 echo "SIG$signal at checkpoint: $(grep -o '"step": *[0-9]*' "$out/b/checkpoint/state.json")"
 "$bin" "${args[@]}" --out "$out/b" --resume >> "$out/b.log" 2>&1
 echo "uninterrupted:"; cat "$out/a/metrics.csv"
