@@ -3,6 +3,7 @@
 
 use crate::manifest::Tool;
 use crate::progress;
+use crate::run_budget::RunBudget;
 use anyhow::{Context, anyhow, bail};
 use clap::{Args, Subcommand, ValueEnum};
 use featleak_attack::data::{
@@ -91,15 +92,8 @@ pub struct TrainArgs {
     /// Run folder: configuration, checkpoints, metrics.csv, curves.svg.
     #[arg(long)]
     pub out: PathBuf,
-    /// Training budget in minutes (summed over resumed sessions).
-    #[arg(long)]
-    pub minutes: Option<f64>,
-    /// Training budget in optimiser steps.
-    #[arg(long)]
-    pub steps: Option<u64>,
-    /// Continue the run in --out from its last checkpoint.
-    #[arg(long)]
-    pub resume: bool,
+    #[command(flatten)]
+    pub budget: RunBudget,
     /// Network size: cpu (widths 16–256) or paper (64–1024).
     #[arg(long, default_value = "cpu")]
     pub network: String,
@@ -224,26 +218,14 @@ fn prepare_all(
 /// `attack train`.
 pub fn train_command(args: &TrainArgs) -> anyhow::Result<ExitCode> {
     let run = RunDir::new(&args.out);
-    let existing = run.config().exists();
-    if existing && !args.resume {
-        bail!(
-            "{} already holds a run; pass --resume to continue it, or choose another --out",
-            args.out.display()
-        );
-    }
-    if args.resume && !existing {
-        bail!(
-            "--resume: {} holds no run (no run.json)",
-            args.out.display()
-        );
-    }
-    let config: RunConfig = if args.resume {
+    args.budget.check_out(&args.out, &run.config(), "a run")?;
+    let config: RunConfig = if args.budget.resume {
         let mut c = RunConfig::load(&run).map_err(anyhow::Error::msg)?;
 
         // The budget may be extended on resume; nothing else changes.
-        if args.minutes.is_some() || args.steps.is_some() {
-            c.training.minutes = args.minutes;
-            c.training.steps = args.steps;
+        if let Some((minutes, steps)) = args.budget.extension() {
+            c.training.minutes = minutes;
+            c.training.steps = steps;
         }
         c
     } else {
@@ -331,9 +313,6 @@ pub fn train_command(args: &TrainArgs) -> anyhow::Result<ExitCode> {
 }
 
 fn new_run_config(args: &TrainArgs) -> anyhow::Result<RunConfig> {
-    if args.minutes.is_none() && args.steps.is_none() {
-        bail!("give a training budget: --minutes M and/or --steps N");
-    }
     let mut threat =
         ThreatModel::resolve(&args.threat, &args.descriptor).map_err(anyhow::Error::msg)?;
     threat.resolution = args.size;
@@ -408,8 +387,8 @@ fn new_run_config(args: &TrainArgs) -> anyhow::Result<RunConfig> {
         threat,
         training: TrainConfig {
             network,
-            steps: args.steps,
-            minutes: args.minutes,
+            steps: args.budget.steps,
+            minutes: args.budget.minutes,
             batch_size: args.batch_size,
             learning_rate: args.lr,
             warmup_steps: 50,

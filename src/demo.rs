@@ -13,6 +13,7 @@ use crate::manifest::{Tool, write_json};
 use crate::match_eval::{MatchEvalArgs, evaluate};
 use crate::mitigate::{SweepArgs, sweep};
 use crate::progress;
+use crate::run_budget::RunBudget;
 use anyhow::{Context, bail};
 use clap::Args;
 use featleak_attack::run::read_json;
@@ -446,14 +447,16 @@ fn train(
         val_images: None,
         size: args.size,
         feature_size: None,
-        resume: out.join("run.json").exists(),
-        out,
-        minutes: args.minutes,
-        steps: if args.minutes.is_some() {
-            None
-        } else {
-            Some(args.steps)
+        budget: RunBudget {
+            resume: out.join("run.json").exists(),
+            minutes: args.minutes,
+            steps: if args.minutes.is_some() {
+                None
+            } else {
+                Some(args.steps)
+            },
         },
+        out,
         network: "cpu".into(),
         width: Some(args.width),
         depth: None,

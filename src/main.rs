@@ -9,6 +9,7 @@ mod manifest;
 mod match_eval;
 mod mitigate;
 mod progress;
+mod run_budget;
 mod score;
 mod train_descriptor;
 

@@ -17,6 +17,7 @@ use serde::Serialize;
 
 use crate::manifest::{Tool, unix_time, write_json};
 use crate::progress;
+use crate::run_budget::RunBudget;
 
 /// Learned descriptor architectures featleak can train.
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -40,15 +41,8 @@ pub struct TrainDescriptorArgs {
     /// sosnet.safetensors (a SOSNet32x32 state_dict, also loadable by PyTorch).
     #[arg(long)]
     pub out: PathBuf,
-    /// Training budget in minutes (summed over resumed sessions).
-    #[arg(long)]
-    pub minutes: Option<f64>,
-    /// Training budget in optimiser steps.
-    #[arg(long)]
-    pub steps: Option<u64>,
-    /// Continue the run in --out from its last checkpoint.
-    #[arg(long)]
-    pub resume: bool,
+    #[command(flatten)]
+    pub budget: RunBudget,
     /// Patch pairs per step (each from another photo when there are enough photos).
     #[arg(long, default_value_t = 256)]
     pub batch_size: usize,
@@ -145,8 +139,8 @@ fn new_config(args: &TrainDescriptorArgs) -> anyhow::Result<DescriptorTrainConfi
         },
         loss: SosLossConfig::default(),
         batch_size: args.batch_size,
-        steps: args.steps,
-        minutes: args.minutes,
+        steps: args.budget.steps,
+        minutes: args.budget.minutes,
         learning_rate: args.lr,
         warmup_steps: 50,
         validate_every: args.validate_every,
@@ -160,20 +154,9 @@ fn new_config(args: &TrainDescriptorArgs) -> anyhow::Result<DescriptorTrainConfi
 pub fn run(args: &TrainDescriptorArgs) -> anyhow::Result<ExitCode> {
     let Arch::Sosnet = args.arch;
     let dir = TrainDir(args.out.clone());
-    let existing = dir.config().exists();
-    if existing && !args.resume {
-        bail!(
-            "{} already holds a descriptor-training run; pass --resume to continue it, or choose another --out",
-            args.out.display()
-        );
-    }
-    if args.resume && !existing {
-        bail!(
-            "--resume: {} holds no run (no config.json)",
-            args.out.display()
-        );
-    }
-    let config = if args.resume {
+    args.budget
+        .check_out(&args.out, &dir.config(), "a descriptor-training run")?;
+    let config = if args.budget.resume {
         let text = std::fs::read_to_string(dir.config())
             .with_context(|| format!("cannot read {}", dir.config().display()))?;
         let mut c: DescriptorTrainConfig = serde_json::from_str(&text).with_context(|| {
@@ -183,15 +166,12 @@ pub fn run(args: &TrainDescriptorArgs) -> anyhow::Result<ExitCode> {
             )
         })?;
         // The budget may be extended on resume; nothing else changes.
-        if args.minutes.is_some() || args.steps.is_some() {
-            c.minutes = args.minutes;
-            c.steps = args.steps;
+        if let Some((minutes, steps)) = args.budget.extension() {
+            c.minutes = minutes;
+            c.steps = steps;
         }
         c
     } else {
-        if args.minutes.is_none() && args.steps.is_none() {
-            bail!("give a training budget: --minutes, --steps or both");
-        }
         std::fs::create_dir_all(&args.out)
             .with_context(|| format!("cannot create {}", args.out.display()))?;
         new_config(args)?

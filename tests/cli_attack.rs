@@ -3,48 +3,15 @@
 
 mod common;
 
-use common::{featleak, stderr, write_scene};
+use common::{assert_error, featleak, scenes, stderr, train_attacker};
 use std::path::Path;
-
-fn scenes(dir: &Path, n: u64, w: u32, h: u32) {
-    for i in 0..n {
-        write_scene(&dir.join(format!("s{i}.png")), w, h, 40 + i);
-    }
-}
-
-fn train(images: &Path, out: &Path, extra: &[&str]) -> std::process::Output {
-    featleak()
-        .args([
-            "attack",
-            "train",
-            "--descriptor",
-            "sift",
-            "--threat",
-            "desc+pos",
-            "--size",
-            "32",
-            "--feature-size",
-            "64",
-        ])
-        .args([
-            "--batch-size",
-            "2",
-            "--images",
-            images.to_str().unwrap(),
-            "--out",
-            out.to_str().unwrap(),
-        ])
-        .args(extra)
-        .output()
-        .unwrap()
-}
 
 #[test]
 fn train_resume_and_reconstruct_with_gallery() {
     let dir = tempfile::tempdir().unwrap();
     let (images, run) = (dir.path().join("images"), dir.path().join("run"));
     scenes(&images, 6, 96, 72);
-    let o = train(&images, &run, &["--steps", "3"]);
+    let o = train_attacker(&images, &run, &["--steps", "3"]);
     assert!(o.status.success(), "{}", stderr(&o));
     for f in [
         "run.json",
@@ -61,13 +28,9 @@ fn train_resume_and_reconstruct_with_gallery() {
     assert_eq!(state["step"], 3);
 
     // A second train into the same folder needs --resume; with it, training continues.
-    let o = train(&images, &run, &["--steps", "3"]);
-    assert!(
-        stderr(&o).contains("already holds a run; pass --resume"),
-        "{}",
-        stderr(&o)
-    );
-    let o = train(&images, &run, &["--steps", "5", "--resume"]);
+    let o = train_attacker(&images, &run, &["--steps", "3"]);
+    assert_error(&o, "already holds a run; pass --resume");
+    let o = train_attacker(&images, &run, &["--steps", "5", "--resume"]);
     assert!(o.status.success(), "{}", stderr(&o));
     let state: serde_json::Value =
         serde_json::from_slice(&std::fs::read(run.join("checkpoint/state.json")).unwrap()).unwrap();
@@ -177,10 +140,9 @@ fn train_resume_and_reconstruct_with_gallery() {
         .args(["--out", dir.path().join("rec3").to_str().unwrap()])
         .output()
         .unwrap();
-    assert!(
-        stderr(&o).contains("features from freak+harris but the attacker was trained on sift+dog"),
-        "{}",
-        stderr(&o)
+    assert_error(
+        &o,
+        "features from freak+harris but the attacker was trained on sift+dog",
     );
 }
 
@@ -190,10 +152,18 @@ fn an_interrupted_and_resumed_run_ends_where_an_uninterrupted_one_does() {
     let images = dir.path().join("images");
     scenes(&images, 6, 96, 72);
     let (whole, parts) = (dir.path().join("whole"), dir.path().join("parts"));
-    assert!(train(&images, &whole, &["--steps", "4"]).status.success());
-    assert!(train(&images, &parts, &["--steps", "2"]).status.success());
     assert!(
-        train(&images, &parts, &["--steps", "4", "--resume"])
+        train_attacker(&images, &whole, &["--steps", "4"])
+            .status
+            .success()
+    );
+    assert!(
+        train_attacker(&images, &parts, &["--steps", "2"])
+            .status
+            .success()
+    );
+    assert!(
+        train_attacker(&images, &parts, &["--steps", "4", "--resume"])
             .status
             .success()
     );
@@ -245,22 +215,18 @@ fn bad_runs_and_images_give_clear_errors() {
     let images = dir.path().join("images");
     scenes(&images, 3, 96, 72);
 
-    let o = train(&images, &dir.path().join("r0"), &[]);
-    assert!(
-        stderr(&o).contains("give a training budget"),
-        "{}",
-        stderr(&o)
-    );
+    let o = train_attacker(&images, &dir.path().join("r0"), &[]);
+    assert_error(&o, "give a training budget");
 
     let empty = dir.path().join("empty");
     std::fs::create_dir(&empty).unwrap();
-    let o = train(&empty, &dir.path().join("r1"), &["--steps", "1"]);
-    assert!(stderr(&o).contains("no images found in"), "{}", stderr(&o));
+    let o = train_attacker(&empty, &dir.path().join("r1"), &["--steps", "1"]);
+    assert_error(&o, "no images found in");
 
     // Images smaller than the reconstruction size are skipped one by one; none left is an error.
     let small = dir.path().join("small");
     scenes(&small, 3, 24, 20);
-    let o = train(&small, &dir.path().join("r2"), &["--steps", "1"]);
+    let o = train_attacker(&small, &dir.path().join("r2"), &["--steps", "1"]);
     let e = stderr(&o);
     assert!(
         e.contains("24×20, smaller than the 32×32") && e.contains("no usable training images"),
@@ -269,7 +235,11 @@ fn bad_runs_and_images_give_clear_errors() {
 
     // A run folder from another version.
     let run = dir.path().join("r3");
-    assert!(train(&images, &run, &["--steps", "1"]).status.success());
+    assert!(
+        train_attacker(&images, &run, &["--steps", "1"])
+            .status
+            .success()
+    );
     let cfg = std::fs::read_to_string(run.join("run.json")).unwrap();
     std::fs::write(
         run.join("run.json"),
@@ -291,11 +261,7 @@ fn bad_runs_and_images_give_clear_errors() {
         .args(["--out", dir.path().join("x").to_str().unwrap()])
         .output()
         .unwrap();
-    assert!(
-        stderr(&o).contains("was written by featleak 0.0.1"),
-        "{}",
-        stderr(&o)
-    );
+    assert_error(&o, "was written by featleak 0.0.1");
 
     // A folder that is not a run.
     let o = featleak()

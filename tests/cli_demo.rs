@@ -6,7 +6,7 @@
 mod common;
 
 use base64::Engine;
-use common::{featleak, stderr};
+use common::{assert_error, featleak, stderr};
 use std::path::Path;
 
 const TINY: [&str; 14] = [
@@ -142,12 +142,7 @@ fn demo_runs_every_stage_and_is_reproducible() {
         .args(["--seed", "6"])
         .output()
         .unwrap();
-    assert!(!out.status.success());
-    assert!(
-        stderr(&out).contains("holds a demo with other settings"),
-        "{}",
-        stderr(&out)
-    );
+    assert_error(&out, "holds a demo with other settings");
 
     screenshot_if_chromium(&index, &dir.path().join("shot.png"));
 }

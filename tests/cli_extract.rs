@@ -2,7 +2,7 @@
 
 mod common;
 
-use common::{featleak, stderr as stderr_of};
+use common::{assert_error, featleak, stderr as stderr_of};
 use featleak_descriptors::{Descriptors, read_features};
 use std::path::Path;
 
@@ -140,12 +140,7 @@ fn unusable_folders_give_clear_errors() {
         ])
         .output()
         .unwrap();
-    assert!(!out.status.success());
-    assert!(
-        stderr_of(&out).contains("cannot create output folder"),
-        "{}",
-        stderr_of(&out)
-    );
+    assert_error(&out, "cannot create output folder");
 
     let empty = dir.path().join("empty");
     std::fs::create_dir(&empty).unwrap();
@@ -159,21 +154,13 @@ fn unusable_folders_give_clear_errors() {
         ])
         .output()
         .unwrap();
-    assert!(
-        stderr_of(&out).contains("no images found in"),
-        "{}",
-        stderr_of(&out)
-    );
+    assert_error(&out, "no images found in");
 
     let out = featleak()
         .args(["extract", "--images", "/no/such/folder", "--out", "unused"])
         .output()
         .unwrap();
-    assert!(
-        stderr_of(&out).contains("/no/such/folder is not a folder"),
-        "{}",
-        stderr_of(&out)
-    );
+    assert_error(&out, "/no/such/folder is not a folder");
 
     let out = featleak()
         .args([
@@ -187,11 +174,7 @@ fn unusable_folders_give_clear_errors() {
         ])
         .output()
         .unwrap();
-    assert!(
-        stderr_of(&out).contains("unknown descriptor 'surf'"),
-        "{}",
-        stderr_of(&out)
-    );
+    assert_error(&out, "unknown descriptor 'surf'");
 }
 
 #[test]
@@ -230,12 +213,7 @@ fn a_second_run_reuses_finished_files_and_refuses_another_extractor() {
     );
 
     let other = run(&["--detector", "fast"]);
-    assert!(!other.status.success());
-    assert!(
-        stderr_of(&other).contains("holds features of another extractor (sift+dog"),
-        "{}",
-        stderr_of(&other)
-    );
+    assert_error(&other, "holds features of another extractor (sift+dog");
     assert!(run(&["--detector", "fast", "--overwrite"]).status.success());
     assert_eq!(
         read_features(&out.join("0.npz")).unwrap().extractor.name,

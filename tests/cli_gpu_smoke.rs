@@ -7,37 +7,17 @@
 
 mod common;
 
-use common::{featleak, stderr, write_scene};
+use common::{scenes, stderr, train_attacker};
 use std::path::Path;
 
-fn scenes(dir: &Path, n: u64, w: u32, h: u32) {
-    for i in 0..n {
-        write_scene(&dir.join(format!("s{i}.png")), w, h, 40 + i);
-    }
-}
-
+/// A tiny attacker (width 8) trained with `extra` arguments (the budget, the device).
 fn train(images: &Path, out: &Path, extra: &[&str]) -> std::process::Output {
-    featleak()
-        .args(["attack", "train", "--descriptor", "sift"])
-        .args([
-            "--threat",
-            "desc+pos",
-            "--size",
-            "32",
-            "--feature-size",
-            "64",
-        ])
-        .args(["--width", "8", "--batch-size", "2"])
-        .args(["--images", images.to_str().unwrap()])
-        .args(["--out", out.to_str().unwrap()])
-        .args(extra)
-        .output()
-        .unwrap()
+    train_attacker(images, out, &[&["--width", "8"], extra].concat())
 }
 
 #[cfg(feature = "wgpu")]
 fn reconstruct(run: &Path, images: &Path, out: &Path, device: &str) -> std::process::Output {
-    featleak()
+    common::featleak()
         .args(["attack", "reconstruct", "--run", run.to_str().unwrap()])
         .args(["--images", images.to_str().unwrap()])
         .args(["--out", out.to_str().unwrap(), "--device", device])

@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{featleak, stderr, write_scene};
+use common::{assert_error, featleak, stderr, write_scene};
 use std::path::Path;
 
 fn train(images: &Path, out: &Path, extra: &[&str]) -> std::process::Output {
@@ -38,8 +38,7 @@ fn trains_resumes_and_its_weights_extract_features() {
 
     // A second run into the same folder is refused; --resume extends the budget.
     let again = train(&images, &run, &["--steps", "4"]);
-    assert!(!again.status.success());
-    assert!(stderr(&again).contains("--resume"), "{}", stderr(&again));
+    assert_error(&again, "--resume");
     let resumed = train(&images, &run, &["--steps", "6", "--resume"]);
     assert!(resumed.status.success(), "{}", stderr(&resumed));
     let metrics = std::fs::read_to_string(run.join("metrics.csv")).unwrap();
@@ -68,18 +67,15 @@ fn bad_inputs_are_named() {
     let empty = tmp.path().join("empty");
     std::fs::create_dir_all(&empty).unwrap();
     let out = train(&empty, &tmp.path().join("run"), &["--steps", "2"]);
-    assert!(!out.status.success());
-    assert!(stderr(&out).contains("no images in"), "{}", stderr(&out));
+    assert_error(&out, "no images in");
 
     let out = train(&empty, &tmp.path().join("run2"), &[]);
-    assert!(!out.status.success());
-    assert!(stderr(&out).contains("budget"), "{}", stderr(&out));
+    assert_error(&out, "budget");
 
     let out = train(
         &empty,
         &tmp.path().join("nothing"),
         &["--steps", "2", "--resume"],
     );
-    assert!(!out.status.success());
-    assert!(stderr(&out).contains("holds no run"), "{}", stderr(&out));
+    assert_error(&out, "holds no run");
 }

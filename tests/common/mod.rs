@@ -15,6 +15,47 @@ pub fn stderr(out: &std::process::Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
 }
 
+/// Asserts that the command failed and said `needle` on stderr.
+pub fn assert_error(out: &std::process::Output, needle: &str) {
+    assert!(
+        !out.status.success(),
+        "expected a failure mentioning {needle:?}; it succeeded:\n{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let err = stderr(out);
+    assert!(
+        err.contains(needle),
+        "expected {needle:?} in stderr:\n{err}"
+    );
+}
+
+/// `n` procedural scenes of `w`×`h`, `s0.png`, `s1.png`, … in `dir`.
+pub fn scenes(dir: &Path, n: u64, w: u32, h: u32) {
+    for i in 0..n {
+        write_scene(&dir.join(format!("s{i}.png")), w, h, 40 + i);
+    }
+}
+
+/// `featleak attack train` of a tiny SIFT `desc+pos` attacker (32² from 64² features, batch
+/// 2) on `images` into `out`, with `extra` arguments (a budget at least).
+pub fn train_attacker(images: &Path, out: &Path, extra: &[&str]) -> std::process::Output {
+    featleak()
+        .args([
+            "attack",
+            "train",
+            "--descriptor",
+            "sift",
+            "--threat",
+            "desc+pos",
+        ])
+        .args(["--size", "32", "--feature-size", "64", "--batch-size", "2"])
+        .args(["--images", images.to_str().unwrap()])
+        .args(["--out", out.to_str().unwrap()])
+        .args(extra)
+        .output()
+        .unwrap()
+}
+
 /// A procedural scene of `w`×`h` saved at `path` (folders created).
 pub fn write_scene(path: &Path, w: u32, h: u32, seed: u64) {
     std::fs::create_dir_all(path.parent().unwrap()).unwrap();
