@@ -1,6 +1,7 @@
 //! `featleak attack`: train an inversion network under a threat model, and reconstruct images
 //! from their features.
 
+use crate::interrupt;
 use crate::manifest::Tool;
 use crate::progress;
 use crate::run_budget::RunBudget;
@@ -167,6 +168,9 @@ impl Observer for BarObserver {
             )
         });
     }
+    fn stop_requested(&self) -> bool {
+        interrupt::requested()
+    }
 }
 
 pub fn run(command: &AttackCommand) -> anyhow::Result<ExitCode> {
@@ -275,6 +279,7 @@ pub fn train_command(args: &TrainArgs) -> anyhow::Result<ExitCode> {
         ..config
     };
     write_json(&run.config(), &config).map_err(anyhow::Error::msg)?;
+    interrupt::install();
     println!(
         "training {} under '{}' on {} images ({} with mirrors), validating on {}; run folder {}",
         config.threat.extractor.name(),
@@ -300,6 +305,13 @@ pub fn train_command(args: &TrainArgs) -> anyhow::Result<ExitCode> {
     .map_err(anyhow::Error::msg)?;
     bar.finish_and_clear();
     write_curves(&run, &state.history)?;
+    if interrupt::requested() {
+        bail!(
+            "interrupted after step {}: checkpoint written; continue with --resume --out {}",
+            state.step,
+            args.out.display()
+        );
+    }
     if let Some(last) = state.history.last() {
         println!(
             "done: {} steps in {:.1} min; validation PSNR {:.2} dB, SSIM {:.4}",

@@ -5,6 +5,7 @@ mod datasets_cmd;
 mod demo;
 mod demo_report;
 mod extract;
+mod interrupt;
 mod manifest;
 mod match_eval;
 mod mitigate;

@@ -15,6 +15,7 @@ use indicatif::ProgressBar;
 use rand::seq::SliceRandom;
 use serde::Serialize;
 
+use crate::interrupt;
 use crate::manifest::{Tool, unix_time, write_json};
 use crate::progress;
 use crate::run_budget::RunBudget;
@@ -73,6 +74,10 @@ impl TrainObserver for Bars {
     fn step(&mut self, step: u64, loss: f64, _seconds: f64) {
         self.training.set_position(step);
         self.training.set_message(format!("loss {loss:.4}"));
+    }
+
+    fn stop_requested(&self) -> bool {
+        interrupt::requested()
     }
 
     fn validated(&mut self, m: &DescriptorMetrics) {
@@ -191,10 +196,18 @@ pub fn run(args: &TrainDescriptorArgs) -> anyhow::Result<ExitCode> {
         training: training.clone(),
     };
     let device = Device::flex().autodiff();
+    interrupt::install();
     let state = train(&dir, &config, &device, &mut bars, &move || tick_bar.inc(1))
         .map_err(anyhow::Error::msg)?;
     bars.mining.finish_and_clear();
     training.finish_and_clear();
+    if interrupt::requested() {
+        bail!(
+            "interrupted after step {}: checkpoint written; continue with --resume --out {}",
+            state.step,
+            args.out.display()
+        );
+    }
     let last = state.history.last().copied();
     write_json(
         &args.out.join("manifest.json"),

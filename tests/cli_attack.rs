@@ -147,6 +147,68 @@ fn train_resume_and_reconstruct_with_gallery() {
 }
 
 #[test]
+fn ctrl_c_ends_training_after_the_current_step_with_its_checkpoint() {
+    use std::io::{BufRead, BufReader};
+    use std::process::Stdio;
+
+    let dir = tempfile::tempdir().unwrap();
+    let (images, run) = (dir.path().join("images"), dir.path().join("run"));
+    scenes(&images, 6, 96, 72);
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_featleak"))
+        .args([
+            "attack",
+            "train",
+            "--descriptor",
+            "sift",
+            "--threat",
+            "desc+pos",
+        ])
+        .args(["--size", "32", "--feature-size", "64", "--batch-size", "2"])
+        .args(["--images", images.to_str().unwrap()])
+        .args(["--out", run.to_str().unwrap(), "--steps", "1000000"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // The "training …" line comes once the handler is in place; then let some steps run.
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    while !line.starts_with("training") {
+        line.clear();
+        assert!(stdout.read_line(&mut line).unwrap() > 0, "no training line");
+    }
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    let kill = std::process::Command::new("sh")
+        .args(["-c", &format!("kill -INT {}", child.id())])
+        .status()
+        .unwrap();
+    assert!(kill.success());
+    let out = child.wait_with_output().unwrap();
+    assert_error(&out, "interrupted after step ");
+
+    // The checkpoint holds the step the message names: nothing was lost.
+    let err = stderr(&out);
+    let said: u64 = err
+        .split("interrupted after step ")
+        .nth(1)
+        .and_then(|s| s.split(':').next())
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("no step in: {err}"));
+    let state = std::fs::read_to_string(run.join("checkpoint/state.json")).unwrap();
+    let state: serde_json::Value = serde_json::from_str(&state).unwrap();
+    assert!(said >= 1);
+    assert_eq!(state["step"].as_u64(), Some(said));
+
+    // And the run resumes from it.
+    let more = (said + 2).to_string();
+    let o = train_attacker(&images, &run, &["--steps", &more, "--resume"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let state = std::fs::read_to_string(run.join("checkpoint/state.json")).unwrap();
+    let state: serde_json::Value = serde_json::from_str(&state).unwrap();
+    assert_eq!(state["step"].as_u64(), Some(said + 2));
+}
+
+#[test]
 fn an_interrupted_and_resumed_run_ends_where_an_uninterrupted_one_does() {
     let dir = tempfile::tempdir().unwrap();
     let images = dir.path().join("images");

@@ -267,6 +267,11 @@ pub fn fine_tune(
 pub trait Observer {
     fn step(&mut self, step: u64, loss: f64, learning_rate: f64, seconds: f64);
     fn epoch(&mut self, metrics: &EpochMetrics);
+    /// Asked after every step: `true` ends training there, with a checkpoint of that step
+    /// (e.g. on Ctrl-C), so a resume loses nothing.
+    fn stop_requested(&self) -> bool {
+        false
+    }
 }
 
 /// Trains (or resumes) the network in `run` on `train` (validated on `val`) until the budget of
@@ -357,12 +362,17 @@ pub fn train(
             observer.epoch(&m);
             run.write_metrics(&state.history)?;
         }
+        let stop = observer.stop_requested();
         if epoch_done
             || finished
+            || stop
             || last_checkpoint.elapsed().as_secs_f64() >= config.checkpoint_seconds
         {
             save_checkpoint(run, &model, &optim, &state)?;
             last_checkpoint = Instant::now();
+        }
+        if stop {
+            break;
         }
     }
     Ok(state)
