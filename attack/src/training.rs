@@ -13,9 +13,8 @@ use burn::optim::{AdamConfig, GradientsParams};
 use burn::prelude::*;
 use burn::store::ModuleRecord;
 use featleak_datasets::schedule::{learning_rate, progress, rng};
-use featleak_eval::image_metrics;
+use featleak_eval::score_report::{MeanScores, score_images};
 use image::RgbImage;
-use ndarray::Array3;
 use serde::{Deserialize, Serialize};
 use std::time::Instant;
 
@@ -91,36 +90,38 @@ pub fn to_images(output: Tensor<4>) -> Vec<RgbImage> {
         .collect()
 }
 
-fn to_array(img: &RgbImage) -> Array3<f32> {
-    featleak_eval::score_report::rgb_array(img)
-}
-
-/// Mean PSNR and SSIM (scikit-image's definition) of the network on `images`, seen whole,
-/// with every keypoint revealed.
-pub fn validate(
+/// How the network does on `images` seen whole with every keypoint revealed: mean PSNR, SSIM
+/// (scikit-image's definitions) and MAE, and its first `keep_pictures` reconstructions. Batches
+/// of `batch_size`; the reveal order is seeded, so the scores are reproducible.
+pub fn evaluate(
     model: &UNet,
     images: &[Prepared],
     threat: &ThreatModel,
-    batch_size: usize,
+    (batch_size, keep_pictures): (usize, usize),
     device: &Device,
-) -> Result<(f64, f64), String> {
+) -> Result<(MeanScores, Vec<RgbImage>), String> {
+    let model = model.valid();
     let view = centre_view(threat);
-    let (mut psnr, mut ssim) = (0.0, 0.0);
-    let mut r = rng(0, 7);
+    let mut sums = [0.0; 3];
+    let mut pictures = Vec::new();
+    let mut r = rng(0, 0);
     for chunk in images.chunks(batch_size.max(1)) {
         let views = chunk.iter().map(|p| p.view(&view)).collect();
         let items = reveal_items(views, threat, Share::fixed(1.0), &mut r);
-        let batch = make_batch(&items, &threat.sparse_map());
-        let (input, _) = to_device(&batch, device)?;
-        for (out, (target, _)) in to_images(model.forward(&input)).iter().zip(&items) {
-            let s = image_metrics::score(to_array(target).view(), to_array(out).view(), None)
-                .map_err(|e| e.to_string())?;
-            psnr += s.psnr;
-            ssim += s.ssim;
+        let (input, _) = to_device(&make_batch(&items, &threat.sparse_map()), device)?;
+        for (out, (target, _)) in to_images(model.forward(&input)).into_iter().zip(&items) {
+            let s = score_images(target, &out).map_err(|e| e.to_string())?;
+            sums[0] += s.psnr;
+            sums[1] += s.ssim;
+            sums[2] += s.mae;
+            if pictures.len() < keep_pictures {
+                pictures.push(out);
+            }
         }
     }
     let n = images.len().max(1) as f64;
-    Ok((psnr / n, ssim / n))
+    let [psnr, ssim, mae] = sums.map(|s| s / n);
+    Ok((MeanScores { psnr, ssim, mae }, pictures))
 }
 
 /// Saves model, optimiser and state, atomically each; the state goes last and is what a resume
@@ -339,21 +340,15 @@ pub fn train(
         let epoch_done = state.step.is_multiple_of(steps_per_epoch);
         let finished = config.progress(state.step, state.seconds) >= 1.0;
         if epoch_done || finished {
-            let (val_psnr, val_ssim) = validate(
-                &model.valid(),
-                val,
-                threat,
-                config.batch_size,
-                &device.clone(),
-            )?;
+            let (val, _) = evaluate(&model, val, threat, (config.batch_size, 0), device)?;
             let m = EpochMetrics {
                 epoch: state.step.div_ceil(steps_per_epoch),
                 step: state.step,
                 seconds: state.seconds,
                 learning_rate: lr,
                 train_loss: state.epoch_loss.0 / state.epoch_loss.1.max(1) as f64,
-                val_psnr,
-                val_ssim,
+                val_psnr: val.psnr,
+                val_ssim: val.ssim,
             };
             if epoch_done {
                 state.epoch_loss = (0.0, 0);

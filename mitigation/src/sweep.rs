@@ -17,19 +17,15 @@
 
 use crate::leakage::LeakageScorer;
 use crate::strategies::{Hints, Strategy};
-use burn::module::Module;
 use burn::prelude::*;
 use featleak_attack::ThreatModel;
-use featleak_attack::data::{FeatureCache, Prepared, centre_view, make_batch, prepare};
+use featleak_attack::data::{FeatureCache, Prepared, centre_view, prepare};
 use featleak_attack::model::{UNet, UNetConfig};
 use featleak_attack::run::{RunConfig, RunDir, read_json, write_bytes, write_json};
-use featleak_attack::threat::Share;
-use featleak_attack::training::{FineTuneConfig, fine_tune, load_model, to_device, to_images};
-use featleak_datasets::schedule::rng;
+use featleak_attack::training::{FineTuneConfig, evaluate, fine_tune, load_model};
 use featleak_datasets::{HomographyPair, find_images, find_pairs, load_rgb, rgb_to_gray};
 use featleak_descriptors::{Extractor, FeatureExtractor, FeatureSet};
 use featleak_eval::homography::RansacConfig;
-use featleak_eval::score_report::score_images;
 use featleak_eval::{MatchConfig, score_pair, summarize};
 use image::RgbImage;
 use serde::{Deserialize, Serialize};
@@ -566,42 +562,6 @@ fn mitigate_all(
 
 /// Mean PSNR, SSIM and MAE of `model` reconstructing `items` (whole view, every revealed
 /// keypoint shown), and the reconstructions of the first `keep_pictures`.
-fn reconstruct_scores(
-    model: &UNet,
-    threat: &ThreatModel,
-    items: &[Prepared],
-    device: &Device,
-    keep_pictures: usize,
-) -> Result<([f64; 3], Vec<RgbImage>), String> {
-    let model = model.valid();
-    let view = centre_view(threat);
-    let mut sums = [0.0; 3];
-    let mut pictures = Vec::new();
-    let mut r = rng(0, 0);
-    for chunk in items.chunks(8) {
-        let views: Vec<_> = chunk
-            .iter()
-            .map(|p| {
-                let (target, f) = p.view(&view);
-                (target, threat.reveal(&f, Share::fixed(1.0), &mut r))
-            })
-            .collect();
-        let batch = make_batch(&views, &threat.sparse_map());
-        let (input, _) = to_device(&batch, device)?;
-        for (out, (target, _)) in to_images(model.forward(&input)).into_iter().zip(&views) {
-            let s = score_images(target, &out).map_err(|e| e.to_string())?;
-            sums[0] += s.psnr;
-            sums[1] += s.ssim;
-            sums[2] += s.mae;
-            if pictures.len() < keep_pictures {
-                pictures.push(out);
-            }
-        }
-    }
-    let n = items.len().max(1) as f64;
-    Ok((sums.map(|s| s / n), pictures))
-}
-
 #[allow(clippy::too_many_arguments)]
 fn compute_cell(
     config: &SweepConfig,
@@ -652,7 +612,7 @@ fn compute_cell(
         0
     };
     let (nonadaptive, base_pictures) =
-        reconstruct_scores(&data.base, &data.threat, &victims, device, gallery)?;
+        evaluate(&data.base, &victims, &data.threat, (8, gallery), device)?;
     observer.advance();
     let tuned = fine_tune(
         &data.base,
@@ -669,9 +629,9 @@ fn compute_cell(
     )?;
     (0..config.adaptive.steps).for_each(|_| observer.advance());
     let (fine_tuned, tuned_pictures) =
-        reconstruct_scores(&tuned, &data.threat, &victims, device, gallery)?;
+        evaluate(&tuned, &victims, &data.threat, (8, gallery), device)?;
     observer.advance();
-    let (adaptive, pictures) = if fine_tuned[1] >= nonadaptive[1] {
+    let (adaptive, pictures) = if fine_tuned.ssim >= nonadaptive.ssim {
         (fine_tuned, tuned_pictures)
     } else {
         (nonadaptive, base_pictures)
@@ -698,14 +658,14 @@ fn compute_cell(
         mma_3: utility.mma[2],
         mma_5: utility.mma[4],
         homography_acc_3: utility.homography_accuracy[1],
-        psnr_nonadaptive: nonadaptive[0],
-        ssim_nonadaptive: nonadaptive[1],
-        mae_nonadaptive: nonadaptive[2],
-        psnr_adaptive: adaptive[0],
-        ssim_adaptive: adaptive[1],
-        mae_adaptive: adaptive[2],
-        psnr_fine_tuned: fine_tuned[0],
-        ssim_fine_tuned: fine_tuned[1],
+        psnr_nonadaptive: nonadaptive.psnr,
+        ssim_nonadaptive: nonadaptive.ssim,
+        mae_nonadaptive: nonadaptive.mae,
+        psnr_adaptive: adaptive.psnr,
+        ssim_adaptive: adaptive.ssim,
+        mae_adaptive: adaptive.mae,
+        psnr_fine_tuned: fine_tuned.psnr,
+        ssim_fine_tuned: fine_tuned.ssim,
         seconds: started.elapsed().as_secs_f64(),
     })
 }
