@@ -6,7 +6,7 @@ use crate::manifest::Tool;
 use crate::progress;
 use crate::run_budget::RunBudget;
 use anyhow::{Context, anyhow, bail};
-use clap::{Args, Subcommand, ValueEnum};
+use clap::{Args, Subcommand};
 use featleak_attack::data::{
     FeatureCache, Prepared, centre_view, make_batch, prepare, reveal_items,
 };
@@ -36,25 +36,6 @@ pub enum AttackCommand {
     /// Score two trivial "attacks" on victim images: the mean training image of a run, and
     /// each image's own mean colour — what an attacker beats only by learning something.
     Baselines(BaselinesArgs),
-}
-
-/// `--device`: where the network runs.
-#[derive(ValueEnum, Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub enum DeviceArg {
-    /// The CPU (burn's flex backend).
-    #[default]
-    Cpu,
-    /// A GPU through wgpu (Vulkan, Metal, DX12); needs a build with `--features wgpu`.
-    Wgpu,
-}
-
-impl From<DeviceArg> for ComputeDevice {
-    fn from(d: DeviceArg) -> Self {
-        match d {
-            DeviceArg::Cpu => ComputeDevice::Cpu,
-            DeviceArg::Wgpu => ComputeDevice::Wgpu,
-        }
-    }
 }
 
 #[derive(Args, Clone, Debug)]
@@ -118,8 +99,8 @@ pub struct TrainArgs {
     pub max_images: usize,
     /// Where the network trains: cpu, or wgpu (a GPU; needs a build with `--features wgpu`).
     /// Not part of the run's identity: a run resumes on either.
-    #[arg(long, value_enum, default_value_t = DeviceArg::Cpu)]
-    pub device: DeviceArg,
+    #[arg(long, default_value_t = ComputeDevice::Cpu)]
+    pub device: ComputeDevice,
 }
 
 #[derive(Args, Clone, Debug)]
@@ -146,8 +127,8 @@ pub struct ReconstructArgs {
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
     /// Where the network runs: cpu, or wgpu (a GPU; needs a build with `--features wgpu`).
-    #[arg(long, value_enum, default_value_t = DeviceArg::Cpu)]
-    pub device: DeviceArg,
+    #[arg(long, default_value_t = ComputeDevice::Cpu)]
+    pub device: ComputeDevice,
 }
 
 struct BarObserver {
@@ -236,7 +217,7 @@ pub fn train_command(args: &TrainArgs) -> anyhow::Result<ExitCode> {
         new_run_config(args)?
     };
     // Before the (slow) feature extraction, so that a missing GPU fails fast.
-    let (device, device_info) = ComputeDevice::from(args.device).open_autodiff()?;
+    let (device, device_info) = args.device.open_autodiff()?;
     println!("device: {device_info}");
     let images_root = PathBuf::from(&config.images_root);
     let to_paths = |names: &[String], root: &Path| -> anyhow::Result<Vec<(PathBuf, String)>> {
@@ -275,7 +256,7 @@ pub fn train_command(args: &TrainArgs) -> anyhow::Result<ExitCode> {
     }
     let config = RunConfig {
         skipped,
-        device: Some(ComputeDevice::from(args.device).name().into()),
+        device: Some(args.device.name().into()),
         ..config
     };
     write_json(&run.config(), &config).map_err(anyhow::Error::msg)?;
@@ -305,13 +286,7 @@ pub fn train_command(args: &TrainArgs) -> anyhow::Result<ExitCode> {
     .map_err(anyhow::Error::msg)?;
     bar.finish_and_clear();
     write_curves(&run, &state.history)?;
-    if interrupt::requested() {
-        bail!(
-            "interrupted after step {}: checkpoint written; continue with --resume --out {}",
-            state.step,
-            args.out.display()
-        );
-    }
+    interrupt::stopped_at(state.step, &args.out)?;
     if let Some(last) = state.history.last() {
         println!(
             "done: {} steps in {:.1} min; validation PSNR {:.2} dB, SSIM {:.4}",
@@ -458,7 +433,7 @@ pub fn reconstruct_command(args: &ReconstructArgs) -> anyhow::Result<ExitCode> {
     let config = RunConfig::load(&run).map_err(anyhow::Error::msg)?;
 
     let threat = &config.threat;
-    let (device, device_info) = ComputeDevice::from(args.device).open()?;
+    let (device, device_info) = args.device.open()?;
     println!("device: {device_info}");
     let model = load_model(&run, &config.training.network, &device).map_err(anyhow::Error::msg)?;
     let share = args.share.map_or(threat.attack_share, Share::fixed);

@@ -220,7 +220,7 @@ pub fn run(args: &DemoArgs) -> anyhow::Result<ExitCode> {
             out: dir.reconstructions(name),
             share: None,
             seed: args.seed,
-            device: crate::attack::DeviceArg::Cpu,
+            device: featleak_attack::ComputeDevice::Cpu,
         })?;
     }
     baselines_command(&BaselinesArgs {
@@ -464,7 +464,7 @@ fn train(
         lr: 3e-3,
         seed: args.seed,
         max_images: 0,
-        device: crate::attack::DeviceArg::Cpu,
+        device: featleak_attack::ComputeDevice::Cpu,
     })?;
     Ok(())
 }

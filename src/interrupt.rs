@@ -2,6 +2,7 @@
 //! step in progress and write a checkpoint, so that `--resume` loses nothing; a second one exits
 //! at once (the last checkpoint stays valid: checkpoints are written atomically).
 
+use std::path::Path;
 use std::sync::Once;
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -28,4 +29,16 @@ pub fn install() {
 /// Whether an interruption was asked for.
 pub fn requested() -> bool {
     REQUESTED.load(Ordering::SeqCst)
+}
+
+/// After a trainer returned at `step`: the error a training command ends with when it was
+/// interrupted (its checkpoint in `out` holds that step), else `Ok`.
+pub fn stopped_at(step: u64, out: &Path) -> anyhow::Result<()> {
+    if requested() {
+        anyhow::bail!(
+            "interrupted after step {step}: checkpoint written; continue with --resume --out {}",
+            out.display()
+        );
+    }
+    Ok(())
 }

@@ -201,13 +201,7 @@ pub fn run(args: &TrainDescriptorArgs) -> anyhow::Result<ExitCode> {
         .map_err(anyhow::Error::msg)?;
     bars.mining.finish_and_clear();
     training.finish_and_clear();
-    if interrupt::requested() {
-        bail!(
-            "interrupted after step {}: checkpoint written; continue with --resume --out {}",
-            state.step,
-            args.out.display()
-        );
-    }
+    interrupt::stopped_at(state.step, &args.out)?;
     let last = state.history.last().copied();
     write_json(
         &args.out.join("manifest.json"),

@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{assert_error, featleak, scenes, stderr, train_attacker};
+use common::{assert_error, attacker_args, featleak, scenes, stderr, train_attacker};
 use std::path::Path;
 
 #[test]
@@ -155,17 +155,8 @@ fn ctrl_c_ends_training_after_the_current_step_with_its_checkpoint() {
     let (images, run) = (dir.path().join("images"), dir.path().join("run"));
     scenes(&images, 6, 96, 72);
     let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_featleak"))
-        .args([
-            "attack",
-            "train",
-            "--descriptor",
-            "sift",
-            "--threat",
-            "desc+pos",
-        ])
-        .args(["--size", "32", "--feature-size", "64", "--batch-size", "2"])
-        .args(["--images", images.to_str().unwrap()])
-        .args(["--out", run.to_str().unwrap(), "--steps", "1000000"])
+        .args(attacker_args(&images, &run))
+        .args(["--steps", "1000000"])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()

@@ -36,21 +36,36 @@ pub fn scenes(dir: &Path, n: u64, w: u32, h: u32) {
     }
 }
 
-/// `featleak attack train` of a tiny SIFT `desc+pos` attacker (32² from 64² features, batch
-/// 2) on `images` into `out`, with `extra` arguments (a budget at least).
+/// The arguments of `featleak attack train` for a tiny SIFT `desc+pos` attacker (32² from 64²
+/// features, batch 2) on `images` into `out`; a budget is still to be added.
+pub fn attacker_args(images: &Path, out: &Path) -> Vec<String> {
+    let (images, out) = (images.to_str().unwrap(), out.to_str().unwrap());
+    [
+        "attack",
+        "train",
+        "--descriptor",
+        "sift",
+        "--threat",
+        "desc+pos",
+        "--size",
+        "32",
+        "--feature-size",
+        "64",
+        "--batch-size",
+        "2",
+        "--images",
+        images,
+        "--out",
+        out,
+    ]
+    .map(String::from)
+    .to_vec()
+}
+
+/// Trains the tiny attacker of [`attacker_args`] with `extra` arguments (a budget at least).
 pub fn train_attacker(images: &Path, out: &Path, extra: &[&str]) -> std::process::Output {
     featleak()
-        .args([
-            "attack",
-            "train",
-            "--descriptor",
-            "sift",
-            "--threat",
-            "desc+pos",
-        ])
-        .args(["--size", "32", "--feature-size", "64", "--batch-size", "2"])
-        .args(["--images", images.to_str().unwrap()])
-        .args(["--out", out.to_str().unwrap()])
+        .args(attacker_args(images, out))
         .args(extra)
         .output()
         .unwrap()
