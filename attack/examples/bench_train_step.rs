@@ -25,6 +25,7 @@ fn median(mut v: Vec<f64>) -> f64 {
 }
 
 fn main() {
+    featleak_attack::allocator::keep_freed_memory();
     let args: Vec<String> = std::env::args().collect();
     let get = |name: &str, default: &str| -> String {
         args.iter()

@@ -71,6 +71,11 @@ impl ComputeDevice {
     }
 }
 
+/// Whether `device` (or the device under its autodiff) is burn's `flex` CPU backend.
+pub fn is_flex(device: &Device) -> bool {
+    device.clone().inner() == Device::flex()
+}
+
 #[cfg(feature = "wgpu")]
 fn open_wgpu() -> Result<(Device, String), DeviceError> {
     let (device, setup) = Device::wgpu_options()

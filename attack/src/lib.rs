@@ -2,6 +2,8 @@
 //! inversion network (a UNet in burn whose first convolution runs only at keypoints), its
 //! training data, training loop and run folders.
 
+pub mod allocator;
+pub mod conv3x3;
 pub mod data;
 pub mod device;
 pub mod loss;

@@ -13,16 +13,19 @@
 //! * Head: 1×1 conv to `out_channels`, then sigmoid (outputs in [0, 1]).
 //!
 //! The first conv (C_in → base_width, 3×3, bias) is a [`SparseConv2d`]: [`UNet::forward`] runs
-//! it on a [`SparseBatch`], [`UNet::forward_dense`] on the dense map. The other convs have no
-//! bias (each is followed by BatchNorm, which absorbs it).
+//! it on a [`SparseBatch`], [`UNet::forward_dense`] on the dense map. The other 3×3 convs are
+//! [`Conv3x3`] (burn's forward, a hand-written CPU backward) and have no bias (each is followed by
+//! BatchNorm, which absorbs it).
 
 use burn::nn::conv::{Conv2d, Conv2dConfig, ConvTranspose2d, ConvTranspose2dConfig};
 use burn::nn::pool::{MaxPool2d, MaxPool2dConfig};
-use burn::nn::{BatchNorm, BatchNormConfig, PaddingConfig2d};
+use burn::nn::{BatchNorm, BatchNormConfig};
 use burn::prelude::*;
 use burn::tensor::activation::{relu, sigmoid};
 use serde::{Deserialize, Serialize};
 
+use crate::conv3x3::Conv3x3;
+use crate::device::is_flex;
 use crate::sparse_conv::{SparseBatch, SparseConv2d, to_dense};
 
 /// Errors of [`UNetConfig::validate`] / [`UNetConfig::check_input`].
@@ -164,18 +167,14 @@ impl UNetConfig {
 /// conv3×3 (padding 1, no bias) → BatchNorm → ReLU.
 #[derive(Module, Debug)]
 pub struct ConvBnRelu {
-    pub conv: Conv2d,
+    pub conv: Conv3x3,
     pub bn: BatchNorm,
 }
 
 impl ConvBnRelu {
     pub fn new(c_in: usize, c_out: usize, device: &Device) -> Self {
-        let conv = Conv2dConfig::new([c_in, c_out], [3, 3])
-            .with_padding(PaddingConfig2d::Explicit(1, 1, 1, 1))
-            .with_bias(false)
-            .init(device);
         Self {
-            conv,
+            conv: Conv3x3::new(c_in, c_out, device),
             bn: BatchNormConfig::new(c_out).init(device),
         }
     }
@@ -233,7 +232,7 @@ impl UpBlock {
 /// (`flex`), where it is what makes training affordable, and not on GPUs, where the dense
 /// convolution is faster (measured in BENCHMARKS.md).
 pub fn uses_sparse_first_layer(device: &Device) -> bool {
-    device.clone().inner() == Device::flex()
+    is_flex(device)
 }
 
 /// The inversion UNet. Build it with [`UNetConfig::init`].
