@@ -1,12 +1,13 @@
-//! The UNet's 3×3 convolution (stride 1, padding 1, no bias) with a CPU backward pass as fast as
-//! its forward.
+//! The UNet's 3×3 convolution (stride 1, padding 1, no bias), with a CPU weight gradient that
+//! costs about what its forward does.
 //!
 //! burn's `flex` CPU backend has a tiled im2col + GEMM forward convolution but no convolution
 //! backward of its own: burn's generic fallback computes the input gradient with a transposed
 //! convolution and the weight gradient with a convolution whose batch and channel axes are
-//! swapped (a kernel the size of the whole image). The latter runs in flex's slow direct loops,
-//! 5–8× the forward's time at 128² (BENCHMARKS.md), and made a training step's backward about
-//! 3.5× its forward, where PyTorch's is about 2×.
+//! swapped (a kernel the size of the whole image). The latter runs in flex's slow direct loops:
+//! 2–4× the forward's time at 8²–64² and 14–17× at 128² (`examples/bench_conv3x3.rs`,
+//! BENCHMARKS.md), which made a training step's backward about 3.5× its forward, where PyTorch's
+//! is about 2×.
 //!
 //! [`Conv3x3`] keeps burn's forward and hand-writes the backward, through burn's backend-extension
 //! mechanism (a custom autodiff op on `Autodiff<Flex>`):
