@@ -17,10 +17,11 @@ test: deps
 
 ## Smoke test of the GPU path (`--features wgpu`): trains and reconstructs with --device wgpu on
 ## the machine's wgpu adapter. Installs the Vulkan loader and Mesa's lavapipe (a CPU Vulkan
-## driver) when missing, so it runs without a GPU too.
+## driver) when missing, so it runs without a GPU too. Unoptimised (profile gpu-smoke, Cargo.toml)
+## to keep its cold build short.
 test-gpu:
 	@scripts/ensure-deps.sh --gpu-smoke
-	$(CARGO) test --release --features wgpu --test cli_gpu_smoke -- --nocapture
+	$(CARGO) test --profile gpu-smoke --features wgpu --test cli_gpu_smoke -- --nocapture
 
 ## Formatting and lints, as CI runs them.
 lint: deps

@@ -3,7 +3,7 @@
 //! so the images are tiny and the steps few). Built without the feature, a check that the
 //! binary refuses `--device wgpu` with an error that says how to rebuild.
 //!
-//! `cargo test --release --features wgpu --test cli_gpu_smoke`
+//! `make test-gpu` (`cargo test --profile gpu-smoke --features wgpu --test cli_gpu_smoke`)
 
 mod common;
 
