@@ -3,6 +3,7 @@
 //! training data, training loop and run folders.
 
 pub mod allocator;
+pub mod bn_relu;
 pub mod conv3x3;
 pub mod data;
 pub mod device;

@@ -21,9 +21,10 @@ use burn::nn::conv::{Conv2d, Conv2dConfig, ConvTranspose2d, ConvTranspose2dConfi
 use burn::nn::pool::{MaxPool2d, MaxPool2dConfig};
 use burn::nn::{BatchNorm, BatchNormConfig};
 use burn::prelude::*;
-use burn::tensor::activation::{relu, sigmoid};
+use burn::tensor::activation::sigmoid;
 use serde::{Deserialize, Serialize};
 
+use crate::bn_relu::bn_relu;
 use crate::conv3x3::Conv3x3;
 use crate::device::is_flex;
 use crate::sparse_conv::{SparseBatch, SparseConv2d, to_dense};
@@ -180,7 +181,7 @@ impl ConvBnRelu {
     }
 
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        relu(self.bn.forward(self.conv.forward(x)))
+        bn_relu(&self.bn, self.conv.forward(x))
     }
 }
 
@@ -320,7 +321,7 @@ impl UNet {
     }
 
     fn forward_after_first(&self, y0: Tensor<4>) -> Tensor<4> {
-        let x = self.first_b.forward(relu(self.first_bn.forward(y0)));
+        let x = self.first_b.forward(bn_relu(&self.first_bn, y0));
         let mut skips = Vec::with_capacity(self.downs.len());
         let mut x = x;
         for down in &self.downs {

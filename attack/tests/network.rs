@@ -357,3 +357,75 @@ fn conv3x3_matches_burn_conv2d_forward_and_grads() {
         assert_eq!(d, 0.0);
     }
 }
+
+/// The fused CPU BatchNorm + ReLU of [`featleak_attack::bn_relu::bn_relu`] against burn's
+/// `relu(BatchNorm::forward(x))`: output, gradients of input, γ and β, and the running
+/// statistics it leaves, on odd sizes (a 1×1 image, a single-item batch, widths of 1).
+#[test]
+fn bn_relu_matches_burn_batch_norm_then_relu() {
+    use burn::nn::BatchNormConfig;
+    use burn::tensor::Distribution::Uniform;
+    use burn::tensor::activation::relu;
+    use featleak_attack::bn_relu::bn_relu;
+
+    let dev = device();
+    for &(b, c, h, w) in &[(1, 3, 1, 1), (2, 5, 7, 9), (4, 16, 32, 32), (1, 1, 8, 1)] {
+        let mut bn = BatchNormConfig::new(c).init(&dev);
+        // Non-trivial affine parameters so the ReLU cuts some values and passes others.
+        bn.gamma = bn
+            .gamma
+            .map(|g| Tensor::random([c], Uniform(0.5, 1.5), &g.device()).require_grad());
+        bn.beta = bn
+            .beta
+            .map(|g| Tensor::random([c], Uniform(-0.5, 0.5), &g.device()).require_grad());
+        let x = Tensor::<4>::random([b, c, h, w], Uniform(-2.0, 3.0), &dev).require_grad();
+        let r = Tensor::<4>::random([b, c, h, w], Uniform(-1.0, 1.0), &dev);
+        let reference_bn = bn.clone();
+        let ours = bn_relu(&bn, x.clone());
+        let reference = relu(reference_bn.forward(x.clone()));
+        let fwd = max_abs(ours.clone(), reference.clone());
+        assert!(fwd <= 1e-5, "{b}x{c}x{h}x{w}: forward diff {fwd}");
+
+        let g_ours = (ours * r.clone()).sum().backward();
+        let g_ref = (reference * r).sum().backward();
+        let scale = |t: &Tensor<1>| t.clone().abs().max().into_scalar::<f32>().max(1.0);
+        for (name, a, e) in [
+            (
+                "gamma",
+                bn.gamma.grad(&g_ours),
+                reference_bn.gamma.grad(&g_ref),
+            ),
+            (
+                "beta",
+                bn.beta.grad(&g_ours),
+                reference_bn.beta.grad(&g_ref),
+            ),
+        ] {
+            let (a, e) = (a.unwrap(), e.unwrap());
+            let s = scale(&e);
+            let d = max_abs_n(a, e);
+            assert!(d <= 1e-5 * s, "{b}x{c}x{h}x{w}: {name} grad diff {d}");
+        }
+        let (a, e) = (x.grad(&g_ours).unwrap(), x.grad(&g_ref).unwrap());
+        let s = e.clone().abs().max().into_scalar::<f32>().max(1.0);
+        let d = max_abs(a, e);
+        assert!(d <= 1e-4 * s, "{b}x{c}x{h}x{w}: input grad diff {d}");
+
+        let (ours, reference) = (bn.valid(), reference_bn.valid());
+        for (name, a, e) in [
+            (
+                "mean",
+                ours.running_mean.value(),
+                reference.running_mean.value(),
+            ),
+            (
+                "var",
+                ours.running_var.value(),
+                reference.running_var.value(),
+            ),
+        ] {
+            let d = max_abs_n(a, e);
+            assert!(d <= 1e-6, "{b}x{c}x{h}x{w}: running {name} diff {d}");
+        }
+    }
+}
