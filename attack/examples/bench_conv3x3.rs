@@ -2,9 +2,11 @@
 //! featleak's [`Conv3x3`] (hand-written weight gradient) against burn's `conv2d` (generic
 //! backward), side by side in one process.
 //!
-//! `cargo run --release --example bench_conv3x3 -p featleak-attack -- [--batch 4] [--reps 5]`
+//! `cargo run --release --example bench_conv3x3 -p featleak-attack -- [--batch 4] [--reps 5]
+//!  [--scale 1]`
 //!
-//! Per layer shape (the convolutions of the UNet widths 16–256 at 128², after its first layer),
+//! Per layer shape (the convolutions of the UNet widths 16–256 at 128² after its first layer, each
+//! side times `--scale`: 2 gives those of a 256² network),
 //! best of `--reps` wall times, in ms, of: the forward alone; forward + backward to the weight
 //! only (the input does not need a gradient); forward + backward to the input only (the weight is
 //! frozen). The backward alone is the difference to the forward.
@@ -36,7 +38,7 @@ fn main() {
             .parse()
             .unwrap_or_else(|_| panic!("{name} takes a number"))
     };
-    let (batch, reps) = (get("--batch", "4"), get("--reps", "5"));
+    let (batch, reps, scale) = (get("--batch", "4"), get("--reps", "5"), get("--scale", "1"));
     let device = Device::flex().autodiff();
     println!("batch {batch}, best of {reps}, ms: forward | + weight grad | + input grad");
     println!("| layer | featleak Conv3x3 | burn conv2d |");
@@ -50,6 +52,7 @@ fn main() {
         (128, 128, 16),
         (256, 256, 8),
     ] {
+        let size = size * scale;
         let x = Tensor::<4>::random([batch, c_in, size, size], Uniform(-1.0, 1.0), &device);
         let r = Tensor::<4>::random([batch, c_out, size, size], Uniform(-1.0, 1.0), &device);
         let conv = Conv3x3::new(c_in, c_out, &device);

@@ -13,8 +13,9 @@
 //! mechanism (a custom autodiff op on `Autodiff<Flex>`):
 //! - input gradient: flex's transposed convolution, as in burn's fallback (it is not the slow
 //!   part);
-//! - weight gradient: per batch item, an im2col of the input and one GEMM with the output
-//!   gradient (the `gemm` crate that burn-flex itself uses), the items spread over rayon threads.
+//! - weight gradient: per batch item and band of rows, an im2col of the input and one GEMM with
+//!   the output gradient (the `gemm` crate that burn-flex itself uses), the items spread over
+//!   rayon threads.
 //!
 //! Other devices (wgpu) run burn's own `conv2d` and its backward.
 
@@ -136,44 +137,64 @@ fn input_grad(grad: FloatTensor<Flex>, weight: FloatTensor<Flex>) -> FloatTensor
     Flex::conv_transpose2d(grad, weight, None, options)
 }
 
-/// `dL/dw[o, i, u, v] = Σ_b Σ_p grad[b, o, p] · x_pad[b, i, p + (u−1, v−1)]`: per batch item an
-/// im2col of `x` (`C_in·9 × H·W`) and one GEMM, summed over the batch.
+/// `dL/dw[o, i, u, v] = Σ_b Σ_p grad[b, o, p] · x_pad[b, i, p + (u−1, v−1)]`: per batch item and
+/// band of image rows, an im2col of `x` and one accumulating GEMM with the output gradient, summed
+/// over the batch.
+///
+/// The GEMM computes `dwᵀ (C_in·9 × C_out) = cols · gradᵀ` with `cols` written column-major (each
+/// pixel's `C_in·9` taps contiguous): gemm packs its left operand fastest in that layout, where
+/// `grad · colsᵀ` (both operands contiguous along the pixels) made it gather across rows, which
+/// took about a fifth of a training step. The bands keep the im2col buffer near 1 MiB, in cache
+/// for its GEMM (a whole 16-channel 256² image would need 38 MB).
 fn weight_grad(x: &FloatTensor<Flex>, grad: &FloatTensor<Flex>) -> FloatTensor<Flex> {
     let [batch, c_in, height, width] = x.shape().dims();
     let c_out = grad.shape().dims::<4>()[1];
     let hw = height * width;
     let (x, grad) = (x.to_contiguous(), grad.to_contiguous());
     let (x, grad) = (f32_slice(&x), f32_slice(&grad));
-    let n = c_in * 9;
+    let taps = c_in * 9;
+    let band = (IM2COL_FLOATS / (taps * width)).clamp(1, height);
     let partial = |b: usize| {
-        let cols = im2col(&x[b * c_in * hw..(b + 1) * c_in * hw], c_in, height, width);
+        let image = &x[b * c_in * hw..(b + 1) * c_in * hw];
         let g = &grad[b * c_out * hw..(b + 1) * c_out * hw];
-        let mut dw = vec![0f32; c_out * n];
-        // SAFETY: dst is c_out × n row-major (strides 1, n) inside `dw`; lhs is c_out × hw
-        // row-major inside `g`; rhs (hw × n) reads `cols[j·hw + p]` for p < hw, j < n, inside
-        // `cols` (n·hw long). `dw` is a fresh buffer, so nothing aliases it.
-        unsafe {
-            gemm::gemm(
-                c_out,
-                n,
-                hw,
-                dw.as_mut_ptr(),
-                1,
-                n as isize,
-                false,
-                g.as_ptr(),
-                1,
-                hw as isize,
-                cols.as_ptr(),
-                hw as isize,
-                1,
-                0.0,
-                1.0,
-                false,
-                false,
-                false,
-                gemm::Parallelism::None,
+        let mut dw = vec![0f32; c_out * taps];
+        let mut cols = vec![0f32; taps * band * width];
+        for y0 in (0..height).step_by(band) {
+            let rows = band.min(height - y0);
+            let k = rows * width;
+            im2col(
+                image,
+                (c_in, height, width),
+                y0..y0 + rows,
+                &mut cols[..taps * k],
             );
+            // SAFETY: dst (taps × c_out, element (j, o) at o·taps + j) is `dw`; lhs (taps × k,
+            // element (j, p) at p·taps + j) lies in the taps·k floats of `cols` just written; rhs
+            // (k × c_out, element (p, o) at o·hw + y0·W + p) stays inside `g` because
+            // y0·W + k ≤ hw. `dw` and `cols` are this closure's own buffers: nothing aliases dst.
+            unsafe {
+                gemm::gemm(
+                    taps,
+                    c_out,
+                    k,
+                    dw.as_mut_ptr(),
+                    taps as isize,
+                    1,
+                    y0 > 0,
+                    cols.as_ptr(),
+                    taps as isize,
+                    1,
+                    g.as_ptr().add(y0 * width),
+                    hw as isize,
+                    1,
+                    1.0,
+                    1.0,
+                    false,
+                    false,
+                    false,
+                    gemm::Parallelism::None,
+                );
+            }
         }
         dw
     };
@@ -184,39 +205,42 @@ fn weight_grad(x: &FloatTensor<Flex>, grad: &FloatTensor<Flex>) -> FloatTensor<F
             a.iter_mut().zip(&b).for_each(|(a, b)| *a += b);
             a
         })
-        .unwrap_or_else(|| vec![0f32; c_out * n]);
+        .unwrap_or_else(|| vec![0f32; c_out * taps]);
     FloatTensor::<Flex>::from_data(TensorData::new(dw, [c_out, c_in, 3, 3]))
 }
 
-/// Rows `(i·9 + u·3 + v)` of `x` (one image, `C_in×H×W`) shifted by `(u−1, v−1)`, zero outside.
-fn im2col(x: &[f32], c_in: usize, height: usize, width: usize) -> Vec<f32> {
-    let hw = height * width;
-    let mut cols = vec![0f32; c_in * 9 * hw];
-    cols.par_chunks_mut(9 * hw)
-        .zip(x.par_chunks(hw))
-        .for_each(|(rows, plane)| {
-            for (k, row) in rows.chunks_mut(hw).enumerate() {
-                let (du, dv) = ((k / 3) as isize - 1, (k % 3) as isize - 1);
-                for y in 0..height {
-                    let sy = y as isize + du;
-                    if sy < 0 || sy >= height as isize {
-                        continue;
+/// Floats in one band's im2col buffer (1 MiB).
+const IM2COL_FLOATS: usize = 1 << 18;
+
+/// Into `cols`, column-major (`rows.len()·W` columns of `C_in·9` taps): the tap `i·9 + u·3 + v`
+/// of pixel `(y, x)` (y in `rows`) is channel `i` of `x` (one image, `C_in×H×W`) at
+/// `(y + u − 1, x + v − 1)`, zero outside the image.
+fn im2col(
+    x: &[f32],
+    (c_in, height, width): (usize, usize, usize),
+    rows: std::ops::Range<usize>,
+    cols: &mut [f32],
+) {
+    let taps = c_in * 9;
+    debug_assert_eq!(cols.len(), taps * rows.len() * width);
+    for (r, y) in rows.enumerate() {
+        let row = &mut cols[r * width * taps..(r + 1) * width * taps];
+        for (px, column) in row.chunks_exact_mut(taps).enumerate() {
+            for (i, plane) in x.chunks_exact(height * width).enumerate() {
+                for u in 0..3 {
+                    let sy = (y + u).wrapping_sub(1);
+                    for v in 0..3 {
+                        let sx = (px + v).wrapping_sub(1);
+                        column[i * 9 + u * 3 + v] = if sy < height && sx < width {
+                            plane[sy * width + sx]
+                        } else {
+                            0.0
+                        };
                     }
-                    let src = &plane[sy as usize * width..(sy as usize + 1) * width];
-                    let dst = &mut row[y * width..(y + 1) * width];
-                    // dst[x] = src[x + dv] where 0 <= x + dv < width.
-                    let (d0, s0, len) = if dv < 0 {
-                        (1, 0, width - 1)
-                    } else if dv > 0 {
-                        (0, 1, width - 1)
-                    } else {
-                        (0, 0, width)
-                    };
-                    dst[d0..d0 + len].copy_from_slice(&src[s0..s0 + len]);
                 }
             }
-        });
-    cols
+        }
+    }
 }
 
 /// The f32 data of a contiguous flex tensor (the UNet trains in f32).

@@ -15,7 +15,8 @@
 //! The first conv (C_in → base_width, 3×3, bias) is a [`SparseConv2d`]: [`UNet::forward`] runs
 //! it on a [`SparseBatch`], [`UNet::forward_dense`] on the dense map. The other 3×3 convs are
 //! [`Conv3x3`] (burn's forward, a hand-written CPU backward) and have no bias (each is followed by
-//! BatchNorm, which absorbs it).
+//! BatchNorm, which absorbs it). BatchNorm + ReLU run as one fused op while training on the CPU
+//! ([`bn_relu`]).
 
 use burn::nn::conv::{Conv2d, Conv2dConfig, ConvTranspose2d, ConvTranspose2dConfig};
 use burn::nn::pool::{MaxPool2d, MaxPool2dConfig};

@@ -288,7 +288,8 @@ fn adam_step_and_save_load_round_trip() {
 
 /// The hand-written CPU backward of [`featleak_attack::conv3x3::Conv3x3`] against burn's own
 /// `conv2d` and its generic autodiff backward: forward, input gradient and weight gradient, with
-/// and without a tracked input, on odd sizes (1×1 images, widths not a multiple of anything).
+/// and without a tracked input, on odd sizes (1×1 images, widths not a multiple of anything, an
+/// image whose weight gradient is computed in bands of rows).
 #[test]
 fn conv3x3_matches_burn_conv2d_forward_and_grads() {
     use burn::tensor::Distribution::Uniform;
@@ -303,6 +304,8 @@ fn conv3x3_matches_burn_conv2d_forward_and_grads() {
         (2, 16, 12, 32, 16, false),
         (4, 5, 33, 3, 8, true),
         (2, 32, 32, 16, 32, true),
+        // 64 channels of 64-pixel rows: the weight gradient's im2col runs in bands of 7 rows.
+        (2, 20, 64, 64, 8, true),
     ] {
         let conv = Conv3x3::new(c_in, c_out, &dev);
         let mut x = Tensor::<4>::random([b, c_in, h, w], Uniform(-1.0, 1.0), &dev);
