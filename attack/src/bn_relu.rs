@@ -4,9 +4,9 @@
 //! burn-flex has no batch-norm kernels of its own, so burn's generic `batch_norm_train` and its
 //! backward are built from tensor ops: the activation is transposed and copied to get per-channel
 //! means, centred, squared, transposed and copied again, then normalised, scaled and shifted
-//! (one pass each), and ReLU adds a mask and another pass; the backward makes as many again. On
-//! this UNet's full-resolution levels those passes over memory cost about as much as the
-//! convolutions (BENCHMARKS.md).
+//! (one pass each), and ReLU adds a mask and another pass; the backward makes as many again.
+//! Fusing them took the default network's 128² training step from 0.75× to about 1.1× PyTorch's
+//! speed (BENCHMARKS.md).
 //!
 //! [`bn_relu_train`] does the same arithmetic in four passes: the forward reads the NCHW input
 //! twice (per-channel mean, then centred variance, both accumulated in f64 like burn's two-pass
