@@ -8,7 +8,7 @@
 //! Fusing them took the default network's 128² training step from 0.75× to about 1.1× PyTorch's
 //! speed (BENCHMARKS.md).
 //!
-//! [`bn_relu_train`] does the same arithmetic in four passes: the forward reads the NCHW input
+//! [`BnReluBackend::bn_relu_train`] does the same arithmetic in four passes: the forward reads the NCHW input
 //! twice (per-channel mean, then centred variance, both accumulated in f64 like burn's two-pass
 //! mean-then-variance) and writes `max(0, γ·x̂ + β)` once; the backward recomputes `x̂` and the
 //! ReLU mask from the saved input, sums `g` and `g·x̂` per channel, and writes
@@ -26,6 +26,7 @@ use burn::tensor::TensorData;
 use burn::tensor::activation::relu;
 use rayon::prelude::*;
 
+use crate::conv3x3::f32_slice;
 use crate::device::is_flex;
 
 /// `relu(bn.forward(x))` for a `B×C×H×W` input; fused on the CPU while training.
@@ -79,16 +80,8 @@ impl BnReluBackend for Flex {
         epsilon: f64,
     ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>) {
         let forward = Forward::new(&x, &gamma, &beta, epsilon);
-        let output = forward.output(&x);
-        let channels = forward.layout.channels;
-        (
-            output,
-            vector(forward.mean.iter().map(|&m| m as f32).collect(), channels),
-            vector(
-                forward.variance.iter().map(|&v| v as f32).collect(),
-                channels,
-            ),
-        )
+        let [mean, variance] = forward.statistics();
+        (forward.output(&x), mean, variance)
     }
 }
 
@@ -110,11 +103,7 @@ impl<C: CheckpointStrategy> BnReluBackend for Autodiff<Flex, C> {
         );
         let forward = Forward::new(&x, &gamma, &beta, epsilon);
         let output = forward.output(&x);
-        let channels = forward.layout.channels;
-        let stats = |values: &[f64]| {
-            FloatTensor::<Self>::new(vector(values.iter().map(|&v| v as f32).collect(), channels))
-        };
-        let (mean, variance) = (stats(&forward.mean), stats(&forward.variance));
+        let [mean, variance] = forward.statistics().map(FloatTensor::<Self>::new);
         let output = match prepared {
             OpsKind::Tracked(prep) => prep.finish((x, forward), output),
             OpsKind::UnTracked(prep) => prep.finish(output),
@@ -173,9 +162,8 @@ impl Layout {
 #[derive(Clone, Debug)]
 struct Forward {
     layout: Layout,
-    mean: Vec<f64>,
+    mean: Vec<f32>,
     variance: Vec<f64>,
-    mean_f32: Vec<f32>,
     inv_std: Vec<f32>,
     scale: Vec<f32>,
     beta: Vec<f32>,
@@ -211,8 +199,7 @@ impl Forward {
         let scale: Vec<f32> = gamma.iter().zip(&inv_std).map(|(g, s)| g * s).collect();
         Self {
             layout,
-            mean_f32: mean.iter().map(|&m| m as f32).collect(),
-            mean,
+            mean: mean.iter().map(|&m| m as f32).collect(),
             variance,
             inv_std,
             scale,
@@ -220,9 +207,18 @@ impl Forward {
         }
     }
 
+    /// The batch's per-channel mean and biased variance, as f32 vectors.
+    fn statistics(&self) -> [FloatTensor<Flex>; 2] {
+        let channels = self.layout.channels;
+        [
+            vector(self.mean.clone(), channels),
+            vector(self.variance.iter().map(|&v| v as f32).collect(), channels),
+        ]
+    }
+
     /// `(x − μ)·scale + β` for an element `v` of channel `c`.
     fn affine(&self, c: usize, v: f32) -> f32 {
-        (v - self.mean_f32[c]) * self.scale[c] + self.beta[c]
+        (v - self.mean[c]) * self.scale[c] + self.beta[c]
     }
 
     /// `max(0, (x − μ)·scale + β)`, per channel.
@@ -265,7 +261,7 @@ impl Backward<Flex, 3> for BnReluBackward {
         let layout = forward.layout;
         let channels = layout.channels;
         // g = dy where the ReLU let the value through; sums of g and g·x̂ per channel.
-        let normalised = |c: usize, v: f32| (v - forward.mean_f32[c]) * forward.inv_std[c];
+        let normalised = |c: usize, v: f32| (v - forward.mean[c]) * forward.inv_std[c];
         let passes = |c: usize, v: f32| forward.affine(c, v) > 0.0;
         let sums = layout.per_channel(|c, p| {
             let mut sums = [0.0; 2];
@@ -310,10 +306,4 @@ impl Backward<Flex, 3> for BnReluBackward {
 
 fn vector(values: Vec<f32>, len: usize) -> FloatTensor<Flex> {
     FloatTensor::<Flex>::from_data(TensorData::new(values, [len]))
-}
-
-/// The f32 data of a contiguous flex tensor (the UNet trains in f32).
-fn f32_slice(t: &FloatTensor<Flex>) -> &[f32] {
-    t.as_slice::<f32>()
-        .expect("BatchNorm + ReLU runs on contiguous f32 tensors")
 }

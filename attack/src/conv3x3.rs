@@ -243,8 +243,9 @@ fn im2col(
     }
 }
 
-/// The f32 data of a contiguous flex tensor (the UNet trains in f32).
-fn f32_slice(t: &FloatTensor<Flex>) -> &[f32] {
+/// The f32 data of a contiguous flex tensor (the UNet trains in f32); shared with the other
+/// hand-written CPU kernels ([`crate::bn_relu`]).
+pub(crate) fn f32_slice(t: &FloatTensor<Flex>) -> &[f32] {
     t.as_slice::<f32>()
-        .expect("Conv3x3 runs on contiguous f32 tensors")
+        .expect("featleak's CPU kernels run on contiguous f32 tensors")
 }
