@@ -125,19 +125,53 @@ fn unet_sparse_equals_dense_and_shapes() {
     assert!(lo >= 0.0 && hi <= 1.0);
     assert!(cfg.check_input(9, 18, 20).is_err());
     assert!(cfg.check_input(8, 16, 20).is_err());
+    assert_eq!(net.num_params(), unet_params(&cfg));
     let p = UNetConfig::cpu_default(128)
         .init(&dev)
         .unwrap()
         .num_params();
     let pp = UNetConfig::paper(128).init(&dev).unwrap().num_params();
     println!("params: cpu_default(128) {p}, paper(128) {pp}");
+    assert_eq!(p, unet_params(&UNetConfig::cpu_default(128)));
+    assert_eq!(pp, unet_params(&UNetConfig::paper(128)));
+    // The model docs' round figures: ≈ 2.0 M (widths 16–256, 129 inputs) and ≈ 31 M (64–1024).
+    let millions = |n: usize, decimals: i32| {
+        let scale = 10f64.powi(decimals);
+        (n as f64 / 1e6 * scale).round() / scale
+    };
+    assert_eq!(millions(unet_params(&UNetConfig::cpu_default(129)), 1), 2.0);
+    assert_eq!(millions(pp, 0), 31.0);
+}
+
+/// What `num_params` must count for `cfg`, layer by layer from attack/src/model.rs, with
+/// widths `w_i = base_width · 2^i`. burn's `num_params` visits BatchNorm's running mean and
+/// variance as well as γ and β, so a BatchNorm of `c` channels counts `4c`.
+fn unet_params(cfg: &UNetConfig) -> usize {
+    let w: Vec<usize> = (0..=cfg.depth).map(|i| cfg.base_width << i).collect();
+    let conv3x3 = |c_in: usize, c_out: usize| 9 * c_in * c_out; // Conv3x3: no bias
+    let bn = |c: usize| 4 * c;
+    let conv_bn_relu = |c_in: usize, c_out: usize| conv3x3(c_in, c_out) + bn(c_out);
+    let double_conv =
+        |c_in: usize, c_out: usize| conv_bn_relu(c_in, c_out) + conv_bn_relu(c_out, c_out);
+    // Level 0: sparse 3×3 conv with bias, BatchNorm, then one ConvBnRelu.
+    let first = conv3x3(cfg.in_channels, w[0]) + w[0] + bn(w[0]) + conv_bn_relu(w[0], w[0]);
+    // Encoder levels 1..=depth.
+    let downs: usize = (1..=cfg.depth).map(|i| double_conv(w[i - 1], w[i])).sum();
+    // Decoder: transposed conv 2×2 with bias w_i → w_{i−1}, then double conv on the concatenation.
+    let ups: usize = (1..=cfg.depth)
+        .map(|i| 4 * w[i] * w[i - 1] + w[i - 1] + double_conv(2 * w[i - 1], w[i - 1]))
+        .sum();
+    // Head: 1×1 conv with bias.
+    let head = w[0] * cfg.out_channels + cfg.out_channels;
+    first + downs + ups + head
 }
 
 #[test]
 fn ssim_matches_skimage() {
-    // Reference values: skimage 0.2x structural_similarity(gaussian_weights=True, sigma=1.5,
-    // use_sample_covariance=False, data_range=1, channel_axis=-1) on float64 copies of the f32
-    // images below, and peak_signal_noise_ratio(data_range=1) (see /tmp/ssim_ref.py in the report).
+    // Reference values printed by tools/ssim_loss_reference.py (scikit-image 0.26.0, numpy
+    // 1.26.4), which builds the same f32 image pairs: structural_similarity(gaussian_weights=True,
+    // sigma=1.5, use_sample_covariance=False, data_range=1, channel_axis=-1) and
+    // peak_signal_noise_ratio(data_range=1) on float64 copies of them.
     let dev = Device::flex();
     let pair = |h: usize, w: usize, s: f64| {
         let mut a = vec![0f32; 3 * h * w];
