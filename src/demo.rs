@@ -9,17 +9,19 @@ use crate::attack::{
 };
 use crate::demo_report::{ReportInputs, write_report};
 use crate::extract::{ExtractArgs, extract_folder};
-use crate::manifest::{Tool, write_json};
+use crate::manifest::Tool;
 use crate::match_eval::{MatchEvalArgs, evaluate};
 use crate::mitigate::{SweepArgs, sweep};
 use crate::progress;
 use crate::run_budget::RunBudget;
 use anyhow::{Context, bail};
 use clap::Args;
-use featleak_attack::run::read_json;
-use featleak_datasets::atomic::{write_atomic, write_bytes_atomic};
+use featleak_datasets::atomic::write_bytes_atomic;
+use featleak_datasets::files::write_json;
+use featleak_datasets::files::{read_json, save_png};
 use featleak_datasets::warp::{random_homography, write_sequence};
 use featleak_datasets::{ResizeCrop, find_images, load_rgb};
+use featleak_descriptors::ExtractorConfig;
 use featleak_mitigation::sweep::{
     AdaptiveConfig, GalleryConfig, PrivacyConfig, SweepConfig, UtilityConfig, item_seed,
 };
@@ -168,7 +170,7 @@ pub fn run(args: &DemoArgs) -> anyhow::Result<ExitCode> {
     for d in &matched_descriptors(args) {
         let summary = extract_folder(&ExtractArgs {
             descriptor: d.clone(),
-            detector: default_detector(d).into(),
+            detector: ExtractorConfig::default_detector(d).into(),
             max_keypoints: featleak_descriptors::extractor::DEFAULT_MAX_KEYPOINTS,
             root_sift: false,
             weights: None,
@@ -290,18 +292,11 @@ pub fn attacker_names(args: &DemoArgs) -> Vec<(String, String, String)> {
     v
 }
 
-fn default_detector(descriptor: &str) -> &'static str {
-    match descriptor {
-        "freak" => "harris",
-        _ => "dog",
-    }
-}
-
 /// Writes `demo.json`, or checks that the folder's earlier demo had the same settings.
 fn claim_folder(dir: &DemoDir, args: &DemoArgs) -> anyhow::Result<()> {
     let path = dir.root.join("demo.json");
     if path.exists() {
-        let earlier: EarlierDemo = read_json(&path).map_err(anyhow::Error::msg)?;
+        let earlier: EarlierDemo = read_json(&path)?;
         if earlier.settings != *args {
             bail!(
                 "{} holds a demo with other settings ({}); choose another --out or delete it",
@@ -319,19 +314,8 @@ fn claim_folder(dir: &DemoDir, args: &DemoArgs) -> anyhow::Result<()> {
             tool: Tool::current(),
             settings: args.clone(),
         },
-    )
-}
-
-fn save_png(path: &Path, img: &image::RgbImage) -> anyhow::Result<()> {
-    if let Some(parent) = path.parent() {
-        std::fs::create_dir_all(parent)
-            .with_context(|| format!("cannot create {}", parent.display()))?;
-    }
-    write_atomic(path, |f| {
-        img.write_to(f, image::ImageFormat::Png)
-            .map_err(std::io::Error::other)
-    })
-    .with_context(|| format!("cannot write {}", path.display()))
+    )?;
+    Ok(())
 }
 
 /// Generates the scenes: the last `held_out` become victims. Returns (train, held-out) counts.
@@ -357,7 +341,7 @@ fn generate_scenes(dir: &DemoDir, args: &DemoArgs) -> anyhow::Result<(usize, usi
             dir.held_out()
         };
         bar.inc(1);
-        save_png(&folder.join(format!("scene_{i:04}.png")), &img)
+        save_png(&folder.join(format!("scene_{i:04}.png")), &img).map_err(anyhow::Error::from)
     })?;
     bar.finish_and_clear();
     Ok((train, args.held_out))
@@ -457,7 +441,7 @@ fn train(
             },
         },
         out,
-        network: "cpu".into(),
+        network: crate::attack::Network::Cpu,
         width: Some(args.width),
         depth: None,
         batch_size: 8,

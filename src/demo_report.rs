@@ -1,22 +1,26 @@
 //! The demo's report: one self-contained `report/index.html` (pictures and plots embedded as
 //! data URIs) with the threat model, the attack table and gallery, matching accuracy, the
 //! mitigation sweep and the settings, plus `report/tables.md` with every table (the same seed
-//! gives the same file).
+//! gives the same file). The page is the template `templates/demo_report.html`.
 
-use crate::attack::load_square;
 use crate::demo::{DemoArgs, DemoDir, POS_ONLY};
 use anyhow::{Context, anyhow};
 use featleak_attack::ThreatModel;
-use featleak_attack::run::{RunConfig, RunDir, read_json};
+use featleak_attack::baselines::load_square;
+use featleak_attack::run::{AttackRun, RunConfig};
 use featleak_attack::threat::Position;
 use featleak_datasets::atomic::write_bytes_atomic;
-use featleak_eval::gallery::{GALLERY_CSS, Gallery, GalleryRow, SORT_SCRIPT, escape, svg_data_uri};
+use featleak_datasets::files::read_json;
+use featleak_eval::gallery::{Gallery, GalleryRow, svg_data_uri};
+use featleak_eval::html::{Trusted, render};
 use featleak_eval::score_report::ScoreReport;
 use featleak_eval::table::{Table, fmt_num};
 use featleak_mitigation::report::{
     EQUAL_UTILITY, equal_utility_table, frontier_svg, results_table,
 };
 use featleak_mitigation::sweep::SweepResults;
+use featleak_train::RunFolder;
+use serde::Serialize;
 use std::path::{Path, PathBuf};
 
 /// What the report is made from.
@@ -33,6 +37,52 @@ pub struct ReportInputs<'a> {
 /// Rows of the gallery in the report.
 const GALLERY_ROWS: usize = 12;
 
+/// The variables of `templates/demo_report.html`.
+#[derive(Serialize)]
+struct Page<'a> {
+    /// The images the demo ran on, in words.
+    corpus: String,
+    seed: u64,
+    /// Does the first attacker beat the pos-only baseline (one sentence)?
+    verdict: String,
+    /// Every attacker, the pos-only baseline last.
+    attackers: Vec<AttackerView<'a>>,
+    /// Number of held-out images scored.
+    held_out: usize,
+    /// Side of the reconstructions in pixels.
+    size: u32,
+    attack: &'a Table,
+    gallery: &'a Gallery,
+    pair_sequences: usize,
+    warps: usize,
+    matching: &'a Table,
+    /// MMA plot (SVG data URI).
+    mma: Trusted,
+    sweep: &'a Table,
+    /// Privacy/utility frontier (SVG data URI).
+    frontier: Trusted,
+    equal_utility_tolerance: String,
+    equal_utility: &'a Table,
+    /// The command that reproduces the demo.
+    command: String,
+    /// The demo's settings as JSON.
+    settings: String,
+    /// The sweep's configuration file.
+    sweep_toml: String,
+}
+
+/// One attacker as the report shows it.
+#[derive(Serialize)]
+struct AttackerView<'a> {
+    name: &'a str,
+    /// Its threat model in words.
+    threat: String,
+    /// Its training curves (SVG data URI).
+    curves: Trusted,
+    /// Its threat model and training settings as JSON.
+    settings: String,
+}
+
 /// Writes `report/index.html` and `report/tables.md`; returns the index's path.
 pub fn write_report(inputs: &ReportInputs) -> anyhow::Result<PathBuf> {
     let dir = inputs.dir;
@@ -40,21 +90,18 @@ pub fn write_report(inputs: &ReportInputs) -> anyhow::Result<PathBuf> {
         .attackers
         .iter()
         .map(|(name, ..)| {
-            RunConfig::load(&RunDir::new(dir.run(name)))
+            RunConfig::load(&RunFolder::new(dir.run(name)))
                 .map(|c| (name.clone(), c))
-                .map_err(anyhow::Error::msg)
+                .map_err(anyhow::Error::from)
         })
         .collect::<anyhow::Result<_>>()?;
     let steps: Vec<u64> = inputs
         .attackers
         .iter()
         .map(|(name, ..)| {
-            let run = RunDir::new(dir.run(name));
-            match run.load_state() {
-                Ok(Some(state)) => Ok(state.step),
-                Ok(None) => Err(anyhow!("{} holds no checkpoint", run.root.display())),
-                Err(e) => Err(anyhow!(e)),
-            }
+            let run = RunFolder::new(dir.run(name));
+            run.steps_done()?
+                .ok_or_else(|| anyhow!("{} holds no checkpoint", run.root().display()))
         })
         .collect::<anyhow::Result<_>>()?;
     let scores: Vec<(String, ScoreReport)> = inputs
@@ -63,7 +110,7 @@ pub fn write_report(inputs: &ReportInputs) -> anyhow::Result<PathBuf> {
         .map(|(name, ..)| {
             read_json(&dir.reconstructions(name).join("metrics.json"))
                 .map(|r| (name.clone(), r))
-                .map_err(anyhow::Error::msg)
+                .map_err(anyhow::Error::from)
         })
         .collect::<anyhow::Result<_>>()?;
     let baselines: Vec<(String, ScoreReport)> = ["mean-image", "mean-colour"]
@@ -71,139 +118,55 @@ pub fn write_report(inputs: &ReportInputs) -> anyhow::Result<PathBuf> {
         .map(|b| {
             read_json(&dir.baselines().join(format!("{b}.json")))
                 .map(|r| (b.to_string(), r))
-                .map_err(anyhow::Error::msg)
+                .map_err(anyhow::Error::from)
         })
         .collect::<anyhow::Result<_>>()?;
-    let sweep: SweepResults =
-        read_json(&dir.sweep().join("results.json")).map_err(anyhow::Error::msg)?;
+    let sweep: SweepResults = read_json(&dir.sweep().join("results.json"))?;
 
     let attack = attack_table(&runs, &steps, &scores, &baselines);
     let sweep_table = results_table(&sweep.cells).without_columns(&["seconds", "attacker"]);
     let equal_utility = equal_utility_table(&sweep.cells);
     let verdict = verdict(&scores);
 
-    let mut h = String::new();
-    h.push_str(&format!(
-        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
-         <title>featleak demo report</title><style>body{{font-family:sans-serif;margin:1.5em;max-width:1200px}}\
-         {GALLERY_CSS} pre{{background:#f6f6f6;padding:8px;overflow:auto}} img.plot{{max-width:720px;width:100%}}\
-         .verdict{{font-size:1.1em;background:#eef6ee;padding:8px}}\
-         .row{{display:flex;flex-wrap:wrap}} .row figure{{width:380px;margin:4px}} .row img.plot{{width:100%}}\
-         img.pic{{width:128px}}</style>\
-         <script>{SORT_SCRIPT}</script></head><body>\n"
-    ));
-    h.push_str("<h1>featleak demo report</h1>\n");
-    h.push_str(&format!(
-        "<p>Localisation services receive sparse local features (keypoints and descriptors) from a \
-         user's photos. This report measures how much of the photo an attacker recovers from them, \
-         and what revealing fewer features costs in matching accuracy. Images: {}. Seed {}.</p>\n",
-        escape(&corpus_words(inputs.settings)),
-        inputs.settings.seed
-    ));
-    h.push_str(&format!("<p class=\"verdict\">{}</p>\n", escape(&verdict)));
-
-    h.push_str("<h2>1. Threat model</h2>\n<ul>\n");
-    for (name, run) in &runs {
-        h.push_str(&format!(
-            "<li><b>{}</b>: {}</li>\n",
-            escape(name),
-            escape(&describe_threat(&run.threat, run.train_images.len()))
-        ));
-    }
-    h.push_str("</ul>\n");
-
-    h.push_str("<h2>2. What the attacker recovers</h2>\n");
-    h.push_str(&format!(
-        "<p>Mean scores over the {} held-out images (never trained on), reconstructed at {}×{} \
-         pixels. The two baselines learn nothing from features: the mean training image, and each \
-         image's own mean colour (which an attacker cannot even know).</p>\n",
-        scores.first().map_or(0, |(_, s)| s.images.len()),
-        inputs.settings.size,
-        inputs.settings.size
-    ));
-    h.push_str(&attack.to_html());
-    h.push_str(&gallery(inputs, &scores)?.table_html());
-    h.push_str("<p>Per-attacker galleries with the revealed keypoints: ");
-    for (name, ..) in inputs.attackers {
-        h.push_str(&format!(
-            "<a href=\"../reconstructions/{name}/index.html\">{name}</a> "
-        ));
-    }
-    h.push_str("</p>\n<h3>Training curves</h3>\n<div class=\"row\">");
-    for (name, ..) in inputs.attackers {
-        h.push_str(&format!(
-            "<figure>{}<figcaption>{}</figcaption></figure>",
-            svg_img(
-                &RunDir::new(dir.run(name)).curves(),
-                &format!("training curves of {name}"),
-            )?,
-            escape(name)
-        ));
-    }
-    h.push_str("</div>\n");
-
-    h.push_str("<h2>3. Matching accuracy (utility)</h2>\n");
-    h.push_str(&format!(
-        "<p>The first {} held-out images (full size), each warped by {} random homographies \
-         (HPatches layout in <code>../pairs/</code>); every descriptor on the same DoG keypoints; \
-         mutual nearest neighbours; MMA@k is the share of matches within k pixels of the true \
-         position, H-acc@k the share of pairs whose estimated homography moves the corners by at \
-         most k pixels.</p>\n",
-        crate::demo::PAIR_SEQUENCES,
-        crate::demo::WARPS
-    ));
-    h.push_str(&inputs.matching.to_html());
-    h.push_str(&svg_img(
-        &dir.matching().join("mma.svg"),
-        "mean matching accuracy",
-    )?);
-
-    h.push_str("<h2>4. Mitigation: privacy against utility</h2>\n");
-    h.push_str(
-        "<p>Each strategy reveals a share (keep) of each image's keypoints. Utility: matching on the \
-         pairs with the query mitigated. Privacy: the attacker's SSIM on the mitigated held-out \
-         images, non-adaptive (trained on full features) and adaptive (the stronger of that and a \
-         copy fine-tuned on features mitigated the same way). Lower SSIM at the same MMA@3 is \
-         better; the frontier plot marks the Pareto-optimal cells.</p>\n",
-    );
-    h.push_str(&sweep_table.to_html());
-    let frontier = frontier_svg(&sweep.cells).map_err(|e| anyhow!("frontier plot: {e}"))?;
-    h.push_str(&format!(
-        "<img class=\"plot\" alt=\"privacy/utility frontier\" src=\"{}\">\n",
-        svg_data_uri(&frontier)
-    ));
-    h.push_str(&format!(
-        "<h3>Privacy-aware against random at equal utility</h3>\n<p>Each <code>leakage</code> cell \
-         next to the <code>random</code> cell closest in MMA@3 (within ±{EQUAL_UTILITY}); a negative \
-         Δ means the privacy-aware strategy leaks less at the same matching accuracy.</p>\n{}",
-        equal_utility.to_html()
-    ));
-    h.push_str(
-        "<p>Reconstructions per strategy: <a href=\"../sweep/gallery.html\">sweep gallery</a>.</p>\n",
-    );
-
-    h.push_str("<h2>5. Settings</h2>\n");
-    h.push_str(&format!(
-        "<p>Command: <code>{}</code></p>\n<pre>{}</pre>\n<p>Sweep configuration \
-         (<code>sweep.toml</code>):</p>\n<pre>{}</pre>\n",
-        escape(&command_line(inputs.settings)),
-        escape(&serde_json::to_string_pretty(inputs.settings)?),
-        escape(
-            &std::fs::read_to_string(inputs.sweep_config)
-                .with_context(|| format!("cannot read {}", inputs.sweep_config.display()))?
-        )
-    ));
-    for (name, run) in &runs {
-        h.push_str(&format!(
-            "<details><summary>Threat model and training of {}</summary><pre>{}</pre></details>\n",
-            escape(name),
-            escape(&serde_json::to_string_pretty(&(
-                &run.threat,
-                &run.training
-            ))?)
-        ));
-    }
-    h.push_str("</body></html>\n");
+    let page = Page {
+        corpus: corpus_words(inputs.settings),
+        seed: inputs.settings.seed,
+        verdict: verdict.clone(),
+        attackers: runs
+            .iter()
+            .map(|(name, run)| {
+                Ok(AttackerView {
+                    name,
+                    threat: describe_threat(&run.threat, run.train_images.len()),
+                    curves: svg_uri(&RunFolder::new(dir.run(name)).curves())?,
+                    settings: serde_json::to_string_pretty(&(&run.threat, &run.training))?,
+                })
+            })
+            .collect::<anyhow::Result<_>>()?,
+        held_out: scores.first().map_or(0, |(_, s)| s.images.len()),
+        size: inputs.settings.size,
+        attack: &attack,
+        gallery: &gallery(inputs, &scores)?,
+        pair_sequences: crate::demo::PAIR_SEQUENCES,
+        warps: crate::demo::WARPS,
+        matching: inputs.matching,
+        mma: svg_uri(&dir.matching().join("mma.svg"))?,
+        sweep: &sweep_table,
+        frontier: Trusted(svg_data_uri(
+            &frontier_svg(&sweep.cells).map_err(|e| anyhow!("frontier plot: {e}"))?,
+        )),
+        equal_utility_tolerance: EQUAL_UTILITY.to_string(),
+        equal_utility: &equal_utility,
+        command: command_line(inputs.settings),
+        settings: serde_json::to_string_pretty(inputs.settings)?,
+        sweep_toml: std::fs::read_to_string(inputs.sweep_config)
+            .with_context(|| format!("cannot read {}", inputs.sweep_config.display()))?,
+    };
+    let h = render(
+        "demo_report.html",
+        include_str!("../templates/demo_report.html"),
+        &page,
+    )?;
 
     let report = dir.report();
     std::fs::create_dir_all(&report)
@@ -418,13 +381,9 @@ fn find_held_out(dir: &DemoDir, name: &str) -> anyhow::Result<PathBuf> {
     }
 }
 
-/// An `<img>` embedding the SVG file at `path`.
-fn svg_img(path: &Path, alt: &str) -> anyhow::Result<String> {
+/// The SVG file at `path` as a data URI.
+fn svg_uri(path: &Path) -> anyhow::Result<Trusted> {
     let svg =
         std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
-    Ok(format!(
-        "<img class=\"plot\" alt=\"{}\" src=\"{}\">\n",
-        escape(alt),
-        svg_data_uri(&svg)
-    ))
+    Ok(Trusted(svg_data_uri(&svg)))
 }

@@ -1,12 +1,13 @@
 //! `featleak extract`: a folder of images to a folder of `.npz` feature files.
 
-use crate::manifest::{Tool, unix_time, write_json};
+use crate::manifest::{Tool, unix_time};
 use crate::progress;
 use anyhow::{Context, bail};
 use clap::Args;
-use featleak_datasets::{IMAGE_EXTENSIONS, find_images, load_rgb, rgb_to_gray};
+use featleak_datasets::files::write_json;
+use featleak_datasets::{IMAGE_EXTENSIONS, find_images};
 use featleak_descriptors::{
-    Extractor, ExtractorConfig, ExtractorInfo, FeatureExtractor, FeatureSet, read_features,
+    Extractor, ExtractorConfig, ExtractorInfo, FeatureExtractor, extract_file, read_features,
     write_features,
 };
 
@@ -233,7 +234,7 @@ pub fn extract_folder(args: &ExtractArgs) -> anyhow::Result<Summary> {
                         .map(|f| f.len())
                         .map_err(|e| e.to_string())
                 } else {
-                    extract_one(&config, img, out, args.allow_empty)
+                    extract_one(&config, img, out, args.allow_empty).map_err(|e| format!("{e:#}"))
                 };
                 if let Err(e) = &r {
                     bar.suspend(|| eprintln!("skipped {e}"));
@@ -282,32 +283,24 @@ pub fn extract_folder(args: &ExtractArgs) -> anyhow::Result<Summary> {
     Ok(summary)
 }
 
-/// Loads `img` and extracts its features; the error names the image.
-pub fn features_of(extractor: &FeatureExtractor, img: &Path) -> Result<FeatureSet, String> {
-    let rgb = load_rgb(img).map_err(|e| e.to_string())?;
-    extractor
-        .extract(&rgb_to_gray(&rgb))
-        .map_err(|e| format!("{}: {e}", img.display()))
-}
-
 /// Extracts one image and writes its feature file; the error names the image.
 fn extract_one(
     config: &FeatureExtractor,
     img: &Path,
     out: &Path,
     allow_empty: bool,
-) -> Result<usize, String> {
-    let features = features_of(config, img)?;
+) -> anyhow::Result<usize> {
+    let features = extract_file(config, img)?;
     if features.is_empty() && !allow_empty {
-        return Err(format!(
+        bail!(
             "{}: no keypoints detected (pass --allow-empty to keep such images)",
             img.display()
-        ));
+        );
     }
     if let Some(parent) = out.parent() {
         std::fs::create_dir_all(parent)
-            .map_err(|e| format!("{}: cannot create {}: {e}", img.display(), parent.display()))?;
+            .with_context(|| format!("{}: cannot create {}", img.display(), parent.display()))?;
     }
-    write_features(out, &features).map_err(|e| format!("{}: {e}", img.display()))?;
+    write_features(out, &features).with_context(|| img.display().to_string())?;
     Ok(features.len())
 }

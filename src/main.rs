@@ -5,7 +5,6 @@ mod datasets_cmd;
 mod demo;
 mod demo_report;
 mod extract;
-mod interrupt;
 mod manifest;
 mod match_eval;
 mod mitigate;
@@ -50,7 +49,7 @@ enum Command {
 }
 
 fn main() -> ExitCode {
-    featleak_attack::allocator::keep_freed_memory();
+    featleak_attack::kernels::allocator::keep_freed_memory();
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),

@@ -1,13 +1,13 @@
 //! `featleak match-eval`: matching accuracy of descriptors on homography pairs.
 
-use crate::extract::features_of;
-use crate::manifest::{Tool, unix_time, write_json};
+use crate::manifest::{Tool, unix_time};
 use crate::progress;
 use anyhow::{Context, anyhow};
 use clap::Args;
 use featleak_datasets::atomic::write_bytes_atomic;
+use featleak_datasets::files::write_json;
 use featleak_datasets::find_pairs;
-use featleak_descriptors::{Extractor, ExtractorConfig, ExtractorInfo, FeatureSet};
+use featleak_descriptors::{Extractor, ExtractorConfig, ExtractorInfo, FeatureSet, extract_file};
 use featleak_eval::homography::RansacConfig;
 use featleak_eval::pair_eval::{HOMOGRAPHY_THRESHOLDS, MMA_THRESHOLDS};
 use featleak_eval::plot::{Axes, Series, line_plot_svg};
@@ -110,12 +110,11 @@ pub fn evaluate(args: &MatchEvalArgs) -> anyhow::Result<Table> {
         let features: BTreeMap<PathBuf, FeatureSet> = images
             .par_iter()
             .map(|img| {
-                let f = features_of(&extractor, img).map(|f| (img.clone(), f));
+                let f = extract_file(&extractor, img).map(|f| (img.clone(), f));
                 bar.inc(1);
                 f
             })
-            .collect::<Result<_, String>>()
-            .map_err(|e| anyhow!(e))?;
+            .collect::<Result<_, _>>()?;
         bar.finish_and_clear();
         let scores = pairs
             .par_iter()

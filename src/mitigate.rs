@@ -1,8 +1,9 @@
 //! `featleak mitigate`: reveal only part of the features.
 
-use crate::manifest::{Tool, unix_time, write_json};
+use crate::manifest::{Tool, unix_time};
 use anyhow::{Context, bail};
 use clap::{Args, Subcommand};
+use featleak_datasets::files::write_json;
 use featleak_datasets::find_files;
 use featleak_descriptors::{read_features, write_features};
 use featleak_mitigation::sweep::{
@@ -83,7 +84,7 @@ pub fn run(command: &MitigateCommand) -> anyhow::Result<ExitCode> {
 }
 
 fn apply(args: &ApplyArgs) -> anyhow::Result<ExitCode> {
-    let strategy = Strategy::by_name(&args.strategy).map_err(anyhow::Error::msg)?;
+    let strategy = Strategy::by_name(&args.strategy)?;
     if strategy.needs_leakage() {
         bail!(
             "the leakage strategy ranks keypoints with the attacker on the images themselves; \
@@ -113,7 +114,7 @@ fn apply(args: &ApplyArgs) -> anyhow::Result<ExitCode> {
                     args.keep,
                     Hints::seed(item_seed(args.seed, &rel.to_string_lossy())),
                 )
-                .map_err(anyhow::Error::msg)?;
+                .with_context(|| file.display().to_string())?;
             let out = args.out.join(rel);
             if let Some(parent) = out.parent() {
                 std::fs::create_dir_all(parent)
@@ -181,13 +182,13 @@ impl SweepObserver for SweepBar {
 
 /// `mitigate sweep`.
 pub fn sweep(args: &SweepArgs) -> anyhow::Result<ExitCode> {
-    let config = SweepConfig::from_file(&args.config).map_err(anyhow::Error::msg)?;
+    let config = SweepConfig::from_file(&args.config)?;
     std::fs::create_dir_all(&args.out)
         .with_context(|| format!("cannot create output folder {}", args.out.display()))?;
     let mut bar = SweepBar {
         bar: ProgressBar::hidden(),
     };
-    let results = run_sweep(&config, &args.out, &mut bar).map_err(anyhow::Error::msg)?;
+    let results = run_sweep(&config, &args.out, &mut bar)?;
     bar.bar.finish_and_clear();
     featleak_mitigation::report::write_report(
         &SweepDir {

@@ -1,8 +1,8 @@
 //! `featleak score`: PSNR, SSIM and MAE of reconstructions against their reference images.
 
-use crate::manifest::write_json;
 use anyhow::{Context, bail};
 use clap::Args;
+use featleak_datasets::files::write_json;
 use featleak_datasets::{ResizeCrop, find_images, load_rgb};
 use featleak_eval::score_report::{NamedScores, ScoreReport, score_images};
 use rayon::prelude::*;

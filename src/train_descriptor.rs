@@ -8,17 +8,19 @@ use burn::prelude::*;
 use clap::{Args, ValueEnum};
 use featleak_datasets::find_images;
 use featleak_descriptors::sosnet::training::{
-    DescriptorMetrics, DescriptorTrainConfig, PairConfig, SosLossConfig, TrainDir, TrainObserver,
+    DescriptorMetrics, DescriptorTrainConfig, MiningObserver, PairConfig, SosLossConfig, SosnetRun,
     train,
 };
+use featleak_train::trainer::At;
+use featleak_train::{Observer, RunFolder, Schedule};
 use indicatif::ProgressBar;
 use rand::seq::SliceRandom;
 use serde::Serialize;
 
-use crate::interrupt;
-use crate::manifest::{Tool, unix_time, write_json};
+use crate::manifest::{Tool, unix_time};
 use crate::progress;
 use crate::run_budget::RunBudget;
+use featleak_datasets::files::write_json;
 
 /// Learned descriptor architectures featleak can train.
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -38,7 +40,7 @@ pub struct TrainDescriptorArgs {
     /// Photos for validation pairs (default: 5 % of --images, seeded).
     #[arg(long)]
     pub val_images: Option<PathBuf>,
-    /// Run folder: config.json, pair caches, checkpoints, metrics.csv and the trained
+    /// Run folder: run.json, pair caches, checkpoints, metrics.csv and the trained
     /// sosnet.safetensors (a SOSNet32x32 state_dict, also loadable by PyTorch).
     #[arg(long)]
     pub out: PathBuf,
@@ -60,28 +62,33 @@ pub struct TrainDescriptorArgs {
     pub seed: u64,
 }
 
-struct Bars {
-    mining: ProgressBar,
-    training: ProgressBar,
+struct MiningBar(ProgressBar);
+
+impl MiningObserver for MiningBar {
+    fn start(&self, photos: usize) {
+        self.0.reset();
+        self.0.set_length(photos as u64);
+    }
+    fn photo_done(&self) {
+        self.0.inc(1);
+    }
 }
 
-impl TrainObserver for Bars {
-    fn mining(&mut self, photos: usize) {
-        self.mining.reset();
-        self.mining.set_length(photos as u64);
+struct TrainingBar(ProgressBar);
+
+impl Observer<DescriptorMetrics> for TrainingBar {
+    fn resumed(&mut self, step: u64) {
+        self.0.set_position(step);
+        self.0.suspend(|| println!("resuming at step {step}"));
     }
 
-    fn step(&mut self, step: u64, loss: f64, _seconds: f64) {
-        self.training.set_position(step);
-        self.training.set_message(format!("loss {loss:.4}"));
-    }
-
-    fn stop_requested(&self) -> bool {
-        interrupt::requested()
+    fn step(&mut self, at: At, loss: f64) {
+        self.0.set_position(at.step);
+        self.0.set_message(format!("loss {loss:.4}"));
     }
 
     fn validated(&mut self, m: &DescriptorMetrics) {
-        self.training.println(format!(
+        self.0.println(format!(
             "step {:>6}  {:>6.1} min  loss {:.4} (first order {:.4}, second order {:.4})  val accuracy {:.3}",
             m.step,
             m.seconds / 60.0,
@@ -106,6 +113,7 @@ struct Manifest<'a> {
 }
 
 fn new_config(args: &TrainDescriptorArgs) -> anyhow::Result<DescriptorTrainConfig> {
+    let budget = args.budget.budget()?;
     let list = |dir: &PathBuf| -> anyhow::Result<Vec<PathBuf>> {
         let found =
             find_images(dir).with_context(|| format!("cannot list images in {}", dir.display()))?;
@@ -144,10 +152,11 @@ fn new_config(args: &TrainDescriptorArgs) -> anyhow::Result<DescriptorTrainConfi
         },
         loss: SosLossConfig::default(),
         batch_size: args.batch_size,
-        steps: args.budget.steps,
-        minutes: args.budget.minutes,
-        learning_rate: args.lr,
-        warmup_steps: 50,
+        budget,
+        schedule: Schedule {
+            peak: args.lr,
+            warmup_steps: 50,
+        },
         validate_every: args.validate_every,
         val_pairs: 1000,
         checkpoint_seconds: 60.0,
@@ -158,51 +167,39 @@ fn new_config(args: &TrainDescriptorArgs) -> anyhow::Result<DescriptorTrainConfi
 /// `train-descriptor`.
 pub fn run(args: &TrainDescriptorArgs) -> anyhow::Result<ExitCode> {
     let Arch::Sosnet = args.arch;
-    let dir = TrainDir(args.out.clone());
-    args.budget
-        .check_out(&args.out, &dir.config(), "a descriptor-training run")?;
-    let config = if args.budget.resume {
-        let text = std::fs::read_to_string(dir.config())
-            .with_context(|| format!("cannot read {}", dir.config().display()))?;
-        let mut c: DescriptorTrainConfig = serde_json::from_str(&text).with_context(|| {
+    let resume = args.budget.resume;
+    let run = RunFolder::prepare(&args.out, resume, "a descriptor-training run")?;
+    let config = if resume {
+        let mut c: DescriptorTrainConfig = run.read_config().with_context(|| {
             format!(
-                "{}: not a featleak descriptor-training config (another version?)",
-                dir.config().display()
+                "{} is not a featleak descriptor-training run (another version?)",
+                args.out.display()
             )
         })?;
         // The budget may be extended on resume; nothing else changes.
-        if let Some((minutes, steps)) = args.budget.extension() {
-            c.minutes = minutes;
-            c.steps = steps;
+        if let Some(budget) = args.budget.extension()? {
+            c.budget = budget;
         }
         c
     } else {
-        std::fs::create_dir_all(&args.out)
-            .with_context(|| format!("cannot create {}", args.out.display()))?;
         new_config(args)?
     };
-    write_json(&dir.config(), &config)?;
+    run.write_config(&config)?;
     println!(
         "training SOSNet on {} photos ({} held out for validation); run folder {}",
         config.images.len(),
         config.val_images.len(),
         args.out.display()
     );
-    let mining = progress::bar(0, "pairs");
-    let tick_bar = mining.clone();
-    let training = progress::bar(config.steps.unwrap_or(0), "train");
-    let mut bars = Bars {
-        mining,
-        training: training.clone(),
-    };
+    let mining = MiningBar(progress::bar(0, "pairs"));
+    let mut training = TrainingBar(progress::bar(config.budget.steps.unwrap_or(0), "train"));
     let device = Device::flex().autodiff();
-    interrupt::install();
-    let state = train(&dir, &config, &device, &mut bars, &move || tick_bar.inc(1))
-        .map_err(anyhow::Error::msg)?;
-    bars.mining.finish_and_clear();
-    training.finish_and_clear();
-    interrupt::stopped_at(state.step, &args.out)?;
-    let last = state.history.last().copied();
+    featleak_train::stop::install();
+    let progress = train(&run, &config, &device, &mut training, &mining);
+    mining.0.finish_and_clear();
+    training.0.finish_and_clear();
+    let progress = progress?;
+    let last = progress.history.last().copied();
     write_json(
         &args.out.join("manifest.json"),
         &Manifest {
@@ -210,19 +207,19 @@ pub fn run(args: &TrainDescriptorArgs) -> anyhow::Result<ExitCode> {
             command: "train-descriptor",
             finished_unix: unix_time(),
             config: &config,
-            steps: state.step,
-            minutes: state.seconds / 60.0,
-            weights: dir.weights(),
+            steps: progress.step,
+            minutes: progress.seconds / 60.0,
+            weights: run.weights(),
             last,
         },
     )?;
     if let Some(m) = last {
         println!(
             "done: {} steps in {:.1} min; validation accuracy {:.3}; weights in {}",
-            state.step,
-            state.seconds / 60.0,
+            progress.step,
+            progress.seconds / 60.0,
             m.val_accuracy,
-            dir.weights().display()
+            run.weights().display()
         );
     }
     Ok(ExitCode::SUCCESS)

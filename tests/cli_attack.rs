@@ -335,3 +335,57 @@ fn bad_runs_and_images_give_clear_errors() {
         stderr(&o)
     );
 }
+
+#[test]
+fn a_users_folder_is_never_trained_into_and_a_damaged_run_is_not_restarted() {
+    let dir = tempfile::tempdir().unwrap();
+    let images = dir.path().join("images");
+    scenes(&images, 4, 96, 72);
+
+    // A folder of the user's own files: refused, the files untouched.
+    let mine = dir.path().join("mine");
+    std::fs::create_dir_all(&mine).unwrap();
+    std::fs::write(mine.join("metrics.csv"), "precious").unwrap();
+    let o = train_attacker(&images, &mine, &["--steps", "1"]);
+    assert_error(&o, "holds no featleak run");
+    assert_eq!(
+        std::fs::read_to_string(mine.join("metrics.csv")).unwrap(),
+        "precious"
+    );
+
+    // A checkpoint whose state was deleted: --resume refuses instead of starting over.
+    let run = dir.path().join("run");
+    assert!(
+        train_attacker(&images, &run, &["--steps", "2"])
+            .status
+            .success()
+    );
+    std::fs::remove_file(run.join("checkpoint/state.json")).unwrap();
+    let o = train_attacker(&images, &run, &["--steps", "4", "--resume"]);
+    assert_error(&o, "the checkpoint has no state.json");
+    std::fs::remove_dir_all(run.join("checkpoint")).unwrap();
+    let o = train_attacker(&images, &run, &["--steps", "4", "--resume"]);
+    assert_error(&o, "the run has metrics but no checkpoint");
+
+    // Numbers that cannot be trained with are refused up front.
+    let mut args = attacker_args(&images, &dir.path().join("batch0"));
+    let at = args.iter().position(|a| a == "--batch-size").unwrap();
+    args[at + 1] = "0".into();
+    let o = featleak()
+        .args(args)
+        .args(["--steps", "1"])
+        .output()
+        .unwrap();
+    assert_error(&o, "batch size must be at least 1");
+    for (flag, value, needle) in [
+        ("--lr", "NaN", "learning rate must be a positive number"),
+        ("--minutes", "-1", "minutes must be a positive number"),
+    ] {
+        let o = train_attacker(
+            &images,
+            &dir.path().join(format!("bad{flag}")),
+            &["--steps", "1", &format!("{flag}={value}")],
+        );
+        assert_error(&o, needle);
+    }
+}

@@ -16,7 +16,7 @@ use burn::prelude::*;
 use burn::tensor::Distribution::Uniform;
 use burn::tensor::module::conv2d;
 use burn::tensor::ops::ConvOptions;
-use featleak_attack::conv3x3::Conv3x3;
+use featleak_attack::kernels::conv3x3::Conv3x3;
 use std::time::Instant;
 
 /// What a timed pass differentiates.
@@ -28,7 +28,7 @@ enum Pass {
 }
 
 fn main() {
-    featleak_attack::allocator::keep_freed_memory();
+    featleak_attack::kernels::allocator::keep_freed_memory();
     let args: Vec<String> = std::env::args().collect();
     let get = |name: &str, default: &str| -> usize {
         args.iter()

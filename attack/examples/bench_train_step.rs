@@ -13,9 +13,9 @@ use burn::module::Module;
 use burn::optim::{AdamConfig, GradientsParams};
 use burn::prelude::*;
 use featleak_attack::ComputeDevice;
+use featleak_attack::kernels::sparse_conv::{SparseBatch, to_dense};
 use featleak_attack::loss::l1_ssim_loss;
 use featleak_attack::model::{UNetConfig, uses_sparse_first_layer};
-use featleak_attack::sparse_conv::{SparseBatch, to_dense};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
@@ -25,7 +25,7 @@ fn median(mut v: Vec<f64>) -> f64 {
 }
 
 fn main() {
-    featleak_attack::allocator::keep_freed_memory();
+    featleak_attack::kernels::allocator::keep_freed_memory();
     let args: Vec<String> = std::env::args().collect();
     let get = |name: &str, default: &str| -> String {
         args.iter()

@@ -3,6 +3,7 @@
 //! consistent augmentation (random scale and crop, horizontal flip), and batches of revealed
 //! features as sparse pixels plus RGB targets.
 
+use crate::AttackError;
 use crate::threat::{Share, ThreatModel};
 use featleak_datasets::{ResizeCrop, load_rgb, rgb_to_gray};
 use featleak_descriptors::{
@@ -73,7 +74,7 @@ impl FeatureCache {
         resolution: u32,
         mirrored: bool,
         image: &RgbImage,
-    ) -> Result<FeatureSet, String> {
+    ) -> Result<FeatureSet, AttackError> {
         let file = self.dir.join(format!(
             "{}.npz",
             self.key(path, extractor, resolution, mirrored)
@@ -81,12 +82,15 @@ impl FeatureCache {
         if let Ok(f) = read_features(&file) {
             return Ok(f);
         }
-        let features = extractor
-            .extract(&rgb_to_gray(image))
-            .map_err(|e| format!("{}: {e}", path.display()))?;
-        std::fs::create_dir_all(&self.dir)
-            .map_err(|e| format!("cannot create cache {}: {e}", self.dir.display()))?;
-        write_features(&file, &features).map_err(|e| e.to_string())?;
+        let features =
+            extractor
+                .extract(&rgb_to_gray(image))
+                .map_err(|source| AttackError::Extract {
+                    path: path.to_path_buf(),
+                    source,
+                })?;
+        std::fs::create_dir_all(&self.dir).map_err(AttackError::io("create", &self.dir))?;
+        write_features(&file, &features)?;
         Ok(features)
     }
 }
@@ -101,18 +105,19 @@ pub fn prepare(
     extractor: &FeatureExtractor,
     cache: &FeatureCache,
     mirrored: bool,
-) -> Result<Prepared, String> {
-    let rgb = load_rgb(path).map_err(|e| e.to_string())?;
-    let (w, h) = rgb.dimensions();
-    if w.min(h) < threat.resolution {
-        return Err(format!(
-            "{}: image is {w}×{h}, smaller than the {r}×{r} the threat model reconstructs",
-            path.display(),
-            r = threat.resolution
-        ));
+) -> Result<Prepared, AttackError> {
+    let rgb = load_rgb(path)?;
+    let (width, height) = rgb.dimensions();
+    if width.min(height) < threat.resolution {
+        return Err(AttackError::ImageTooSmall {
+            path: path.to_path_buf(),
+            width,
+            height,
+            resolution: threat.resolution,
+        });
     }
     let f = threat.feature_resolution;
-    let mut image = ResizeCrop::cover((h, w), (f, f)).apply(&rgb);
+    let mut image = ResizeCrop::cover((height, width), (f, f)).apply(&rgb);
     if mirrored {
         image::imageops::flip_horizontal_in_place(&mut image);
     }
@@ -274,7 +279,9 @@ mod tests {
         featleak_datasets::synthetic::scene(80, 40, 3)
             .save(&small)
             .unwrap();
-        let e = prepare(&small, "s", &t, &extractor, &cache, false).unwrap_err();
+        let e = prepare(&small, "s", &t, &extractor, &cache, false)
+            .unwrap_err()
+            .to_string();
         assert!(
             e.contains("small.png") && e.contains("80×40, smaller than the 64×64"),
             "{e}"

@@ -1,19 +1,23 @@
 //! The adversary of featleak: threat models (what the localization service receives), the
-//! inversion network (a UNet in burn whose first convolution runs only at keypoints), its
-//! training data, training loop and run folders.
+//! inversion network (a UNet in burn whose first convolution runs only at keypoints) and its CPU
+//! kernels, its training data, trainer and run recipe, and the jobs the command line runs:
+//! training sessions ([`session`]), reconstructions ([`reconstruct`]) and the baselines every
+//! score is held against ([`baselines`]).
 
-pub mod allocator;
-pub mod bn_relu;
-pub mod conv3x3;
+pub mod baselines;
 pub mod data;
 pub mod device;
+pub mod error;
+pub mod kernels;
 pub mod loss;
 pub mod model;
+pub mod reconstruct;
 pub mod run;
-pub mod sparse_conv;
+pub mod session;
 pub mod threat;
 pub mod training;
 
 pub use device::{ComputeDevice, DeviceError};
+pub use error::AttackError;
 pub use model::{UNet, UNetConfig};
 pub use threat::{PRESETS, Position, Reveals, Share, ThreatModel};

@@ -25,10 +25,10 @@ use burn::prelude::*;
 use burn::tensor::activation::sigmoid;
 use serde::{Deserialize, Serialize};
 
-use crate::bn_relu::bn_relu;
-use crate::conv3x3::Conv3x3;
 use crate::device::is_flex;
-use crate::sparse_conv::{SparseBatch, SparseConv2d, to_dense};
+use crate::kernels::bn_relu::bn_relu;
+use crate::kernels::conv3x3::Conv3x3;
+use crate::kernels::sparse_conv::{SparseBatch, SparseConv2d, to_dense};
 
 /// Errors of [`UNetConfig::validate`] / [`UNetConfig::check_input`].
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]

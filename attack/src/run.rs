@@ -1,33 +1,60 @@
-//! A training run folder: its configuration (written once, checked on resume), checkpoints and
-//! the per-epoch metrics table, all written atomically so that a crash loses at most the step in
-//! progress.
-//!
-//! Layout: `run.json` (tool version, threat model, network and training configuration, seed,
-//! image lists), `checkpoint/model.bpk` + `checkpoint/optimizer.bpk` + `checkpoint/state.json`
-//! (replaced together: state.json is written last and names the step the files belong to),
-//! `metrics.csv` and `curves.svg`.
+//! An attacker's run folder and its recipe: `run.json` (tool version, threat model, network and
+//! training configuration, seed, image lists; written once, checked on resume), the checkpoint
+//! (`model.bpk`, `optimizer.bpk`, `state.json`: one atomic unit, see [`featleak_train`]),
+//! `metrics.csv`, `curves.svg` and the feature cache.
 
+use crate::AttackError;
+use crate::model::UNetConfig;
 use crate::threat::ThreatModel;
-use crate::training::TrainConfig;
-use serde::{Deserialize, Serialize, de::DeserializeOwned};
+use featleak_datasets::{SplitFractions, find_named_images, split_seeded};
+use featleak_train::{Budget, MetricsRow, RunFolder, Schedule, TrainError};
+use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
+
+/// The model's file in a checkpoint.
+pub const MODEL: &str = "model.bpk";
+/// The optimiser's file in a checkpoint.
+pub const OPTIMIZER: &str = "optimizer.bpk";
+
+/// How long and how to train.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TrainConfig {
+    /// The inversion network.
+    pub network: UNetConfig,
+    /// When training ends (may be extended on resume).
+    pub budget: Budget,
+    /// Adam's learning rate over the budget.
+    pub schedule: Schedule,
+    /// Images per step.
+    pub batch_size: usize,
+    /// Write a checkpoint at least this often (seconds).
+    pub checkpoint_seconds: f64,
+    /// Seed of the initial weights, the batches, the augmentations and the keypoint shares.
+    pub seed: u64,
+}
 
 /// `run.json`: everything needed to reproduce or resume the run.
 #[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct RunConfig {
+    /// "featleak".
     pub tool: String,
+    /// The featleak version that wrote the run.
     pub version: String,
+    /// What the victim reveals, and the resolutions.
     pub threat: ThreatModel,
+    /// Network and training configuration.
     pub training: TrainConfig,
     /// Folder the training (and, without a separate one, validation) images come from.
     pub images_root: String,
     /// Training images, relative to `images_root`, without extension.
     pub train_images: Vec<String>,
+    /// Validation images, likewise.
     pub val_images: Vec<String>,
     /// Folder of the validation images when they are not under `images_root`.
     #[serde(default)]
     pub val_root: Option<String>,
-
     /// Images that could not be used, with the reason.
     pub skipped: Vec<String>,
     /// Compute device of the latest training session (`cpu` or `wgpu`): an execution choice,
@@ -36,136 +63,239 @@ pub struct RunConfig {
     pub device: Option<String>,
 }
 
+/// Network sizes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum NetworkPreset {
+    /// Widths 16–256: trains on a CPU.
+    Cpu,
+    /// Widths 64–1024, as in the seed paper.
+    Paper,
+}
+
+/// What a new attacker run is asked for: the recipe's free choices. Everything else (the
+/// validation split, warm-up, checkpoint period) is decided by [`RunConfig::new`].
+#[derive(Clone, Debug)]
+pub struct NewRun {
+    /// Descriptor the victim sends (sift, freak, sosnet).
+    pub descriptor: String,
+    /// Threat model: a preset name or a TOML file.
+    pub threat: String,
+    /// The attacker's training images (searched recursively).
+    pub images: PathBuf,
+    /// Validation images (default: 10 % of `images`, seeded).
+    pub val_images: Option<PathBuf>,
+    /// Side of the square reconstruction.
+    pub size: u32,
+    /// Side of the square the features are extracted from (default: twice `size`).
+    pub feature_size: Option<u32>,
+    /// Network size.
+    pub network: NetworkPreset,
+    /// First-level width override.
+    pub width: Option<usize>,
+    /// Number of poolings override.
+    pub depth: Option<usize>,
+    /// Images per step.
+    pub batch_size: usize,
+    /// Peak learning rate.
+    pub learning_rate: f64,
+    /// The run's seed.
+    pub seed: u64,
+    /// Use at most this many training images (0: all).
+    pub max_images: usize,
+    /// When training ends.
+    pub budget: Budget,
+}
+
+/// Steps of learning-rate warm-up of every attacker run.
+pub const WARMUP_STEPS: u64 = 50;
+/// Seconds between checkpoints at most.
+pub const CHECKPOINT_SECONDS: f64 = 60.0;
+
 impl RunConfig {
+    /// The configuration of a new run: threat model resolved, network sized, images listed and
+    /// split (10 % held out for validation, seeded, unless validation images are given).
+    pub fn new(spec: &NewRun) -> Result<Self, AttackError> {
+        spec.budget.validate()?;
+        let schedule = Schedule {
+            peak: spec.learning_rate,
+            warmup_steps: WARMUP_STEPS,
+        };
+        schedule.validate()?;
+        if spec.batch_size == 0 {
+            return Err(AttackError::Recipe(
+                "the batch size must be at least 1".into(),
+            ));
+        }
+        let mut threat = ThreatModel::resolve(&spec.threat, &spec.descriptor)?;
+        threat.resolution = spec.size;
+        threat.feature_resolution = spec.feature_size.unwrap_or(2 * spec.size);
+        threat.validate()?;
+        let channels = threat
+            .sparse_map()
+            .channels(threat.extractor.descriptor.dimension());
+        let mut network = match spec.network {
+            NetworkPreset::Cpu => UNetConfig::cpu_default(channels),
+            NetworkPreset::Paper => UNetConfig::paper(channels),
+        };
+        network.base_width = spec.width.unwrap_or(network.base_width);
+        network.depth = spec.depth.unwrap_or(network.depth);
+        network.validate()?;
+        let multiple = 1u32 << network.depth;
+        if !spec.size.is_multiple_of(multiple) {
+            return Err(AttackError::Recipe(format!(
+                "--size {} is not a multiple of 2^depth = {multiple}",
+                spec.size
+            )));
+        }
+
+        let names = |dir: &Path| -> Result<Vec<String>, AttackError> {
+            let found = find_named_images(dir).map_err(AttackError::io("list images in", dir))?;
+            if found.is_empty() {
+                return Err(AttackError::Nothing {
+                    what: "images",
+                    folder: dir.to_path_buf(),
+                });
+            }
+            Ok(found.into_iter().map(|(_, n)| n).collect())
+        };
+        let images = names(&spec.images)?;
+        let (mut train_images, val_images) = match &spec.val_images {
+            Some(dir) => (images, names(dir)?),
+            None => {
+                if images.len() < 2 {
+                    return Err(AttackError::Recipe(
+                        "need at least 2 images to hold some out for validation (or give --val-images)"
+                            .into(),
+                    ));
+                }
+                let fractions = SplitFractions {
+                    train: 0.9,
+                    val: 0.1,
+                    test: 0.0,
+                };
+                let split = split_seeded(&images, fractions, spec.seed)
+                    .map_err(|e| AttackError::Recipe(e.to_string()))?;
+                (split.train, split.val)
+            }
+        };
+        if spec.max_images > 0 {
+            train_images.truncate(spec.max_images);
+        }
+        Ok(RunConfig {
+            tool: "featleak".into(),
+            version: env!("CARGO_PKG_VERSION").into(),
+            threat,
+            training: TrainConfig {
+                network,
+                budget: spec.budget,
+                schedule,
+                batch_size: spec.batch_size,
+                checkpoint_seconds: CHECKPOINT_SECONDS,
+                seed: spec.seed,
+            },
+            images_root: spec.images.display().to_string(),
+            train_images,
+            val_images,
+            val_root: spec.val_images.as_ref().map(|p| p.display().to_string()),
+            skipped: Vec::new(),
+            device: None,
+        })
+    }
+
     /// Reads `run.json` of `run` and checks it was written by this version of featleak.
-    pub fn load(run: &RunDir) -> Result<Self, String> {
-        let config: Self = read_json(&run.config()).map_err(|e| {
-            format!(
-                "{e} (is {} a folder made by `featleak attack train`?)",
-                run.root.display()
-            )
+    pub fn load(run: &RunFolder) -> Result<Self, AttackError> {
+        let config: Self = run.read_config().map_err(|e| {
+            AttackError::Train(TrainError::Config {
+                path: run.config(),
+                problem: format!(
+                    "{e} (is {} a folder made by `featleak attack train`?)",
+                    run.root().display()
+                ),
+            })
         })?;
         if config.tool != "featleak" || config.version != env!("CARGO_PKG_VERSION") {
-            return Err(format!(
-                "{} was written by {} {}, this is featleak {}; train a new run",
-                run.config().display(),
-                config.tool,
-                config.version,
-                env!("CARGO_PKG_VERSION")
-            ));
+            return Err(AttackError::Train(TrainError::Config {
+                path: run.config(),
+                problem: format!(
+                    "was written by {} {}, this is featleak {}; train a new run",
+                    config.tool,
+                    config.version,
+                    env!("CARGO_PKG_VERSION")
+                ),
+            }));
         }
         Ok(config)
     }
+
+    /// Where the validation images are.
+    pub fn val_root(&self) -> PathBuf {
+        PathBuf::from(self.val_root.as_ref().unwrap_or(&self.images_root))
+    }
 }
 
-/// The training state saved with every checkpoint.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct TrainState {
-    /// Optimiser steps done.
-    pub step: u64,
-    /// Seconds of training so far (over all sessions of the run).
-    pub seconds: f64,
-    /// One row per finished epoch.
-    pub history: Vec<EpochMetrics>,
-    /// Sum and count of the training losses of the epoch in progress.
-    #[serde(default)]
-    pub epoch_loss: (f64, u64),
+/// The attacker's files in a run folder besides the skeleton's.
+pub trait AttackRun {
+    /// `curves.svg`: training loss and validation scores over the epochs.
+    fn curves(&self) -> PathBuf;
+    /// The feature cache of the run's images.
+    fn cache(&self) -> PathBuf;
+    /// The checkpoint's model.
+    fn model(&self) -> PathBuf;
 }
 
-/// Metrics of one epoch.
+impl AttackRun for RunFolder {
+    fn curves(&self) -> PathBuf {
+        self.root().join("curves.svg")
+    }
+    fn cache(&self) -> PathBuf {
+        self.root().join("cache")
+    }
+    fn model(&self) -> PathBuf {
+        self.checkpoint().file(MODEL)
+    }
+}
+
+/// Metrics of one epoch: a row of `metrics.csv`.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 pub struct EpochMetrics {
+    /// The epoch (the last one may be partial).
     pub epoch: u64,
+    /// Steps done.
     pub step: u64,
+    /// Seconds of training so far.
     pub seconds: f64,
+    /// Learning rate of the last step.
     pub learning_rate: f64,
+    /// Mean training loss over the epoch.
     pub train_loss: f64,
+    /// Validation PSNR (dB).
     pub val_psnr: f64,
+    /// Validation SSIM.
     pub val_ssim: f64,
 }
 
-/// Paths of a run folder.
-pub struct RunDir {
-    pub root: PathBuf,
-}
-
-impl RunDir {
-    pub fn new(root: impl Into<PathBuf>) -> Self {
-        Self { root: root.into() }
-    }
-
-    pub fn config(&self) -> PathBuf {
-        self.root.join("run.json")
-    }
-    pub fn checkpoint_dir(&self) -> PathBuf {
-        self.root.join("checkpoint")
-    }
-    pub fn model(&self) -> PathBuf {
-        self.checkpoint_dir().join("model.bpk")
-    }
-    pub fn optimizer(&self) -> PathBuf {
-        self.checkpoint_dir().join("optimizer.bpk")
-    }
-    pub fn state(&self) -> PathBuf {
-        self.checkpoint_dir().join("state.json")
-    }
-    pub fn metrics(&self) -> PathBuf {
-        self.root.join("metrics.csv")
-    }
-    pub fn curves(&self) -> PathBuf {
-        self.root.join("curves.svg")
-    }
-    pub fn cache(&self) -> PathBuf {
-        self.root.join("cache")
-    }
-
-    /// Reads the saved training state, if a checkpoint exists.
-    pub fn load_state(&self) -> Result<Option<TrainState>, String> {
-        if !self.state().exists() {
-            return Ok(None);
-        }
-        read_json(&self.state()).map(Some)
-    }
-
-    /// Writes the metrics table (the whole history, atomically).
-    pub fn write_metrics(&self, history: &[EpochMetrics]) -> Result<(), String> {
-        let mut csv =
-            String::from("epoch,step,seconds,learning_rate,train_loss,val_psnr,val_ssim\n");
-        for m in history {
-            csv.push_str(&format!(
-                "{},{},{:.1},{:.6e},{:.6},{:.4},{:.5}\n",
-                m.epoch, m.step, m.seconds, m.learning_rate, m.train_loss, m.val_psnr, m.val_ssim
-            ));
-        }
-        write_bytes(&self.metrics(), csv.as_bytes())
+impl MetricsRow for EpochMetrics {
+    const HEADER: &'static str = "epoch,step,seconds,learning_rate,train_loss,val_psnr,val_ssim";
+    fn csv_row(&self) -> String {
+        format!(
+            "{},{},{:.1},{:.6e},{:.6},{:.4},{:.5}",
+            self.epoch,
+            self.step,
+            self.seconds,
+            self.learning_rate,
+            self.train_loss,
+            self.val_psnr,
+            self.val_ssim
+        )
     }
 }
 
-/// Writes `bytes` atomically, naming the file in errors.
-pub fn write_bytes(path: &Path, bytes: &[u8]) -> Result<(), String> {
-    if let Some(parent) = path.parent() {
-        std::fs::create_dir_all(parent)
-            .map_err(|e| format!("cannot create {}: {e}", parent.display()))?;
-    }
-    featleak_datasets::atomic::write_bytes_atomic(path, bytes)
-        .map_err(|e| format!("cannot write {}: {e}", path.display()))
-}
-
-/// Writes `value` as pretty JSON, atomically, creating its folder; errors name the file.
-pub fn write_json<T: Serialize>(path: &Path, value: &T) -> Result<(), String> {
-    if let Some(parent) = path.parent() {
-        std::fs::create_dir_all(parent)
-            .map_err(|e| format!("cannot create {}: {e}", parent.display()))?;
-    }
-    featleak_datasets::atomic::write_json_atomic(path, value)
-        .map_err(|e| format!("cannot write {}: {e}", path.display()))
-}
-
-/// Reads JSON, naming the file in errors.
-pub fn read_json<T: DeserializeOwned>(path: &Path) -> Result<T, String> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-    serde_json::from_str(&text).map_err(|e| format!("{}: unexpected content ({e})", path.display()))
+/// The attacker's state in a checkpoint besides the model and optimiser.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct EpochLoss {
+    /// Sum and count of the training losses of the epoch in progress.
+    pub epoch_loss: (f64, u64),
 }
 
 /// The training images of `step`: an epoch-wise permutation derived from (seed, epoch) alone, so
@@ -199,10 +329,7 @@ mod tests {
     }
 
     #[test]
-    fn metrics_and_state_round_trip() {
-        let dir = tempfile::tempdir().unwrap();
-        let run = RunDir::new(dir.path());
-        assert_eq!(run.load_state().unwrap(), None);
+    fn metrics_rows_keep_their_format() {
         let m = EpochMetrics {
             epoch: 1,
             step: 10,
@@ -212,25 +339,6 @@ mod tests {
             val_psnr: 14.0,
             val_ssim: 0.3,
         };
-        let state = TrainState {
-            step: 10,
-            seconds: 2.5,
-            history: vec![m],
-            epoch_loss: (0.25, 1),
-        };
-        write_json(&run.state(), &state).unwrap();
-        assert_eq!(run.load_state().unwrap(), Some(state));
-        run.write_metrics(&[m]).unwrap();
-        let csv = std::fs::read_to_string(run.metrics()).unwrap();
-        assert_eq!(
-            csv.lines().nth(1).unwrap(),
-            "1,10,2.5,1.000000e-3,0.500000,14.0000,0.30000"
-        );
-        std::fs::write(run.state(), "{").unwrap();
-        assert!(
-            run.load_state()
-                .unwrap_err()
-                .contains("state.json: unexpected content")
-        );
+        assert_eq!(m.csv_row(), "1,10,2.5,1.000000e-3,0.500000,14.0000,0.30000");
     }
 }

@@ -1,6 +1,7 @@
 //! Threat models: what the adversary (the localization service) receives for every image, and
 //! what it is assumed to know when training its inversion network.
 
+use crate::AttackError;
 use featleak_descriptors::{ExtractorConfig, FeatureSet, Keypoint, SparseMapConfig};
 use rand::Rng;
 use rand::seq::index::sample;
@@ -79,13 +80,13 @@ impl ThreatModel {
     /// `desc+pos` (descriptors at exact positions, the seed paper's default), `desc+pos+geom`
     /// (also scale and orientation) or `pos-only` (positions alone: the lower bound an attacker
     /// always has).
-    pub fn preset(name: &str, descriptor: &str) -> Result<Self, String> {
-        let detector = if descriptor == "freak" {
-            "harris"
-        } else {
-            "dog"
-        };
-        let extractor = ExtractorConfig::named(descriptor, detector).map_err(|e| e.to_string())?;
+    pub fn preset(name: &str, descriptor: &str) -> Result<Self, AttackError> {
+        let extractor = ExtractorConfig::with_default_detector(descriptor).map_err(|e| {
+            AttackError::Threat {
+                file: None,
+                problem: e.to_string(),
+            }
+        })?;
         let reveals = match name {
             "desc+pos" => Reveals {
                 descriptors: true,
@@ -106,10 +107,13 @@ impl ThreatModel {
                 orientation: false,
             },
             _ => {
-                return Err(format!(
-                    "unknown threat model '{name}' (presets: {})",
-                    PRESETS.join(", ")
-                ));
+                return Err(AttackError::Threat {
+                    file: None,
+                    problem: format!(
+                        "unknown threat model '{name}' (presets: {})",
+                        PRESETS.join(", ")
+                    ),
+                });
             }
         };
         Ok(Self {
@@ -127,47 +131,58 @@ impl ThreatModel {
     }
 
     /// A preset name, or a TOML file holding a whole threat model.
-    pub fn resolve(preset_or_file: &str, descriptor: &str) -> Result<Self, String> {
+    pub fn resolve(preset_or_file: &str, descriptor: &str) -> Result<Self, AttackError> {
         let path = Path::new(preset_or_file);
         if PRESETS.contains(&preset_or_file) || !path.exists() {
             return Self::preset(preset_or_file, descriptor);
         }
-        let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
-        let model: Self = toml::from_str(&text)
-            .map_err(|e| format!("{}: not a threat model: {e}", path.display()))?;
-        model
-            .validate()
-            .map_err(|e| format!("{}: {e}", path.display()))?;
+        let text = std::fs::read_to_string(path).map_err(AttackError::io("read", path))?;
+        let in_file = |problem: String| AttackError::Threat {
+            file: Some(path.to_path_buf()),
+            problem,
+        };
+        let model: Self =
+            toml::from_str(&text).map_err(|e| in_file(format!("not a threat model: {e}")))?;
+        model.validate().map_err(|e| match e {
+            AttackError::Threat { problem, .. } => in_file(problem),
+            other => other,
+        })?;
         Ok(model)
     }
 
     /// Checks the numbers make sense.
-    pub fn validate(&self) -> Result<(), String> {
+    pub fn validate(&self) -> Result<(), AttackError> {
+        let invalid = |problem: String| {
+            Err(AttackError::Threat {
+                file: None,
+                problem,
+            })
+        };
         for (what, s) in [
             ("train_share", self.train_share),
             ("attack_share", self.attack_share),
         ] {
             if !(0.0 < s.min && s.min <= s.max && s.max <= 1.0) {
-                return Err(format!(
+                return invalid(format!(
                     "{what} must satisfy 0 < min ≤ max ≤ 1 (got {} – {})",
                     s.min, s.max
                 ));
             }
         }
         if self.resolution < 16 || !self.resolution.is_multiple_of(16) {
-            return Err(format!(
+            return invalid(format!(
                 "resolution must be a multiple of 16, at least 16 (got {})",
                 self.resolution
             ));
         }
         if self.feature_resolution < self.resolution {
-            return Err(format!(
+            return invalid(format!(
                 "feature_resolution ({}) must be at least resolution ({})",
                 self.feature_resolution, self.resolution
             ));
         }
         if let Position::Grid { cell: 0 } = self.reveals.position {
-            return Err("grid cell must be at least 1 pixel".into());
+            return invalid("grid cell must be at least 1 pixel".into());
         }
         Ok(())
     }
@@ -270,11 +285,17 @@ mod tests {
         assert!(
             ThreatModel::preset("everything", "sift")
                 .unwrap_err()
+                .to_string()
                 .contains("unknown threat model")
         );
         let mut bad = ThreatModel::preset("desc+pos", "freak").unwrap();
         bad.train_share = Share { min: 0.0, max: 1.0 };
-        assert!(bad.validate().unwrap_err().contains("train_share"));
+        assert!(
+            bad.validate()
+                .unwrap_err()
+                .to_string()
+                .contains("train_share")
+        );
         assert_eq!(
             ThreatModel::preset("pos-only", "sift")
                 .unwrap()

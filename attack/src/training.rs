@@ -2,57 +2,28 @@
 //! step-seeded batches with random scale/crop/mirror augmentation and random keypoint shares,
 //! validation PSNR/SSIM after every epoch, atomic checkpoints and exact resumption.
 
+use crate::AttackError;
 use crate::data::{Batch, Prepared, centre_view, make_batch, random_view, reveal_items};
+use crate::kernels::sparse_conv::SparseBatch;
 use crate::loss::l1_ssim_loss;
 use crate::model::{UNet, UNetConfig};
-use crate::run::{EpochMetrics, RunDir, TrainState, write_bytes, write_json};
-use crate::sparse_conv::SparseBatch;
+use crate::run::{AttackRun, EpochLoss, EpochMetrics, MODEL, OPTIMIZER, RunConfig};
 use crate::threat::{Share, ThreatModel};
 use burn::module::Module;
 use burn::optim::{AdamConfig, GradientsParams};
 use burn::prelude::*;
 use burn::store::ModuleRecord;
-use featleak_datasets::schedule::{learning_rate, progress, rng};
+use featleak_datasets::schedule::rng;
+use featleak_eval::plot::{Axes, Series, line_plot_svg};
 use featleak_eval::score_report::{MeanScores, score_images};
+use featleak_train::trainer::At;
+use featleak_train::{Observer, Progress, RunFolder, Schedule, TrainError, Trainee, TrainerConfig};
 use image::RgbImage;
 use serde::{Deserialize, Serialize};
-use std::time::Instant;
-
-/// How long and how to train.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct TrainConfig {
-    pub network: UNetConfig,
-    /// Stop after this many optimiser steps (with `minutes`, whichever comes first).
-    pub steps: Option<u64>,
-    /// Stop after this many minutes of training (summed over resumed sessions).
-    pub minutes: Option<f64>,
-    pub batch_size: usize,
-    pub learning_rate: f64,
-    pub warmup_steps: u64,
-    /// Write a checkpoint at least this often (seconds).
-    pub checkpoint_seconds: f64,
-    pub seed: u64,
-}
-
-impl TrainConfig {
-    /// Training progress in [0, 1] for the schedule: the larger of the step and time fractions.
-    fn progress(&self, step: u64, seconds: f64) -> f64 {
-        progress(self.steps, self.minutes, step, seconds)
-    }
-
-    fn learning_rate(&self, step: u64, seconds: f64) -> f64 {
-        learning_rate(
-            self.learning_rate,
-            self.progress(step, seconds),
-            step,
-            self.warmup_steps,
-        )
-    }
-}
+use std::path::Path;
 
 /// Moves a host batch onto `device` as the network's sparse input and B×3×H×W targets.
-pub fn to_device(batch: &Batch, device: &Device) -> Result<(SparseBatch, Tensor<4>), String> {
+pub fn to_device(batch: &Batch, device: &Device) -> Result<(SparseBatch, Tensor<4>), AttackError> {
     let sparse = SparseBatch::from_host(
         batch.size,
         batch.height,
@@ -61,8 +32,7 @@ pub fn to_device(batch: &Batch, device: &Device) -> Result<(SparseBatch, Tensor<
         batch.values.clone(),
         batch.pixel_index.clone(),
         device,
-    )
-    .map_err(|e| e.to_string())?;
+    )?;
     let targets = Tensor::from_data(
         TensorData::new(
             batch.targets.clone(),
@@ -99,7 +69,7 @@ pub fn evaluate(
     threat: &ThreatModel,
     (batch_size, keep_pictures): (usize, usize),
     device: &Device,
-) -> Result<(MeanScores, Vec<RgbImage>), String> {
+) -> Result<(MeanScores, Vec<RgbImage>), AttackError> {
     let model = model.valid();
     let view = centre_view(threat);
     let mut sums = [0.0; 3];
@@ -110,7 +80,7 @@ pub fn evaluate(
         let items = reveal_items(views, threat, Share::fixed(1.0), &mut r);
         let (input, _) = to_device(&make_batch(&items, &threat.sparse_map()), device)?;
         for (out, (target, _)) in to_images(model.forward(&input)).into_iter().zip(&items) {
-            let s = score_images(target, &out).map_err(|e| e.to_string())?;
+            let s = score_images(target, &out)?;
             sums[0] += s.psnr;
             sums[1] += s.ssim;
             sums[2] += s.mae;
@@ -124,45 +94,32 @@ pub fn evaluate(
     Ok((MeanScores { psnr, ssim, mae }, pictures))
 }
 
-/// Saves model, optimiser and state, atomically each; the state goes last and is what a resume
-/// trusts.
-fn save_checkpoint(
-    run: &RunDir,
-    model: &UNet,
-    optim: &burn::optim::ModuleOptimizer,
-    state: &TrainState,
-) -> Result<(), String> {
-    let bytes = model
+/// The network's bytes (burn's record format), for a checkpoint or a copy.
+fn model_bytes(model: &UNet) -> Result<burn::tensor::Bytes, AttackError> {
+    model
         .valid()
         .into_record()
         .into_bytes()
-        .map_err(|e| format!("cannot serialise the model: {e}"))?;
-    write_bytes(&run.model(), &bytes)?;
-    let bytes = optim
-        .to_record()
-        .into_bytes()
-        .map_err(|e| format!("cannot serialise the optimiser: {e}"))?;
-    write_bytes(&run.optimizer(), &bytes)?;
-    write_json(&run.state(), state)
+        .map_err(|e| AttackError::Serialise {
+            what: "model",
+            problem: e.to_string(),
+        })
 }
 
-/// Loads a network saved by a checkpoint; the error names the file and says when it belongs to
-/// another architecture.
-pub fn load_model(run: &RunDir, config: &UNetConfig, device: &Device) -> Result<UNet, String> {
-    let path = run.model();
-    let bytes = std::fs::read(&path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+/// Loads a network saved in a checkpoint (`path`: its `model.bpk`); the error names the file
+/// and says when it belongs to another architecture.
+pub fn load_model(path: &Path, config: &UNetConfig, device: &Device) -> Result<UNet, AttackError> {
+    let bytes = std::fs::read(path).map_err(AttackError::io("read", path))?;
+    let problem = |problem: String| AttackError::Checkpoint {
+        path: path.to_path_buf(),
+        problem,
+    };
     let record = ModuleRecord::from_bytes(burn::tensor::Bytes::from_bytes_vec(bytes))
-        .map_err(|e| format!("{}: not a featleak model ({e})", path.display()))?;
+        .map_err(|e| problem(format!("not a featleak model ({e})")))?;
     config
-        .init(device)
-        .map_err(|e| e.to_string())?
+        .init(device)?
         .try_load_record(record)
-        .map_err(|e| {
-            format!(
-                "{}: weights for another network than {config:?} ({e})",
-                path.display()
-            )
-        })
+        .map_err(|e| problem(format!("weights for another network than {config:?} ({e})")))
 }
 
 /// One optimiser step at `step` of a run seeded `seed`: a seeded batch of random views of
@@ -170,14 +127,14 @@ pub fn load_model(run: &RunDir, config: &UNetConfig, device: &Device) -> Result<
 #[allow(clippy::too_many_arguments)]
 fn optimise(
     model: UNet,
-    optim: &mut burn::optim::ModuleOptimizer,
+    optim: &mut Optimizer,
     threat: &ThreatModel,
     train: &[Prepared],
     share: Share,
     (seed, step, batch_size): (u64, u64, usize),
     lr: f64,
     device: &Device,
-) -> Result<(UNet, f64), String> {
+) -> Result<(UNet, f64), AttackError> {
     let mut r = rng(seed, 1_000_000 + step);
     let views = crate::run::batch_indices(seed, step, batch_size, train.len())
         .into_iter()
@@ -189,40 +146,49 @@ fn optimise(
     let loss = l1_ssim_loss(model.forward(&input), target);
     let loss_value: f64 = loss.clone().into_scalar::<f32>() as f64;
     if !loss_value.is_finite() {
-        return Err(format!(
-            "the loss became {loss_value} at step {step}; lower the learning rate"
-        ));
+        return Err(TrainError::LossNotFinite {
+            step,
+            value: loss_value,
+        }
+        .into());
     }
     let grads = GradientsParams::from_grads(loss.backward(), &model);
     Ok((optim.step(lr, model, grads), loss_value))
+}
+
+/// Adam, as every attacker trains with.
+type Optimizer = burn::optim::ModuleOptimizer;
+
+fn adam() -> Optimizer {
+    AdamConfig::new().with_epsilon(1e-8).init()
 }
 
 /// How an attacker adapts to a mitigation: a short fine-tune on features mitigated the same way.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct FineTuneConfig {
+    /// Optimiser steps.
     pub steps: u64,
+    /// Images per step.
     pub batch_size: usize,
+    /// Peak learning rate.
     pub learning_rate: f64,
+    /// Seed of the batches and augmentations.
     pub seed: u64,
 }
 
 /// An independent copy of `model` (a `clone` shares the batch-norm running statistics, which
 /// training then updates in both).
-pub fn deep_copy(model: &UNet, network: &UNetConfig, device: &Device) -> Result<UNet, String> {
-    let bytes = model
-        .valid()
-        .into_record()
-        .into_bytes()
-        .map_err(|e| format!("cannot serialise the model: {e}"))?;
-    let record =
-        ModuleRecord::from_bytes(bytes).map_err(|e| format!("cannot copy the model: {e}"))?;
-
+pub fn deep_copy(model: &UNet, network: &UNetConfig, device: &Device) -> Result<UNet, AttackError> {
+    let copy = |e: String| AttackError::Serialise {
+        what: "model copy",
+        problem: e,
+    };
+    let record = ModuleRecord::from_bytes(model_bytes(model)?).map_err(|e| copy(e.to_string()))?;
     network
-        .init(device)
-        .map_err(|e| e.to_string())?
+        .init(device)?
         .try_load_record(record)
-        .map_err(|e| format!("cannot copy the model: {e}"))
+        .map_err(|e| copy(e.to_string()))
 }
 
 /// A fine-tuned copy of `model` (`network` is its architecture; `model` itself is left as it
@@ -236,20 +202,18 @@ pub fn fine_tune(
     train: &[Prepared],
     config: &FineTuneConfig,
     device: &Device,
-) -> Result<UNet, String> {
+) -> Result<UNet, AttackError> {
     if train.is_empty() {
-        return Err("no images to fine-tune on".into());
+        return Err(AttackError::Recipe("no images to fine-tune on".into()));
     }
     let mut model = deep_copy(model, network, device)?;
-
-    let mut optim = AdamConfig::new().with_epsilon(1e-8).init();
+    let mut optim = adam();
+    let schedule = Schedule {
+        peak: config.learning_rate,
+        warmup_steps: (config.steps / 10).max(1),
+    };
     for step in 0..config.steps {
-        let lr = learning_rate(
-            config.learning_rate,
-            step as f64 / config.steps.max(1) as f64,
-            step,
-            (config.steps / 10).max(1),
-        );
+        let lr = schedule.at(step as f64 / config.steps.max(1) as f64, step);
         (model, _) = optimise(
             model,
             &mut optim,
@@ -264,111 +228,197 @@ pub fn fine_tune(
     Ok(model)
 }
 
-/// Reports training progress to the caller (progress bars, logs).
-pub trait Observer {
-    fn step(&mut self, step: u64, loss: f64, learning_rate: f64, seconds: f64);
-    fn epoch(&mut self, metrics: &EpochMetrics);
-    /// Asked after every step: `true` ends training there, with a checkpoint of that step
-    /// (e.g. on Ctrl-C), so a resume loses nothing.
-    fn stop_requested(&self) -> bool {
-        false
+/// The attacker as the training skeleton sees it: the network, Adam, the threat model and the
+/// prepared images.
+pub struct AttackTrainee<'a> {
+    model: Option<UNet>,
+    optim: Optimizer,
+    config: &'a RunConfig,
+    train: &'a [Prepared],
+    val: &'a [Prepared],
+    device: &'a Device,
+    steps_per_epoch: u64,
+}
+
+impl<'a> AttackTrainee<'a> {
+    /// A freshly initialised network (seeded by the run's seed) for `config`, on an autodiff
+    /// `device`.
+    pub fn new(
+        config: &'a RunConfig,
+        train: &'a [Prepared],
+        val: &'a [Prepared],
+        device: &'a Device,
+    ) -> Result<Self, AttackError> {
+        if train.is_empty() {
+            return Err(AttackError::Recipe("no training images".into()));
+        }
+        // Parameter initialisation draws from the backend's generator: seed it.
+        device.seed(config.training.seed);
+        let model = config.training.network.init(device)?;
+        Ok(Self {
+            model: Some(model),
+            optim: adam(),
+            config,
+            train,
+            val,
+            device,
+            steps_per_epoch: (train.len() / config.training.batch_size.max(1)).max(1) as u64,
+        })
+    }
+
+    /// Steps in one epoch (one pass over the training images): validation comes after each.
+    pub fn steps_per_epoch(&self) -> u64 {
+        self.steps_per_epoch
+    }
+
+    fn model(&self) -> &UNet {
+        self.model
+            .as_ref()
+            .expect("the model is only taken during a step")
     }
 }
 
-/// Trains (or resumes) the network in `run` on `train` (validated on `val`) until the budget of
-/// `config` is spent. Every random choice derives from (seed, step), so a resumed run continues
-/// exactly where the checkpoint left it.
+impl Trainee for AttackTrainee<'_> {
+    type State = EpochLoss;
+    type Metrics = EpochMetrics;
+    type Error = AttackError;
+
+    fn initial_state(&self) -> EpochLoss {
+        EpochLoss::default()
+    }
+
+    fn step(&mut self, step: u64, lr: f64, state: &mut EpochLoss) -> Result<f64, AttackError> {
+        let t = &self.config.training;
+        let model = self.model.take().expect("a model between steps");
+        let (model, loss) = optimise(
+            model,
+            &mut self.optim,
+            &self.config.threat,
+            self.train,
+            self.config.threat.train_share,
+            (t.seed, step, t.batch_size),
+            lr,
+            self.device,
+        )?;
+        self.model = Some(model);
+        state.epoch_loss.0 += loss;
+        state.epoch_loss.1 += 1;
+        Ok(loss)
+    }
+
+    fn validate(&mut self, at: At, state: &mut EpochLoss) -> Result<EpochMetrics, AttackError> {
+        let (val, _) = evaluate(
+            self.model(),
+            self.val,
+            &self.config.threat,
+            (self.config.training.batch_size, 0),
+            self.device,
+        )?;
+        let m = EpochMetrics {
+            epoch: at.step.div_ceil(self.steps_per_epoch),
+            step: at.step,
+            seconds: at.seconds,
+            learning_rate: at.learning_rate,
+            train_loss: state.epoch_loss.0 / state.epoch_loss.1.max(1) as f64,
+            val_psnr: val.psnr,
+            val_ssim: val.ssim,
+        };
+        // The last validation may come mid-epoch: that epoch's sums go on.
+        if at.step.is_multiple_of(self.steps_per_epoch) {
+            state.epoch_loss = (0.0, 0);
+        }
+        Ok(m)
+    }
+
+    fn save(&self, folder: &Path, _: &EpochLoss) -> Result<(), AttackError> {
+        let path = folder.join(MODEL);
+        std::fs::write(&path, &*model_bytes(self.model())?)
+            .map_err(AttackError::io("write", &path))?;
+        let bytes = self
+            .optim
+            .to_record()
+            .into_bytes()
+            .map_err(|e| AttackError::Serialise {
+                what: "optimiser",
+                problem: e.to_string(),
+            })?;
+        let path = folder.join(OPTIMIZER);
+        std::fs::write(&path, &*bytes).map_err(AttackError::io("write", &path))
+    }
+
+    fn load(&mut self, folder: &Path, _: &EpochLoss) -> Result<(), AttackError> {
+        self.model = Some(load_model(
+            &folder.join(MODEL),
+            &self.config.training.network,
+            self.device,
+        )?);
+        let path = folder.join(OPTIMIZER);
+        let bytes = std::fs::read(&path).map_err(AttackError::io("read", &path))?;
+        self.optim = adam()
+            .from_bytes(burn::tensor::Bytes::from_bytes_vec(bytes))
+            .map_err(|e| AttackError::Checkpoint {
+                path,
+                problem: format!("not an optimiser state of this network ({e})"),
+            })?;
+        Ok(())
+    }
+
+    fn exported(
+        &self,
+        run: &RunFolder,
+        progress: &Progress<EpochMetrics, EpochLoss>,
+    ) -> Result<(), AttackError> {
+        write_curves(&run.curves(), &progress.history)
+    }
+}
+
+/// Trains (or resumes) the attacker of `run` (configured by `config`) on `train`, validated on
+/// `val` after every epoch, until the budget is spent. Every random choice derives from (seed,
+/// step), so a resumed run continues exactly where the checkpoint left it.
 pub fn train(
-    run: &RunDir,
-    threat: &ThreatModel,
-    config: &TrainConfig,
+    run: &RunFolder,
+    config: &RunConfig,
     train: &[Prepared],
     val: &[Prepared],
     device: &Device,
-    observer: &mut dyn Observer,
-) -> Result<TrainState, String> {
-    if config.steps.is_none() && config.minutes.is_none() {
-        return Err("give a training budget: steps, minutes or both".into());
-    }
-    if train.is_empty() {
-        return Err("no training images".into());
-    }
-    // Parameter initialisation draws from the backend's generator: seed it.
-    device.seed(config.seed);
-    let mut model = config.network.init(device).map_err(|e| e.to_string())?;
-
-    let mut optim = AdamConfig::new().with_epsilon(1e-8).init();
-    let mut state = TrainState {
-        step: 0,
-        seconds: 0.0,
-        history: Vec::new(),
-        epoch_loss: (0.0, 0),
+    observer: &mut dyn Observer<EpochMetrics>,
+) -> Result<Progress<EpochMetrics, EpochLoss>, AttackError> {
+    let mut trainee = AttackTrainee::new(config, train, val, device)?;
+    let t = &config.training;
+    let trainer = TrainerConfig {
+        budget: t.budget,
+        schedule: t.schedule,
+        validate_every: trainee.steps_per_epoch(),
+        checkpoint_seconds: t.checkpoint_seconds,
     };
-    if let Some(saved) = run.load_state()? {
-        model = load_model(run, &config.network, device)?;
-        let bytes = std::fs::read(run.optimizer())
-            .map_err(|e| format!("cannot read {}: {e}", run.optimizer().display()))?;
-        optim = optim
-            .from_bytes(burn::tensor::Bytes::from_bytes_vec(bytes))
-            .map_err(|e| format!("{}: {e}", run.optimizer().display()))?;
-        state = saved;
-    }
-    let steps_per_epoch = (train.len() / config.batch_size).max(1) as u64;
-    let mut last_checkpoint = Instant::now();
-    let session = Instant::now();
-    let start_seconds = state.seconds;
-    while config.progress(state.step, state.seconds) < 1.0 {
-        let lr = config.learning_rate(state.step, state.seconds);
-        let loss_value;
-        (model, loss_value) = optimise(
-            model,
-            &mut optim,
-            threat,
-            train,
-            threat.train_share,
-            (config.seed, state.step, config.batch_size),
-            lr,
-            device,
-        )?;
-        state.step += 1;
+    featleak_train::train(run, &trainer, &mut trainee, observer)
+}
 
-        state.seconds = start_seconds + session.elapsed().as_secs_f64();
-        state.epoch_loss.0 += loss_value;
-        state.epoch_loss.1 += 1;
-        observer.step(state.step, loss_value, lr, state.seconds);
-
-        let epoch_done = state.step.is_multiple_of(steps_per_epoch);
-        let finished = config.progress(state.step, state.seconds) >= 1.0;
-        if epoch_done || finished {
-            let (val, _) = evaluate(&model, val, threat, (config.batch_size, 0), device)?;
-            let m = EpochMetrics {
-                epoch: state.step.div_ceil(steps_per_epoch),
-                step: state.step,
-                seconds: state.seconds,
-                learning_rate: lr,
-                train_loss: state.epoch_loss.0 / state.epoch_loss.1.max(1) as f64,
-                val_psnr: val.psnr,
-                val_ssim: val.ssim,
-            };
-            if epoch_done {
-                state.epoch_loss = (0.0, 0);
-            }
-            state.history.push(m);
-            observer.epoch(&m);
-            run.write_metrics(&state.history)?;
-        }
-        let stop = observer.stop_requested();
-        if epoch_done
-            || finished
-            || stop
-            || last_checkpoint.elapsed().as_secs_f64() >= config.checkpoint_seconds
-        {
-            save_checkpoint(run, &model, &optim, &state)?;
-            last_checkpoint = Instant::now();
-        }
-        if stop {
-            break;
-        }
+/// Draws `curves.svg`: training loss, validation SSIM and PSNR over the epochs.
+pub fn write_curves(path: &Path, history: &[EpochMetrics]) -> Result<(), AttackError> {
+    if history.is_empty() {
+        return Ok(());
     }
-    Ok(state)
+    let max_epoch = history.last().map_or(1.0, |m| m.epoch as f64).max(1.0);
+    let series = |name: &str, f: fn(&EpochMetrics) -> f64| Series {
+        name: name.into(),
+        points: history.iter().map(|m| (m.epoch as f64, f(m))).collect(),
+    };
+    let axes = Axes {
+        title: "Training",
+        x_label: "epoch",
+        y_label: "value",
+        x: 0.0..max_epoch,
+        y: 0.0..1.0,
+    };
+    let svg = line_plot_svg(
+        &axes,
+        &[
+            series("train loss", |m| m.train_loss),
+            series("val SSIM", |m| m.val_ssim),
+            series("val PSNR / 40 dB", |m| m.val_psnr / 40.0),
+        ],
+    )
+    .map_err(|e| AttackError::Recipe(format!("cannot draw {}: {e}", path.display())))?;
+    Ok(featleak_datasets::files::write_bytes(path, svg.as_bytes())?)
 }

@@ -1,9 +1,9 @@
 use burn::module::Module;
 use burn::optim::{AdamConfig, GradientsParams};
 use burn::prelude::*;
+use featleak_attack::kernels::sparse_conv::*;
 use featleak_attack::loss::*;
 use featleak_attack::model::*;
-use featleak_attack::sparse_conv::*;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
@@ -320,7 +320,7 @@ fn adam_step_and_save_load_round_trip() {
     std::fs::remove_dir_all(&dir).ok();
 }
 
-/// The hand-written CPU backward of [`featleak_attack::conv3x3::Conv3x3`] against burn's own
+/// The hand-written CPU backward of [`featleak_attack::kernels::conv3x3::Conv3x3`] against burn's own
 /// `conv2d` and its generic autodiff backward: forward, input gradient and weight gradient, with
 /// and without a tracked input, on odd sizes (1×1 images, widths not a multiple of anything, an
 /// image whose weight gradient is computed in bands of rows).
@@ -329,7 +329,7 @@ fn conv3x3_matches_burn_conv2d_forward_and_grads() {
     use burn::tensor::Distribution::Uniform;
     use burn::tensor::module::conv2d;
     use burn::tensor::ops::ConvOptions;
-    use featleak_attack::conv3x3::Conv3x3;
+    use featleak_attack::kernels::conv3x3::Conv3x3;
 
     let dev = device();
     for &(b, h, w, c_in, c_out, track_x) in &[
@@ -395,7 +395,7 @@ fn conv3x3_matches_burn_conv2d_forward_and_grads() {
     }
 }
 
-/// The fused CPU BatchNorm + ReLU of [`featleak_attack::bn_relu::bn_relu`] against burn's
+/// The fused CPU BatchNorm + ReLU of [`featleak_attack::kernels::bn_relu::bn_relu`] against burn's
 /// `relu(BatchNorm::forward(x))`: output, gradients of input, γ and β, and the running
 /// statistics it leaves, on odd sizes (a 1×1 image, a single-item batch, widths of 1).
 #[test]
@@ -403,7 +403,7 @@ fn bn_relu_matches_burn_batch_norm_then_relu() {
     use burn::nn::BatchNormConfig;
     use burn::tensor::Distribution::Uniform;
     use burn::tensor::activation::relu;
-    use featleak_attack::bn_relu::bn_relu;
+    use featleak_attack::kernels::bn_relu::bn_relu;
 
     let dev = device();
     for &(b, c, h, w) in &[(1, 3, 1, 1), (2, 5, 7, 9), (4, 16, 32, 32), (1, 1, 8, 1)] {

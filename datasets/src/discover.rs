@@ -18,6 +18,27 @@ pub fn find_images(root: &Path) -> std::io::Result<Vec<PathBuf>> {
     find_files(root, is_image_path)
 }
 
+/// The name featleak gives an image (or feature file) below `root`: its path relative to `root`
+/// without extension (`sub/img`), the key of run image lists, outputs and caches.
+pub fn image_name(path: &Path, root: &Path) -> String {
+    path.strip_prefix(root)
+        .unwrap_or(path)
+        .with_extension("")
+        .to_string_lossy()
+        .into_owned()
+}
+
+/// [`find_images`] with each image's [`image_name`].
+pub fn find_named_images(root: &Path) -> std::io::Result<Vec<(PathBuf, String)>> {
+    Ok(find_images(root)?
+        .into_iter()
+        .map(|p| {
+            let name = image_name(&p, root);
+            (p, name)
+        })
+        .collect())
+}
+
 /// All files below `root` accepted by `keep`, recursively, sorted, hidden entries skipped.
 pub fn find_files(root: &Path, keep: impl Fn(&Path) -> bool) -> std::io::Result<Vec<PathBuf>> {
     if !root.is_dir() {

@@ -1,7 +1,7 @@
 //! Data plumbing for featleak: finding images in folders, seeded train/val/test splits,
 //! decoding images to RGB/grey (u8 and f32), resize + centre-crop geometry shared with the
 //! feature side, procedural photo-like scenes for runs without data, atomic file writes, the
-//! seeded streams and learning-rate schedule the trainers share, and resumable, checksummed
+//! seeded random streams every run draws from, and resumable, checksummed
 //! downloaders for public benchmark data.
 //!
 //! This crate sits at the bottom of the workspace and depends on no other featleak crate.
@@ -9,6 +9,7 @@
 pub mod atomic;
 pub mod discover;
 pub mod fetch;
+pub mod files;
 pub mod load;
 pub mod pairs;
 pub mod schedule;
@@ -17,7 +18,8 @@ pub mod synthetic;
 pub mod transform;
 pub mod warp;
 
-pub use discover::{IMAGE_EXTENSIONS, find_files, find_images};
+pub use discover::{IMAGE_EXTENSIONS, find_files, find_images, find_named_images, image_name};
+pub use files::FileError;
 pub use load::{ImageLoadError, load_rgb, rgb_to_gray, to_f32_gray, to_f32_rgb};
 pub use pairs::{HomographyPair, PairError, find_pairs};
 pub use split::{Split, SplitFractions, split_seeded};

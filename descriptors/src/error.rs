@@ -26,3 +26,93 @@ pub enum FeatureFileError {
     #[error("{path}: not a featleak feature file: {problem}")]
     Format { path: PathBuf, problem: String },
 }
+
+/// The descriptors crate's error for training and loading descriptor networks; wraps the
+/// narrower errors above.
+#[derive(Debug, thiserror::Error)]
+pub enum DescriptorError {
+    /// Extraction failed.
+    #[error(transparent)]
+    Extract(#[from] ExtractError),
+    /// A feature file could not be read or written.
+    #[error(transparent)]
+    FeatureFile(#[from] FeatureFileError),
+    /// Network weights could not be read or written.
+    #[error(transparent)]
+    Weights(#[from] crate::sosnet::weights::WeightsError),
+    /// An image could not be decoded.
+    #[error(transparent)]
+    Image(#[from] featleak_datasets::ImageLoadError),
+    /// The training skeleton failed (budget, run folder, checkpoint, interruption).
+    #[error(transparent)]
+    Train(#[from] featleak_train::TrainError),
+    /// Work on one image file failed (extraction, pair mining).
+    #[error("{}: {source}", .path.display())]
+    InFile {
+        /// The image.
+        path: PathBuf,
+        /// Why.
+        source: Box<DescriptorError>,
+    },
+    /// OpenCV failed.
+    #[error("OpenCV: {0}")]
+    OpenCv(String),
+    /// A patch-pair cache is damaged.
+    #[error("{}: {problem}", .path.display())]
+    PairFile {
+        /// The cache file.
+        path: PathBuf,
+        /// What is wrong.
+        problem: String,
+    },
+    /// No training pairs could be mined.
+    #[error("no patch pairs could be mined from the training photos (too small or too flat?)")]
+    NoPairs,
+    /// A saved model or optimiser could not be read.
+    #[error("{}: {problem}", .path.display())]
+    Checkpoint {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        problem: String,
+    },
+    /// A model or optimiser could not be serialised.
+    #[error("cannot serialise the {what}: {problem}")]
+    Serialise {
+        /// "model" or "optimiser".
+        what: &'static str,
+        /// burn's reason.
+        problem: String,
+    },
+    /// A file could not be read or written.
+    #[error("cannot {action} {}: {source}", .path.display())]
+    Io {
+        /// What was being done.
+        action: &'static str,
+        /// The file.
+        path: PathBuf,
+        /// The system's reason.
+        source: std::io::Error,
+    },
+}
+
+impl DescriptorError {
+    /// An I/O error on `path` while doing `action`.
+    pub fn io(
+        action: &'static str,
+        path: impl Into<PathBuf>,
+    ) -> impl FnOnce(std::io::Error) -> Self {
+        let path = path.into();
+        move |source| Self::Io {
+            action,
+            path,
+            source,
+        }
+    }
+}
+
+impl From<opencv::Error> for DescriptorError {
+    fn from(e: opencv::Error) -> Self {
+        Self::OpenCv(e.to_string())
+    }
+}

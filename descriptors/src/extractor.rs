@@ -106,6 +106,21 @@ impl ExtractorConfig {
         })
     }
 
+    /// The detector `descriptor` is used with unless told otherwise: Harris for FREAK (binary
+    /// descriptors are usually computed on corners), DoG for SIFT and SOSNet.
+    pub fn default_detector(descriptor: &str) -> &'static str {
+        if descriptor == "freak" {
+            "harris"
+        } else {
+            "dog"
+        }
+    }
+
+    /// `descriptor` on its [default detector](Self::default_detector).
+    pub fn with_default_detector(descriptor: &str) -> Result<Self, ExtractError> {
+        Self::named(descriptor, Self::default_detector(descriptor))
+    }
+
     /// `descriptor+detector`, e.g. `sift+dog`.
     pub fn name(&self) -> String {
         format!("{}+{}", self.descriptor.name(), self.detector.name())
@@ -196,4 +211,19 @@ impl Extractor for FeatureExtractor {
             extractor: self.info(),
         })
     }
+}
+
+/// Features of the image file at `path`, decoded to RGB and converted to grey as every extractor
+/// expects; errors name the file.
+pub fn extract_file(
+    extractor: &FeatureExtractor,
+    path: &std::path::Path,
+) -> Result<FeatureSet, crate::DescriptorError> {
+    let rgb = featleak_datasets::load_rgb(path)?;
+    extractor
+        .extract(&featleak_datasets::rgb_to_gray(&rgb))
+        .map_err(|e| crate::DescriptorError::InFile {
+            path: path.to_path_buf(),
+            source: Box::new(e.into()),
+        })
 }

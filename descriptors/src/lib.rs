@@ -15,8 +15,10 @@ pub mod sosnet;
 pub mod sparse_map;
 
 pub use detect::{DetectorConfig, FastConfig, HarrisConfig, SiftParams};
-pub use error::{ExtractError, FeatureFileError};
-pub use extractor::{DescriptorConfig, Extractor, ExtractorConfig, FeatureExtractor, SosnetConfig};
+pub use error::{DescriptorError, ExtractError, FeatureFileError};
+pub use extractor::{
+    DescriptorConfig, Extractor, ExtractorConfig, FeatureExtractor, SosnetConfig, extract_file,
+};
 pub use features::{Descriptors, ExtractorInfo, FeatureSet};
 pub use freak::{Freak, FreakConfig};
 pub use keypoint::Keypoint;

@@ -7,12 +7,14 @@ use burn::prelude::*;
 use featleak_datasets::schedule::rng;
 use featleak_datasets::synthetic::scene;
 use featleak_descriptors::sosnet::training::{
-    DescriptorMetrics, DescriptorTrainConfig, PairConfig, RunningStats, SosLossConfig,
-    SosnetTrainable, TrainDir, TrainObserver, train,
+    DescriptorMetrics, DescriptorTrainConfig, PairConfig, RunningStats, SosLossConfig, SosnetRun,
+    SosnetTrainable, train,
 };
 use featleak_descriptors::sosnet::{
     BUNDLED_WEIGHTS, Sosnet, SosnetWeights, WeightsError, bundled_weights,
 };
+use featleak_train::trainer::At;
+use featleak_train::{Budget, Observer, RunFolder, Schedule};
 use ndarray::Array3;
 
 /// Stops training once `stop_at` steps are done (0: never), as an interruption would.
@@ -28,12 +30,10 @@ fn quiet() -> Quiet {
     }
 }
 
-impl TrainObserver for Quiet {
-    fn mining(&mut self, _photos: usize) {}
-    fn step(&mut self, step: u64, _loss: f64, _seconds: f64) {
-        self.step = step;
+impl Observer<DescriptorMetrics> for Quiet {
+    fn step(&mut self, at: At, _loss: f64) {
+        self.step = at.step;
     }
-    fn validated(&mut self, _metrics: &DescriptorMetrics) {}
     fn stop_requested(&self) -> bool {
         self.stop_at > 0 && self.step >= self.stop_at
     }
@@ -61,10 +61,14 @@ fn config(images: Vec<PathBuf>, val_images: Vec<PathBuf>, steps: u64) -> Descrip
         },
         loss: SosLossConfig::default(),
         batch_size: 8,
-        steps: Some(steps),
-        minutes: None,
-        learning_rate: 1e-3,
-        warmup_steps: 2,
+        budget: Budget {
+            steps: Some(steps),
+            minutes: None,
+        },
+        schedule: Schedule {
+            peak: 1e-3,
+            warmup_steps: 2,
+        },
         validate_every: 5,
         val_pairs: 100,
         checkpoint_seconds: 3600.0,
@@ -165,10 +169,9 @@ fn training_learns_and_resumes_exactly() {
     let dev = Device::flex().autodiff();
 
     // Uninterrupted: 20 steps.
-    let whole = TrainDir(tmp.path().join("whole"));
-    std::fs::create_dir_all(&whole.0).unwrap();
+    let whole = RunFolder::prepare(&tmp.path().join("whole"), false, "a run").unwrap();
     let c = config(images.clone(), val.clone(), 20);
-    let state = train(&whole, &c, &dev, &mut quiet(), &|| {}).unwrap();
+    let state = train(&whole, &c, &dev, &mut quiet(), &()).unwrap();
     assert_eq!(state.step, 20);
     assert_eq!(state.history.len(), 4);
     let first = state.history.first().unwrap();
@@ -184,17 +187,19 @@ fn training_learns_and_resumes_exactly() {
 
     // Interrupted after 13 steps (a kill would lose the 3 steps since the checkpoint at 10;
     // a stop request checkpoints first), then resumed.
-    let parts = TrainDir(tmp.path().join("parts"));
-    std::fs::create_dir_all(&parts.0).unwrap();
+    let parts = RunFolder::prepare(&tmp.path().join("parts"), false, "a run").unwrap();
     let mut stop = Quiet {
         stop_at: 13,
         step: 0,
     };
-    let cut = train(&parts, &c, &dev, &mut stop, &|| {}).unwrap();
-    assert_eq!(cut.step, 13);
-    let resumed = train(&parts, &c, &dev, &mut quiet(), &|| {}).unwrap();
+    let cut = train(&parts, &c, &dev, &mut stop, &()).unwrap_err();
+    assert!(
+        cut.to_string().starts_with("interrupted after step 13"),
+        "{cut}"
+    );
+    let resumed = train(&parts, &c, &dev, &mut quiet(), &()).unwrap();
     assert_eq!(resumed.step, 20);
-    assert_eq!(resumed.running, state.running);
+    assert_eq!(resumed.task.running, state.task.running);
     assert_eq!(
         std::fs::read(whole.weights()).unwrap(),
         std::fs::read(parts.weights()).unwrap(),

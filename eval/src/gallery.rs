@@ -1,10 +1,14 @@
 //! Self-contained HTML galleries: one row per image, one column per picture (original, revealed
 //! keypoints, reconstructions…) and per metric, sortable by clicking a metric's header. Pictures
-//! are embedded as PNG data URIs, so the page is one file that opens anywhere.
+//! are embedded as PNG data URIs, so the page is one file that opens anywhere. The page is the
+//! template `eval/templates/gallery.html`; other pages show a gallery's table with the macro
+//! `featleak.gallery_table` (see [`crate::html`]).
 
+use crate::html::{self, RenderError, Trusted};
 use base64::Engine;
 use featleak_descriptors::FeatureSet;
 use image::{Rgb, RgbImage};
+use serde::Serialize;
 
 /// One row of a gallery.
 pub struct GalleryRow {
@@ -18,19 +22,18 @@ pub struct GalleryRow {
 /// A gallery page.
 pub struct Gallery {
     pub title: String,
-    /// HTML shown above the table (escaped by the caller where needed).
+    /// HTML shown above the table, printed as it is: escape what comes from the user. A page
+    /// of its own can instead override the template's `intro` block ([`Gallery::render`]).
     pub intro_html: String,
     pub picture_columns: Vec<String>,
     pub metric_columns: Vec<String>,
     pub rows: Vec<GalleryRow>,
 }
 
-/// Escapes text for HTML.
+/// Escapes text for HTML, as the templates do: for callers that still build a fragment of
+/// [`Gallery::intro_html`] by hand. Prefer a template ([`crate::html`]).
 pub fn escape(text: &str) -> String {
-    text.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
+    crate::html::escape(text)
 }
 
 /// A PNG data URI of `img`.
@@ -78,81 +81,110 @@ pub fn draw_keypoints(features: &FeatureSet) -> RgbImage {
     canvas
 }
 
-/// Sorts the rows of the table holding header cell `th` by that column (several galleries may
-/// share a page).
-pub const SORT_SCRIPT: &str = r#"
-function sortBy(th) {
-  const table = th.closest('table');
-  const body = table.tBodies[0];
-  const col = th.cellIndex;
-  const down = th.dataset.dir !== 'desc';
-  table.querySelectorAll('th').forEach(t => delete t.dataset.dir);
-  th.dataset.dir = down ? 'desc' : 'asc';
-  const key = r => { const v = parseFloat(r.children[col].dataset.value); return isNaN(v) ? -Infinity : v; };
-  [...body.rows].sort((a, b) => down ? key(b) - key(a) : key(a) - key(b)).forEach(r => body.appendChild(r));
-}
-"#;
-
-/// Styles of gallery tables.
-pub const GALLERY_CSS: &str = "table{border-collapse:collapse}\
-     td,th{border:1px solid #ccc;padding:4px;text-align:center}th.metric{cursor:pointer;background:#eef}\
-     th[data-dir=desc]::after{content:' ▼'}th[data-dir=asc]::after{content:' ▲'}\
-     img.pic{image-rendering:pixelated;width:192px}";
-
 impl Gallery {
-    /// The page as one HTML document.
+    /// The page as one HTML document (template `eval/templates/gallery.html`).
     pub fn to_html(&self) -> String {
-        let mut h = String::new();
-        h.push_str("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">");
-        h.push_str(&format!("<title>{}</title>", escape(&self.title)));
-        h.push_str(&format!(
-            "<style>body{{font-family:sans-serif;margin:1.5em}}{GALLERY_CSS}</style>"
-        ));
-        h.push_str(&format!(
-            "<script>{SORT_SCRIPT}</script></head><body>\n<h1>{}</h1>\n",
-            escape(&self.title)
-        ));
-        h.push_str(&self.intro_html);
-        h.push('\n');
-        h.push_str(&self.table_html());
-        h.push_str("</body></html>\n");
-        h
+        self.render(
+            "gallery.html",
+            include_str!("../templates/gallery.html"),
+            &(),
+        )
+        .expect("eval's gallery template renders")
     }
 
-    /// The gallery's table alone, for pages that include [`SORT_SCRIPT`] and [`GALLERY_CSS`].
-    pub fn table_html(&self) -> String {
-        let mut h = String::from("<table>\n<thead><tr><th>image</th>");
-        for c in &self.picture_columns {
-            h.push_str(&format!("<th>{}</th>", escape(c)));
+    /// The page from `template` (called `name`), which typically extends `gallery.html` to
+    /// give it its own `intro` block; the gallery is the variable `gallery`, the fields of
+    /// `context` are the template's other variables.
+    pub fn render(
+        &self,
+        name: &str,
+        template: &str,
+        context: &impl Serialize,
+    ) -> Result<String, RenderError> {
+        #[derive(Serialize)]
+        struct Page<'a, C: Serialize> {
+            gallery: &'a Gallery,
+            #[serde(flatten)]
+            context: &'a C,
         }
-        for c in &self.metric_columns {
-            h.push_str(&format!(
-                "<th class=\"metric\" onclick=\"sortBy(this)\">{}</th>",
-                escape(c)
-            ));
+        html::render(
+            name,
+            template,
+            Page {
+                gallery: self,
+                context,
+            },
+        )
+    }
+}
+
+/// What templates see of a gallery (`featleak.gallery_table` in `eval/templates/featleak.html`):
+/// its title, `intro` (trusted HTML), the column names, and rows of `name`, `pictures`
+/// (`src` a PNG data URI, `column`) and `metrics` (`value` for sorting, `text` shown).
+impl Serialize for Gallery {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        #[derive(Serialize)]
+        struct View<'a> {
+            title: &'a str,
+            intro: Trusted,
+            picture_columns: &'a [String],
+            metric_columns: &'a [String],
+            rows: Vec<Row<'a>>,
         }
-        h.push_str("</tr></thead>\n<tbody>\n");
-        for row in &self.rows {
-            h.push_str(&format!("<tr><td>{}</td>", escape(&row.name)));
-            for (pic, col) in row.pictures.iter().zip(&self.picture_columns) {
-                h.push_str(&format!(
-                    "<td><img class=\"pic\" src=\"{}\" alt=\"{} {}\"></td>",
-                    png_data_uri(pic),
-                    escape(col),
-                    escape(&row.name)
-                ));
-            }
-            for v in &row.metrics {
-                let (value, text) = match v {
-                    Some(v) if v.is_finite() => (format!("{v}"), format!("{v:.4}")),
-                    _ => ("NaN".to_string(), "—".to_string()),
-                };
-                h.push_str(&format!("<td data-value=\"{value}\">{text}</td>"));
-            }
-            h.push_str("</tr>\n");
+        #[derive(Serialize)]
+        struct Row<'a> {
+            name: &'a str,
+            pictures: Vec<Picture<'a>>,
+            metrics: Vec<Metric>,
         }
-        h.push_str("</tbody></table>\n");
-        h
+        #[derive(Serialize)]
+        struct Picture<'a> {
+            column: &'a str,
+            src: Trusted,
+        }
+        #[derive(Serialize)]
+        struct Metric {
+            value: String,
+            text: String,
+        }
+        let rows = self
+            .rows
+            .iter()
+            .map(|row| Row {
+                name: &row.name,
+                pictures: row
+                    .pictures
+                    .iter()
+                    .zip(&self.picture_columns)
+                    .map(|(picture, column)| Picture {
+                        column,
+                        src: Trusted(png_data_uri(picture)),
+                    })
+                    .collect(),
+                metrics: row
+                    .metrics
+                    .iter()
+                    .map(|v| match v {
+                        Some(v) if v.is_finite() => Metric {
+                            value: format!("{v}"),
+                            text: format!("{v:.4}"),
+                        },
+                        _ => Metric {
+                            value: "NaN".into(),
+                            text: "—".into(),
+                        },
+                    })
+                    .collect(),
+            })
+            .collect();
+        View {
+            title: &self.title,
+            intro: Trusted(self.intro_html.clone()),
+            picture_columns: &self.picture_columns,
+            metric_columns: &self.metric_columns,
+            rows,
+        }
+        .serialize(serializer)
     }
 }
 
@@ -201,5 +233,17 @@ mod tests {
             html.contains("onclick=\"sortBy(this)\">SSIM</th>")
                 && html.contains("data-value=\"0.5\">0.5000</td>")
         );
+        assert!(html.contains("<p>intro</p>") && html.contains("function sortBy(th)"));
+        assert!(html.contains("alt=\"keypoints img&amp;1\""));
+        // A page of its own: its intro block, its variables (escaped), the same table.
+        let page = g
+            .render(
+                "page.html",
+                "{% extends \"gallery.html\" %}{% block intro %}<p>keep {{ keep }}</p>{% endblock %}",
+                &serde_json::json!({ "keep": "<1>" }),
+            )
+            .unwrap();
+        assert!(page.contains("<p>keep &lt;1&gt;</p>") && !page.contains("<p>intro</p>"));
+        assert_eq!(page.matches("src=\"data:image/png;base64,").count(), 2);
     }
 }

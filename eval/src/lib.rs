@@ -1,12 +1,13 @@
 //! Scoring for featleak experiments: image metrics (PSNR, SSIM, MAE) between private images and
 //! reconstructions; descriptor matching (L2 and Hamming, mutual nearest neighbours, ratio test);
 //! matching accuracy on homography pairs (MMA, homography accuracy); and the tables and plots that
-//! report them.
+//! report them, and the HTML templates of the pages that show them ([`html`]).
 
 pub mod float_nn;
 pub mod gallery;
 pub mod hamming;
 pub mod homography;
+pub mod html;
 pub mod image_metrics;
 pub mod matching;
 pub mod pair_eval;

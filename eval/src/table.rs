@@ -1,7 +1,8 @@
-//! Result tables written as Markdown (for reading) and CSV (for tools).
+//! Result tables written as Markdown (for reading) and CSV (for tools); HTML pages show them
+//! with the template macro `featleak.table` (eval/templates/featleak.html).
 
 /// A table of already formatted cells.
-#[derive(Clone, Debug, Default, PartialEq)]
+#[derive(Clone, Debug, Default, PartialEq, serde::Serialize)]
 pub struct Table {
     pub headers: Vec<String>,
     pub rows: Vec<Vec<String>>,
@@ -56,28 +57,6 @@ impl Table {
         }
     }
 
-    /// An HTML `<table>` (cells escaped).
-    pub fn to_html(&self) -> String {
-        let esc = |c: &str| {
-            c.replace('&', "&amp;")
-                .replace('<', "&lt;")
-                .replace('>', "&gt;")
-        };
-        let mut out = String::from("<table>\n<thead><tr>");
-        self.headers
-            .iter()
-            .for_each(|h| out.push_str(&format!("<th>{}</th>", esc(h))));
-        out.push_str("</tr></thead>\n<tbody>\n");
-        for r in &self.rows {
-            out.push_str("<tr>");
-            r.iter()
-                .for_each(|c| out.push_str(&format!("<td>{}</td>", esc(c))));
-            out.push_str("</tr>\n");
-        }
-        out.push_str("</tbody></table>\n");
-        out
-    }
-
     /// RFC 4180 CSV with a header row.
     pub fn to_csv(&self) -> String {
         let mut w = csv::Writer::from_writer(Vec::new());
@@ -115,8 +94,14 @@ mod tests {
             t.without_columns(&["name"]).to_markdown(),
             "| value |\n|---|\n| 0.123 |\n| — |\n"
         );
+        let html = crate::html::render(
+            "t.html",
+            "{% import \"featleak.html\" as featleak %}{{ featleak.table(t) }}",
+            serde_json::json!({ "t": t }),
+        )
+        .unwrap();
         assert_eq!(
-            t.to_html(),
+            html,
             "<table>\n<thead><tr><th>name</th><th>value</th></tr></thead>\n<tbody>\n\
              <tr><td>a|b</td><td>0.123</td></tr>\n<tr><td>c, d</td><td>—</td></tr>\n</tbody></table>\n"
         );

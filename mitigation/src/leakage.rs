@@ -12,6 +12,7 @@
 //! Keypoints the attacker cannot see (outside its centre crop, or sharing a map pixel with a
 //! stronger keypoint) score 0: withholding them changes nothing it receives.
 
+use crate::MitigationError;
 use burn::module::Module;
 use burn::prelude::*;
 use featleak_attack::ThreatModel;
@@ -47,7 +48,7 @@ impl LeakageScorer {
         &self,
         items: &[(&RgbImage, &FeatureSet)],
         batch: usize,
-    ) -> Result<Vec<Vec<f32>>, String> {
+    ) -> Result<Vec<Vec<f32>>, MitigationError> {
         let mut out = Vec::with_capacity(items.len());
         for chunk in items.chunks(batch.max(1)) {
             out.extend(self.score_batch(chunk)?);
@@ -55,17 +56,20 @@ impl LeakageScorer {
         Ok(out)
     }
 
-    fn score_batch(&self, items: &[(&RgbImage, &FeatureSet)]) -> Result<Vec<Vec<f32>>, String> {
+    fn score_batch(
+        &self,
+        items: &[(&RgbImage, &FeatureSet)],
+    ) -> Result<Vec<Vec<f32>>, MitigationError> {
         let r = self.threat.resolution;
         let mut views = Vec::with_capacity(items.len());
         let mut kept = Vec::with_capacity(items.len());
         for (image, features) in items {
             let size = (image.height(), image.width());
             if features.image_size != size {
-                return Err(format!(
+                return Err(MitigationError::Leakage(format!(
                     "features are for a {}×{} image, the image is {}×{}",
                     features.image_size.1, features.image_size.0, size.1, size.0
-                ));
+                )));
             }
             let view = ResizeCrop::cover(size, (r, r));
             let (seen, indices) = features.transformed_indexed(&view);
@@ -84,15 +88,15 @@ impl LeakageScorer {
         let values = input.features.clone();
         let loss = l1_ssim_loss(self.model.forward(&input), target);
         let grads = loss.backward();
-        let grad = values
-            .grad(&grads)
-            .ok_or("the attacker's loss does not depend on the features")?;
+        let grad = values.grad(&grads).ok_or_else(|| {
+            MitigationError::Leakage("the attacker's loss does not depend on the features".into())
+        })?;
         let per_pixel: Vec<f32> = (grad * values.inner())
             .sum_dim(1)
             .mul_scalar(-1.0)
             .into_data()
             .try_into_vec::<f32>()
-            .map_err(|e| format!("{e:?}"))?;
+            .map_err(|e| MitigationError::Leakage(format!("{e:?}")))?;
         let mut scores: Vec<Vec<f32>> = items.iter().map(|(_, f)| vec![0.0; f.len()]).collect();
         let hw = batch.height * batch.width;
         for ((&pixel, &source), score) in

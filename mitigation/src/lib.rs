@@ -3,9 +3,11 @@
 //! ([`leakage`]), and sweeps that score every strategy on privacy (reconstruction quality of a
 //! non-adaptive and an adaptive attacker) and utility (matching accuracy) ([`sweep`]).
 
+pub mod error;
 pub mod leakage;
 pub mod report;
 pub mod strategies;
 pub mod sweep;
 
+pub use error::MitigationError;
 pub use strategies::{DEFAULT_UTILITY_WEIGHT, Hints, STRATEGY_NAMES, Strategy, budget};

@@ -1,13 +1,17 @@
 //! A sweep's report files: `results.csv`, `results.md`, `frontier.svg` (SSIM of the adaptive
 //! attacker against MMA@3, one series per strategy, the Pareto frontier marked) and
-//! `gallery.html` (one row per victim, one column per strategy at the gallery's keep fraction).
+//! `gallery.html` (one row per victim, one column per strategy at the gallery's keep fraction;
+//! template `mitigation/templates/sweep_gallery.html`).
 
 use crate::sweep::{CellResult, SweepDir, SweepResults};
-use featleak_attack::run::write_bytes;
 use featleak_eval::gallery::{Gallery, GalleryRow};
 use featleak_eval::plot::{Axes, Series, scatter_frontier_svg};
 use featleak_eval::table::{Table, fmt_num};
 use std::collections::BTreeSet;
+
+fn write_bytes(path: &std::path::Path, bytes: &[u8]) -> Result<(), String> {
+    featleak_datasets::files::write_bytes(path, bytes).map_err(|e| e.to_string())
+}
 
 /// Column names of `results.csv` / `results.md`, in order.
 pub const COLUMNS: [&str; 20] = [
@@ -274,10 +278,23 @@ pub fn write_report(dir: &SweepDir, results: &SweepResults) -> Result<(), String
             frontier_svg(&results.cells)?.as_bytes(),
         )?;
     }
-    write_bytes(
-        &dir.root.join("gallery.html"),
-        gallery(dir, results)?.to_html().as_bytes(),
-    )
+    let gallery = gallery(dir, results)?
+        .render(
+            "sweep_gallery.html",
+            include_str!("../templates/sweep_gallery.html"),
+            &GalleryPage {
+                percent: format!("{:.0}", results.config.gallery.keep * 100.0),
+            },
+        )
+        .map_err(|e| e.to_string())?;
+    write_bytes(&dir.root.join("gallery.html"), gallery.as_bytes())
+}
+
+/// The variables of `templates/sweep_gallery.html` besides the gallery.
+#[derive(serde::Serialize)]
+struct GalleryPage {
+    /// The gallery's keep fraction in percent.
+    percent: String,
 }
 
 /// One row per victim: original | reconstruction under each (descriptor, strategy) at the
@@ -326,11 +343,7 @@ fn gallery(dir: &SweepDir, results: &SweepResults) -> Result<Gallery, String> {
     }
     Ok(Gallery {
         title: format!("Reconstructions at keep {keep}"),
-        intro_html: format!(
-            "<p>One row per victim image, one column per strategy: what the adaptive attacker \
-             reconstructs when {:.0} % of the keypoints are revealed.</p>",
-            keep * 100.0
-        ),
+        intro_html: String::new(),
         picture_columns,
         metric_columns: Vec::new(),
         rows,

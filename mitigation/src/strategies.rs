@@ -6,6 +6,7 @@
 //! privacy-aware one ranks by leakage scores the caller computes with the attacker
 //! ([`crate::leakage`]).
 
+use crate::MitigationError;
 use featleak_descriptors::{FeatureSet, Keypoint};
 use rand::SeedableRng;
 use rand::seq::index::sample;
@@ -71,7 +72,7 @@ pub const STRATEGY_NAMES: &[&str] = &[
 
 impl Strategy {
     /// The strategy called `name` with default parameters (leakage: [`DEFAULT_UTILITY_WEIGHT`]).
-    pub fn by_name(name: &str) -> Result<Self, String> {
+    pub fn by_name(name: &str) -> Result<Self, MitigationError> {
         Ok(match name {
             "random" => Self::Random,
             "top-response" => Self::TopResponse,
@@ -82,10 +83,10 @@ impl Strategy {
                 utility_weight: DEFAULT_UTILITY_WEIGHT,
             },
             _ => {
-                return Err(format!(
+                return Err(MitigationError::Strategy(format!(
                     "unknown strategy '{name}' (known: {})",
                     STRATEGY_NAMES.join(", ")
-                ));
+                )));
             }
         })
     }
@@ -113,7 +114,7 @@ impl Strategy {
         features: &FeatureSet,
         keep: f32,
         hints: Hints,
-    ) -> Result<Vec<usize>, String> {
+    ) -> Result<Vec<usize>, MitigationError> {
         let n = features.len();
         let budget = budget(n, keep);
         let mut chosen = match self {
@@ -125,11 +126,17 @@ impl Strategy {
             Self::Grid { cells } => grid(features, (*cells).max(1), budget),
             Self::Anms { robustness } => anms(&features.keypoints, *robustness, budget),
             Self::Leakage { utility_weight } => {
-                let scores = hints.leakage.ok_or(
-                    "the leakage strategy needs the attacker's leakage scores of each keypoint",
-                )?;
+                let scores = hints.leakage.ok_or_else(|| {
+                    MitigationError::Strategy(
+                        "the leakage strategy needs the attacker's leakage scores of each keypoint"
+                            .into(),
+                    )
+                })?;
                 if scores.len() != n {
-                    return Err(format!("{} leakage scores for {n} keypoints", scores.len()));
+                    return Err(MitigationError::Strategy(format!(
+                        "{} leakage scores for {n} keypoints",
+                        scores.len()
+                    )));
                 }
                 least_leaking(&features.keypoints, scores, *utility_weight, budget)
             }
@@ -144,7 +151,7 @@ impl Strategy {
         features: &FeatureSet,
         keep: f32,
         hints: Hints,
-    ) -> Result<FeatureSet, String> {
+    ) -> Result<FeatureSet, MitigationError> {
         Ok(features.select(&self.select(features, keep, hints)?))
     }
 }
@@ -377,6 +384,7 @@ mod tests {
         assert!(
             Strategy::by_name("nope")
                 .unwrap_err()
+                .to_string()
                 .contains("unknown strategy")
         );
     }
@@ -406,6 +414,7 @@ mod tests {
         assert!(
             pure.select(&f, 0.5, Hints::seed(0))
                 .unwrap_err()
+                .to_string()
                 .contains("leakage scores")
         );
         let short = Hints {
@@ -415,6 +424,7 @@ mod tests {
         assert!(
             pure.select(&f, 0.5, short)
                 .unwrap_err()
+                .to_string()
                 .contains("2 leakage scores for 4")
         );
     }

@@ -15,19 +15,21 @@
 //! same configuration skips finished cells. At keep 1 every strategy reveals everything, so that
 //! cell is computed once per descriptor and shared.
 
+use crate::MitigationError;
 use crate::leakage::LeakageScorer;
 use crate::strategies::{Hints, Strategy};
 use burn::prelude::*;
 use featleak_attack::ThreatModel;
 use featleak_attack::data::{FeatureCache, Prepared, centre_view, prepare};
 use featleak_attack::model::{UNet, UNetConfig};
-use featleak_attack::run::{RunConfig, RunDir, read_json, write_bytes, write_json};
+use featleak_attack::run::{AttackRun, RunConfig};
 use featleak_attack::training::{FineTuneConfig, evaluate, fine_tune, load_model};
-use featleak_datasets::{HomographyPair, find_images, find_pairs, load_rgb, rgb_to_gray};
-use featleak_descriptors::{Extractor, FeatureExtractor, FeatureSet};
+use featleak_datasets::files::{read_json, save_png, write_json};
+use featleak_datasets::{HomographyPair, find_named_images, find_pairs, load_rgb};
+use featleak_descriptors::{FeatureSet, extract_file};
 use featleak_eval::homography::RansacConfig;
 use featleak_eval::{MatchConfig, score_pair, summarize};
-use image::RgbImage;
+use featleak_train::RunFolder;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -135,18 +137,20 @@ impl SweepConfig {
     }
 
     /// Reads and checks a TOML file; errors name the file.
-    pub fn from_file(path: &Path) -> Result<Self, String> {
+    pub fn from_file(path: &Path) -> Result<Self, MitigationError> {
         let text = std::fs::read_to_string(path)
-            .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-        let config: Self = toml::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?;
-        config
-            .validate()
-            .map_err(|e| format!("{}: {e}", path.display()))?;
+            .map_err(featleak_datasets::FileError::io("read", path))?;
+        let in_file = |problem: String| MitigationError::Config {
+            file: Some(path.to_path_buf()),
+            problem,
+        };
+        let config: Self = toml::from_str(&text).map_err(|e| in_file(e.to_string()))?;
+        config.validate().map_err(|e| in_file(e.to_string()))?;
         Ok(config)
     }
 
     /// The strategies, parsed.
-    pub fn parsed_strategies(&self) -> Result<Vec<Strategy>, String> {
+    pub fn parsed_strategies(&self) -> Result<Vec<Strategy>, MitigationError> {
         self.strategies
             .iter()
             .map(|name| {
@@ -160,16 +164,23 @@ impl SweepConfig {
             .collect()
     }
 
-    pub fn validate(&self) -> Result<(), String> {
+    /// Checks names and numbers.
+    pub fn validate(&self) -> Result<(), MitigationError> {
+        let invalid = |problem: String| {
+            Err(MitigationError::Config {
+                file: None,
+                problem,
+            })
+        };
         self.parsed_strategies()?;
         if self.strategies.is_empty() || self.keeps.is_empty() || self.attackers.is_empty() {
-            return Err("strategies, keeps and attackers must not be empty".into());
+            return invalid("strategies, keeps and attackers must not be empty".into());
         }
         if let Some(k) = self.keeps.iter().find(|k| !(**k > 0.0 && **k <= 1.0)) {
-            return Err(format!("keep fractions must be in (0, 1], got {k}"));
+            return invalid(format!("keep fractions must be in (0, 1], got {k}"));
         }
         if self.adaptive.batch_size == 0 {
-            return Err("adaptive.batch_size must be positive".into());
+            return invalid("adaptive.batch_size must be positive".into());
         }
         Ok(())
     }
@@ -261,16 +272,17 @@ pub fn run_sweep(
     config: &SweepConfig,
     out: &Path,
     observer: &mut dyn SweepObserver,
-) -> Result<SweepResults, String> {
+) -> Result<SweepResults, MitigationError> {
     config.validate()?;
     let dir = SweepDir { root: out.into() };
     let mut results = if dir.results_json().exists() {
         let saved: SweepResults = read_json(&dir.results_json())?;
         if saved.config != *config {
-            return Err(format!(
-                "{} holds a sweep with another configuration; choose another output folder",
-                out.display()
-            ));
+            return Err(MitigationError::Folder {
+                folder: out.to_path_buf(),
+                problem: "holds a sweep with another configuration; choose another output folder"
+                    .into(),
+            });
         }
         saved
     } else {
@@ -325,8 +337,8 @@ fn sweep_attacker(
     dir: &SweepDir,
     results: &mut SweepResults,
     observer: &mut dyn SweepObserver,
-) -> Result<(), String> {
-    let run = RunDir::new(attacker);
+) -> Result<(), MitigationError> {
+    let run = RunFolder::new(attacker);
     let run_config = RunConfig::load(&run)?;
     let descriptor = run_config.threat.extractor.descriptor.name().to_string();
     let cells: Vec<(Strategy, f32)> = config
@@ -380,14 +392,20 @@ fn sweep_attacker(
 fn prepare_attacker(
     config: &SweepConfig,
     strategies: &[Strategy],
-    run: &RunDir,
+    run: &RunFolder,
     run_config: RunConfig,
     device: &Device,
     observer: &mut dyn SweepObserver,
-) -> Result<AttackerData, String> {
+) -> Result<AttackerData, MitigationError> {
     let threat = run_config.threat.clone();
-    let base = load_model(run, &run_config.training.network, device)?;
-    let extractor = threat.extractor.build().map_err(|e| e.to_string())?;
+    let base = load_model(&run.model(), &run_config.training.network, device)?;
+    let extractor = threat
+        .extractor
+        .build()
+        .map_err(|source| MitigationError::Extract {
+            path: run.config(),
+            source,
+        })?;
     let cache = FeatureCache::new(run.cache());
 
     let mut victims = list_images(&config.privacy.images)?;
@@ -412,18 +430,18 @@ fn prepare_attacker(
     let victims = prepare_list("victims", &victims)?;
     let train = prepare_list("attacker images", &train)?;
     if victims.is_empty() || train.is_empty() {
-        return Err(format!(
-            "{}: needs victim images and the attacker's training images",
-            run.root.display()
-        ));
+        return Err(MitigationError::Folder {
+            folder: run.root().to_path_buf(),
+            problem: "needs victim images and the attacker's training images".into(),
+        });
     }
 
-    let pairs = find_pairs(&config.utility.pairs).map_err(|e| e.to_string())?;
+    let pairs = find_pairs(&config.utility.pairs)?;
     if pairs.is_empty() {
-        return Err(format!(
-            "no homography pairs in {}",
-            config.utility.pairs.display()
-        ));
+        return Err(MitigationError::Folder {
+            folder: config.utility.pairs.clone(),
+            problem: "no homography pairs".into(),
+        });
     }
     observer.stage("pair features", pairs.len() as u64);
     let mut pair_features = Vec::with_capacity(pairs.len());
@@ -442,28 +460,29 @@ fn prepare_attacker(
     let needs_leakage = strategies.iter().any(Strategy::needs_leakage);
     let scorer =
         needs_leakage.then(|| LeakageScorer::new(base.clone(), threat.clone(), device.clone()));
-    let mut score = |what: &str, items: Vec<Prepared>| -> Result<Scored<Prepared>, String> {
-        let Some(scorer) = &scorer else {
-            return Ok(Scored {
-                items,
-                leakage: Vec::new(),
-            });
+    let mut score =
+        |what: &str, items: Vec<Prepared>| -> Result<Scored<Prepared>, MitigationError> {
+            let Some(scorer) = &scorer else {
+                return Ok(Scored {
+                    items,
+                    leakage: Vec::new(),
+                });
+            };
+            observer.stage(&format!("leakage: {what}"), items.len() as u64);
+            let mut leakage = Vec::with_capacity(items.len());
+            for chunk in items.chunks(8) {
+                let refs: Vec<_> = chunk.iter().map(|p| (&p.image, &p.features)).collect();
+                leakage.extend(scorer.scores(&refs, 8)?);
+                chunk.iter().for_each(|_| observer.advance());
+            }
+            Ok(Scored { items, leakage })
         };
-        observer.stage(&format!("leakage: {what}"), items.len() as u64);
-        let mut leakage = Vec::with_capacity(items.len());
-        for chunk in items.chunks(8) {
-            let refs: Vec<_> = chunk.iter().map(|p| (&p.image, &p.features)).collect();
-            leakage.extend(scorer.scores(&refs, 8)?);
-            chunk.iter().for_each(|_| observer.advance());
-        }
-        Ok(Scored { items, leakage })
-    };
     let victims = score("victims", victims)?;
     let train = score("attacker images", train)?;
     if let Some(scorer) = &scorer {
         observer.stage("leakage: pair queries", pair_features.len() as u64);
         for p in &mut pair_features {
-            let image = load_rgb(&p.pair.image_b).map_err(|e| e.to_string())?;
+            let image = load_rgb(&p.pair.image_b)?;
             let mut s = scorer.scores(&[(&image, &p.b)], 1)?;
             p.b_leakage = s.pop();
             observer.advance();
@@ -480,50 +499,33 @@ fn prepare_attacker(
     })
 }
 
-fn extract_file(extractor: &FeatureExtractor, path: &Path) -> Result<FeatureSet, String> {
-    let rgb = load_rgb(path).map_err(|e| e.to_string())?;
-    extractor
-        .extract(&rgb_to_gray(&rgb))
-        .map_err(|e| format!("{}: {e}", path.display()))
-}
-
-/// Images under `root` with their names (relative path without extension), in path order.
-fn list_images(root: &Path) -> Result<Vec<(PathBuf, String)>, String> {
-    let list: Vec<(PathBuf, String)> = find_images(root)
-        .map_err(|e| format!("cannot list images in {}: {e}", root.display()))?
-        .into_iter()
-        .map(|p| {
-            let name = image_name(&p, root);
-            (p, name)
-        })
-        .collect();
+/// Images under `root` with their names, in path order; none is an error.
+fn list_images(root: &Path) -> Result<Vec<(PathBuf, String)>, MitigationError> {
+    let list = find_named_images(root)
+        .map_err(featleak_datasets::FileError::io("list images in", root))?;
     if list.is_empty() {
-        return Err(format!("no images found in {}", root.display()));
+        return Err(MitigationError::Folder {
+            folder: root.to_path_buf(),
+            problem: "no images found".into(),
+        });
     }
     Ok(list)
 }
 
-/// An image's name in reports: its path relative to `root`, without extension.
-pub fn image_name(path: &Path, root: &Path) -> String {
-    path.strip_prefix(root)
-        .unwrap_or(path)
-        .with_extension("")
-        .to_string_lossy()
-        .into_owned()
-}
-
 /// The images of `root` named in `names` (the run's lists); missing ones are an error.
-fn named_images(root: &Path, names: &[String]) -> Result<Vec<(PathBuf, String)>, String> {
+fn named_images(root: &Path, names: &[String]) -> Result<Vec<(PathBuf, String)>, MitigationError> {
     let all = list_images(root)?;
     let found: Vec<(PathBuf, String)> =
         all.into_iter().filter(|(_, n)| names.contains(n)).collect();
     if found.len() < names.len() {
-        return Err(format!(
-            "{} of the attacker's {} images are gone from {}",
-            names.len() - found.len(),
-            names.len(),
-            root.display()
-        ));
+        return Err(MitigationError::Folder {
+            folder: root.to_path_buf(),
+            problem: format!(
+                "{} of the attacker's {} images are gone",
+                names.len() - found.len(),
+                names.len()
+            ),
+        });
     }
     Ok(found)
 }
@@ -542,7 +544,7 @@ fn mitigate_all(
     strategy: Strategy,
     keep: f32,
     seed: u64,
-) -> Result<Vec<Prepared>, String> {
+) -> Result<Vec<Prepared>, MitigationError> {
     items
         .items
         .iter()
@@ -572,7 +574,7 @@ fn compute_cell(
     dir: &SweepDir,
     device: &Device,
     observer: &mut dyn SweepObserver,
-) -> Result<CellResult, String> {
+) -> Result<CellResult, MitigationError> {
     let started = Instant::now();
     observer.stage(
         &format!("{} {} keep {keep}", data.descriptor, strategy.name()),
@@ -588,17 +590,14 @@ fn compute_cell(
         };
         let b = strategy.apply(&p.b, keep, hints)?;
         query_keypoints += b.len() as f64;
-        scores.push(
-            score_pair(
-                &p.pair.name,
-                &p.a,
-                &b,
-                &p.pair.homography,
-                &MatchConfig::default(),
-                &RansacConfig::default(),
-            )
-            .map_err(|e| e.to_string())?,
-        );
+        scores.push(score_pair(
+            &p.pair.name,
+            &p.a,
+            &b,
+            &p.pair.homography,
+            &MatchConfig::default(),
+            &RansacConfig::default(),
+        )?);
     }
     let utility = summarize(&scores);
     observer.advance();
@@ -668,13 +667,6 @@ fn compute_cell(
         ssim_fine_tuned: fine_tuned.ssim,
         seconds: started.elapsed().as_secs_f64(),
     })
-}
-
-fn save_png(path: &Path, img: &RgbImage) -> Result<(), String> {
-    let mut png = Vec::new();
-    img.write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png)
-        .map_err(|e| format!("cannot encode {}: {e}", path.display()))?;
-    write_bytes(path, &png)
 }
 
 #[cfg(test)]

@@ -9,20 +9,24 @@ pub mod net;
 pub mod pairs;
 
 use std::path::{Path, PathBuf};
-use std::time::Instant;
 
 use burn::optim::{AdamConfig, GradientsParams};
 use burn::prelude::*;
 use burn::store::ModuleRecord;
+use featleak_train::trainer::At;
+use featleak_train::{
+    Budget, MetricsRow, Observer, Progress, RunFolder, Schedule, Trainee, TrainerConfig,
+};
 use ndarray::Array3;
 use rand::Rng;
 use rand::seq::SliceRandom;
 use serde::{Deserialize, Serialize};
 
+use crate::DescriptorError;
 use crate::sosnet::Sosnet;
 use crate::sosnet::model::PATCH_SIZE;
-use featleak_datasets::atomic::{write_bytes_atomic, write_json_atomic};
-use featleak_datasets::schedule::{self, rng};
+use featleak_datasets::atomic::write_bytes_atomic;
+use featleak_datasets::schedule::rng;
 pub use loss::{SosLossConfig, sos_loss};
 pub use net::{RunningStats, SosnetTrainable, dropout_mask};
 pub use pairs::{PairConfig, PatchPairs, mine_pairs};
@@ -39,10 +43,10 @@ pub struct DescriptorTrainConfig {
     pub loss: SosLossConfig,
     /// Pairs per step, each from a different photo when there are enough photos.
     pub batch_size: usize,
-    pub steps: Option<u64>,
-    pub minutes: Option<f64>,
-    pub learning_rate: f64,
-    pub warmup_steps: u64,
+    /// When training ends (may be extended on resume).
+    pub budget: Budget,
+    /// Adam's learning rate over the budget.
+    pub schedule: Schedule,
     /// Validate after every this many steps (and at the end).
     pub validate_every: u64,
     /// Validation pairs used at most.
@@ -50,21 +54,6 @@ pub struct DescriptorTrainConfig {
     /// Write a checkpoint at least this often (seconds).
     pub checkpoint_seconds: f64,
     pub seed: u64,
-}
-
-impl DescriptorTrainConfig {
-    fn progress(&self, step: u64, seconds: f64) -> f64 {
-        schedule::progress(self.steps, self.minutes, step, seconds)
-    }
-
-    fn learning_rate(&self, step: u64, seconds: f64) -> f64 {
-        schedule::learning_rate(
-            self.learning_rate,
-            self.progress(step, seconds),
-            step,
-            self.warmup_steps,
-        )
-    }
 }
 
 /// One row of `metrics.csv`.
@@ -81,65 +70,64 @@ pub struct DescriptorMetrics {
     pub val_accuracy: f64,
 }
 
-/// What a checkpoint stores beside the weights; a resume trusts it.
+impl MetricsRow for DescriptorMetrics {
+    const HEADER: &'static str =
+        "step,seconds,learning_rate,loss,first_order,second_order,val_accuracy";
+    fn csv_row(&self) -> String {
+        format!(
+            "{},{:.1},{:.6e},{:.6},{:.6},{:.6},{:.4}",
+            self.step,
+            self.seconds,
+            self.learning_rate,
+            self.loss,
+            self.first_order,
+            self.second_order,
+            self.val_accuracy
+        )
+    }
+}
+
+/// What a checkpoint stores beside the weights and the optimiser.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct DescriptorTrainState {
-    pub step: u64,
-    pub seconds: f64,
+    /// Batch-norm running statistics.
     pub running: RunningStats,
-    pub history: Vec<DescriptorMetrics>,
     /// Sums since the last metrics row: loss, first order, second order, steps.
     pub pending: (f64, f64, f64, u64),
 }
 
-/// The files of a descriptor-training run.
-#[derive(Clone, Debug)]
-pub struct TrainDir(pub PathBuf);
+/// The SOSNet trainer's files in a run folder besides the skeleton's.
+pub trait SosnetRun {
+    /// Patch pairs mined from the training photos (a cache).
+    fn train_pairs(&self) -> PathBuf;
+    /// Patch pairs mined from the validation photos (a cache).
+    fn val_pairs(&self) -> PathBuf;
+    /// The trained network as a SOSNet32x32 state_dict (safetensors), rewritten after each
+    /// checkpoint.
+    fn weights(&self) -> PathBuf;
+}
 
-impl TrainDir {
-    pub fn config(&self) -> PathBuf {
-        self.0.join("config.json")
+impl SosnetRun for RunFolder {
+    fn train_pairs(&self) -> PathBuf {
+        self.root().join("pairs-train.bin")
     }
-    pub fn state(&self) -> PathBuf {
-        self.0.join("state.json")
+    fn val_pairs(&self) -> PathBuf {
+        self.root().join("pairs-val.bin")
     }
-    pub fn model(&self) -> PathBuf {
-        self.0.join("model.bin")
-    }
-    pub fn optimizer(&self) -> PathBuf {
-        self.0.join("optimizer.bin")
-    }
-    pub fn metrics(&self) -> PathBuf {
-        self.0.join("metrics.csv")
-    }
-    pub fn train_pairs(&self) -> PathBuf {
-        self.0.join("pairs-train.bin")
-    }
-    pub fn val_pairs(&self) -> PathBuf {
-        self.0.join("pairs-val.bin")
-    }
-    /// The trained network as a SOSNet32x32 state_dict (safetensors), rewritten at each checkpoint.
-    pub fn weights(&self) -> PathBuf {
-        self.0.join("sosnet.safetensors")
+    fn weights(&self) -> PathBuf {
+        self.root().join("sosnet.safetensors")
     }
 }
 
-/// Reports progress to the caller.
-pub trait TrainObserver {
-    /// Pair mining is about to start on `photos` photos (the `tick` given to [`train`] then
-    /// counts them off).
-    fn mining(&mut self, photos: usize);
-    fn step(&mut self, step: u64, loss: f64, seconds: f64);
-    fn validated(&mut self, metrics: &DescriptorMetrics);
-    /// Asked after every step: `true` ends training early with a checkpoint (e.g. on Ctrl-C).
-    fn stop_requested(&self) -> bool {
-        false
-    }
+/// Hears how pair mining goes.
+pub trait MiningObserver: Sync {
+    /// Mining is about to start on `photos` photos.
+    fn start(&self, _photos: usize) {}
+    /// One photo is done.
+    fn photo_done(&self) {}
 }
 
-fn write_json<T: Serialize>(path: &Path, value: &T) -> Result<(), String> {
-    write_json_atomic(path, value).map_err(|e| format!("cannot write {}: {e}", path.display()))
-}
+impl MiningObserver for () {}
 
 /// Loads the pairs cached in `path`, or mines them from `photos` and caches them.
 fn cached_pairs(
@@ -147,18 +135,17 @@ fn cached_pairs(
     photos: &[PathBuf],
     config: &DescriptorTrainConfig,
     stream: u64,
-    observer: &mut dyn TrainObserver,
-    tick: &(dyn Fn() + Sync),
-) -> Result<PatchPairs, String> {
+    mining: &dyn MiningObserver,
+) -> Result<PatchPairs, DescriptorError> {
     if path.exists() {
-        let bytes =
-            std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-        return PatchPairs::from_bytes(&bytes).map_err(|e| format!("{}: {e}", path.display()));
+        let bytes = std::fs::read(path).map_err(DescriptorError::io("read", path))?;
+        return PatchPairs::from_bytes(path, &bytes);
     }
-    observer.mining(photos.len());
-    let pairs = mine_pairs(photos, &config.pairs, config.seed ^ stream, tick)?;
-    write_bytes_atomic(path, &pairs.to_bytes())
-        .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+    mining.start(photos.len());
+    let pairs = mine_pairs(photos, &config.pairs, config.seed ^ stream, &|| {
+        mining.photo_done()
+    })?;
+    write_bytes_atomic(path, &pairs.to_bytes()).map_err(DescriptorError::io("write", path))?;
     Ok(pairs)
 }
 
@@ -240,185 +227,193 @@ pub fn pair_accuracy(net: &Sosnet, pairs: &PatchPairs, max: usize) -> f64 {
     correct as f64 / n as f64
 }
 
-fn save_checkpoint(
-    dir: &TrainDir,
-    model: &SosnetTrainable,
-    optim: &burn::optim::ModuleOptimizer,
-    state: &DescriptorTrainState,
-) -> Result<(), String> {
-    let bytes = model
-        .valid()
-        .into_record()
-        .into_bytes()
-        .map_err(|e| format!("cannot serialise the model: {e}"))?;
-    write_bytes_atomic(&dir.model(), &bytes)
-        .map_err(|e| format!("cannot write {}: {e}", dir.model().display()))?;
-    let bytes = optim
-        .to_record()
-        .into_bytes()
-        .map_err(|e| format!("cannot serialise the optimiser: {e}"))?;
-    write_bytes_atomic(&dir.optimizer(), &bytes)
-        .map_err(|e| format!("cannot write {}: {e}", dir.optimizer().display()))?;
-    model
-        .valid()
-        .to_weights(&state.running)
-        .save_safetensors(&dir.weights())
-        .map_err(|e| e.to_string())?;
-    write_json(&dir.state(), state)
+/// SOSNet as the training skeleton sees it.
+struct SosnetTrainee<'a> {
+    model: Option<SosnetTrainable>,
+    optim: burn::optim::ModuleOptimizer,
+    config: &'a DescriptorTrainConfig,
+    train_pairs: PatchPairs,
+    val_pairs: PatchPairs,
+    by_image: Vec<Vec<usize>>,
+    device: &'a Device,
 }
 
-fn write_metrics(dir: &TrainDir, history: &[DescriptorMetrics]) -> Result<(), String> {
-    let mut text =
-        String::from("step,seconds,learning_rate,loss,first_order,second_order,val_accuracy\n");
-    for m in history {
-        text.push_str(&format!(
-            "{},{:.1},{:.6e},{:.6},{:.6},{:.6},{:.4}\n",
-            m.step,
-            m.seconds,
-            m.learning_rate,
-            m.loss,
-            m.first_order,
-            m.second_order,
-            m.val_accuracy
-        ));
+const MODEL: &str = "model.bpk";
+const OPTIMIZER: &str = "optimizer.bpk";
+
+impl SosnetTrainee<'_> {
+    fn model(&self) -> &SosnetTrainable {
+        self.model
+            .as_ref()
+            .expect("the model is only taken during a step")
     }
-    write_bytes_atomic(&dir.metrics(), text.as_bytes())
-        .map_err(|e| format!("cannot write {}: {e}", dir.metrics().display()))
 }
 
-/// Trains (or resumes) SOSNet in `dir` until the budget of `config` is spent, on an autodiff
-/// `device`. `tick` is called once per photo while mining pairs.
+impl Trainee for SosnetTrainee<'_> {
+    type State = DescriptorTrainState;
+    type Metrics = DescriptorMetrics;
+    type Error = DescriptorError;
+
+    fn initial_state(&self) -> DescriptorTrainState {
+        DescriptorTrainState {
+            running: RunningStats::initial(),
+            pending: (0.0, 0.0, 0.0, 0),
+        }
+    }
+
+    fn step(
+        &mut self,
+        step: u64,
+        lr: f64,
+        state: &mut DescriptorTrainState,
+    ) -> Result<f64, DescriptorError> {
+        let (config, device) = (self.config, self.device);
+        let n = config.batch_size;
+        let (a, p) = batch(&self.train_pairs, &self.by_image, config.seed, step, n);
+        let x = Tensor::<4>::from_data(
+            TensorData::new([a, p].concat(), [2 * n, 1, PATCH_SIZE, PATCH_SIZE]),
+            device,
+        );
+        let mask = dropout_mask(2 * n, &mut rng(config.seed, 3_000_000 + step), device);
+        let model = self.model.take().expect("a model between steps");
+        let d = model.forward_train(x, mask, &mut state.running);
+        let (da, dp) = (d.clone().narrow(0, 0, n), d.narrow(0, n, n));
+        let l = sos_loss(da, dp, &config.loss);
+        let value = l.first_order + config.loss.sos_weight as f64 * l.second_order;
+        if !value.is_finite() {
+            // The skeleton reports it; the update is not made.
+            self.model = Some(model);
+            return Ok(value);
+        }
+        let grads = GradientsParams::from_grads(l.total.backward(), &model);
+        self.model = Some(self.optim.step(lr, model, grads));
+        state.pending.0 += value;
+        state.pending.1 += l.first_order;
+        state.pending.2 += l.second_order;
+        state.pending.3 += 1;
+        Ok(value)
+    }
+
+    fn validate(
+        &mut self,
+        at: At,
+        state: &mut DescriptorTrainState,
+    ) -> Result<DescriptorMetrics, DescriptorError> {
+        let net = Sosnet::from_weights(
+            &self.model().valid().to_weights(&state.running),
+            Device::flex(),
+        );
+        let k = state.pending.3.max(1) as f64;
+        let m = DescriptorMetrics {
+            step: at.step,
+            seconds: at.seconds,
+            learning_rate: at.learning_rate,
+            loss: state.pending.0 / k,
+            first_order: state.pending.1 / k,
+            second_order: state.pending.2 / k,
+            val_accuracy: pair_accuracy(&net, &self.val_pairs, self.config.val_pairs),
+        };
+        state.pending = (0.0, 0.0, 0.0, 0);
+        Ok(m)
+    }
+
+    fn save(&self, folder: &Path, _: &DescriptorTrainState) -> Result<(), DescriptorError> {
+        let serialise = |what: &'static str| {
+            move |e: burn::store::RecordError| DescriptorError::Serialise {
+                what,
+                problem: e.to_string(),
+            }
+        };
+        let bytes = self
+            .model()
+            .valid()
+            .into_record()
+            .into_bytes()
+            .map_err(serialise("model"))?;
+        let path = folder.join(MODEL);
+        std::fs::write(&path, &*bytes).map_err(DescriptorError::io("write", &path))?;
+        let bytes = self
+            .optim
+            .to_record()
+            .into_bytes()
+            .map_err(serialise("optimiser"))?;
+        let path = folder.join(OPTIMIZER);
+        std::fs::write(&path, &*bytes).map_err(DescriptorError::io("write", &path))
+    }
+
+    fn load(&mut self, folder: &Path, _: &DescriptorTrainState) -> Result<(), DescriptorError> {
+        let checkpoint = |path: &Path, e: String| DescriptorError::Checkpoint {
+            path: path.to_path_buf(),
+            problem: format!("not a SOSNet checkpoint ({e})"),
+        };
+        let path = folder.join(MODEL);
+        let bytes = std::fs::read(&path).map_err(DescriptorError::io("read", &path))?;
+        let record = ModuleRecord::from_bytes(burn::tensor::Bytes::from_bytes_vec(bytes))
+            .map_err(|e| checkpoint(&path, e.to_string()))?;
+        let model = self.model.take().expect("a model between steps");
+        self.model = Some(
+            model
+                .try_load_record(record)
+                .map_err(|e| checkpoint(&path, e.to_string()))?,
+        );
+        let path = folder.join(OPTIMIZER);
+        let bytes = std::fs::read(&path).map_err(DescriptorError::io("read", &path))?;
+        self.optim = AdamConfig::new()
+            .with_epsilon(1e-8)
+            .init()
+            .from_bytes(burn::tensor::Bytes::from_bytes_vec(bytes))
+            .map_err(|e| checkpoint(&path, e.to_string()))?;
+        Ok(())
+    }
+
+    fn exported(
+        &self,
+        run: &RunFolder,
+        progress: &Progress<DescriptorMetrics, DescriptorTrainState>,
+    ) -> Result<(), DescriptorError> {
+        self.model()
+            .valid()
+            .to_weights(&progress.task.running)
+            .save_safetensors(&run.weights())?;
+        Ok(())
+    }
+}
+
+/// Trains (or resumes) SOSNet in `run` until the budget of `config` is spent, on an autodiff
+/// `device`; pairs are mined first (and cached in the run folder).
 pub fn train(
-    dir: &TrainDir,
+    run: &RunFolder,
     config: &DescriptorTrainConfig,
     device: &Device,
-    observer: &mut dyn TrainObserver,
-    tick: &(dyn Fn() + Sync),
-) -> Result<DescriptorTrainState, String> {
-    if config.steps.is_none() && config.minutes.is_none() {
-        return Err("give a training budget: steps, minutes or both".into());
-    }
-    let train_pairs = cached_pairs(
-        &dir.train_pairs(),
-        &config.images,
-        config,
-        1,
-        observer,
-        tick,
-    )?;
+    observer: &mut dyn Observer<DescriptorMetrics>,
+    mining: &dyn MiningObserver,
+) -> Result<Progress<DescriptorMetrics, DescriptorTrainState>, DescriptorError> {
+    config.budget.validate()?;
+    let train_pairs = cached_pairs(&run.train_pairs(), &config.images, config, 1, mining)?;
     if train_pairs.is_empty() {
-        return Err(
-            "no patch pairs could be mined from the training photos (too small or too flat?)"
-                .into(),
-        );
+        return Err(DescriptorError::NoPairs);
     }
-    let val_pairs = cached_pairs(
-        &dir.val_pairs(),
-        &config.val_images,
-        config,
-        2,
-        observer,
-        tick,
-    )?;
+    let val_pairs = cached_pairs(&run.val_pairs(), &config.val_images, config, 2, mining)?;
     let mut by_image: Vec<Vec<usize>> = vec![Vec::new(); config.images.len()];
     for (i, &img) in train_pairs.image.iter().enumerate() {
         by_image[img as usize].push(i);
     }
     by_image.retain(|v| !v.is_empty());
 
-    let mut model = SosnetTrainable::init(&mut rng(config.seed, 1), device);
-    let mut optim = AdamConfig::new().with_epsilon(1e-8).init();
-    let mut state = DescriptorTrainState {
-        step: 0,
-        seconds: 0.0,
-        running: RunningStats::initial(),
-        history: Vec::new(),
-        pending: (0.0, 0.0, 0.0, 0),
+    let mut trainee = SosnetTrainee {
+        model: Some(SosnetTrainable::init(&mut rng(config.seed, 1), device)),
+        optim: AdamConfig::new().with_epsilon(1e-8).init(),
+        config,
+        train_pairs,
+        val_pairs,
+        by_image,
+        device,
     };
-    if dir.state().exists() {
-        let text = std::fs::read_to_string(dir.state())
-            .map_err(|e| format!("cannot read {}: {e}", dir.state().display()))?;
-        state = serde_json::from_str(&text).map_err(|e| {
-            format!(
-                "{}: not a descriptor-training state ({e})",
-                dir.state().display()
-            )
-        })?;
-        let bytes = std::fs::read(dir.model())
-            .map_err(|e| format!("cannot read {}: {e}", dir.model().display()))?;
-        let record = ModuleRecord::from_bytes(burn::tensor::Bytes::from_bytes_vec(bytes))
-            .map_err(|e| format!("{}: not a SOSNet checkpoint ({e})", dir.model().display()))?;
-        model = model
-            .try_load_record(record)
-            .map_err(|e| format!("{}: not a SOSNet checkpoint ({e})", dir.model().display()))?;
-        let bytes = std::fs::read(dir.optimizer())
-            .map_err(|e| format!("cannot read {}: {e}", dir.optimizer().display()))?;
-        optim = optim
-            .from_bytes(burn::tensor::Bytes::from_bytes_vec(bytes))
-            .map_err(|e| format!("{}: {e}", dir.optimizer().display()))?;
-    }
-
-    let n = config.batch_size;
-    let session = Instant::now();
-    let start_seconds = state.seconds;
-    let mut last_checkpoint = Instant::now();
-    while config.progress(state.step, state.seconds) < 1.0 {
-        let lr = config.learning_rate(state.step, state.seconds);
-        let (a, p) = batch(&train_pairs, &by_image, config.seed, state.step, n);
-        let x = Tensor::<4>::from_data(
-            TensorData::new([a, p].concat(), [2 * n, 1, PATCH_SIZE, PATCH_SIZE]),
-            device,
-        );
-        let mask = dropout_mask(2 * n, &mut rng(config.seed, 3_000_000 + state.step), device);
-        let d = model.forward_train(x, mask, &mut state.running);
-        let (da, dp) = (d.clone().narrow(0, 0, n), d.narrow(0, n, n));
-        let l = sos_loss(da, dp, &config.loss);
-        let value = l.first_order + config.loss.sos_weight as f64 * l.second_order;
-        if !value.is_finite() {
-            return Err(format!(
-                "the loss became {value} at step {}; lower the learning rate",
-                state.step
-            ));
-        }
-        let grads = GradientsParams::from_grads(l.total.backward(), &model);
-        model = optim.step(lr, model, grads);
-        state.step += 1;
-        state.seconds = start_seconds + session.elapsed().as_secs_f64();
-        state.pending.0 += value;
-        state.pending.1 += l.first_order;
-        state.pending.2 += l.second_order;
-        state.pending.3 += 1;
-        observer.step(state.step, value, state.seconds);
-
-        let finished = config.progress(state.step, state.seconds) >= 1.0;
-        if finished || state.step.is_multiple_of(config.validate_every.max(1)) {
-            let net =
-                Sosnet::from_weights(&model.valid().to_weights(&state.running), Device::flex());
-            let k = state.pending.3.max(1) as f64;
-            let m = DescriptorMetrics {
-                step: state.step,
-                seconds: state.seconds,
-                learning_rate: lr,
-                loss: state.pending.0 / k,
-                first_order: state.pending.1 / k,
-                second_order: state.pending.2 / k,
-                val_accuracy: pair_accuracy(&net, &val_pairs, config.val_pairs),
-            };
-            state.pending = (0.0, 0.0, 0.0, 0);
-            state.history.push(m);
-            observer.validated(&m);
-            write_metrics(dir, &state.history)?;
-            save_checkpoint(dir, &model, &optim, &state)?;
-            last_checkpoint = Instant::now();
-        } else if observer.stop_requested()
-            || last_checkpoint.elapsed().as_secs_f64() >= config.checkpoint_seconds
-        {
-            save_checkpoint(dir, &model, &optim, &state)?;
-            last_checkpoint = Instant::now();
-        }
-        if observer.stop_requested() {
-            break;
-        }
-    }
-    Ok(state)
+    let trainer = TrainerConfig {
+        budget: config.budget,
+        schedule: config.schedule,
+        validate_every: config.validate_every,
+        checkpoint_seconds: config.checkpoint_seconds,
+    };
+    featleak_train::train(run, &trainer, &mut trainee, observer)
 }

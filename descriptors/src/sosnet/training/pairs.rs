@@ -18,11 +18,11 @@ use rand_chacha::ChaCha8Rng;
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use crate::Keypoint;
 use crate::cv::gray_mat;
 use crate::detect::DetectorConfig;
 use crate::sosnet::model::PATCH_SIZE;
 use crate::sosnet::patches::{PatchSampling, sample_patches};
+use crate::{DescriptorError, Keypoint};
 
 /// Values per patch.
 pub const PATCH_VALUES: usize = PATCH_SIZE * PATCH_SIZE;
@@ -117,19 +117,26 @@ impl PatchPairs {
         out
     }
 
-    /// The inverse of [`PatchPairs::to_bytes`].
-    pub fn from_bytes(bytes: &[u8]) -> Result<Self, String> {
+    /// The inverse of [`PatchPairs::to_bytes`]; `path` (where the bytes come from) is named in
+    /// errors.
+    pub fn from_bytes(path: &Path, bytes: &[u8]) -> Result<Self, DescriptorError> {
+        let damaged = |problem: String| DescriptorError::PairFile {
+            path: path.to_path_buf(),
+            problem,
+        };
         if bytes.len() < 16 || &bytes[..8] != MAGIC {
-            return Err("not a featleak patch-pair file".into());
+            return Err(damaged("not a featleak patch-pair file".into()));
         }
-        let n = u64::from_le_bytes(bytes[8..16].try_into().expect("8 bytes")) as usize;
-        let want = 16 + 4 * n + 2 * n * PATCH_VALUES;
-        if bytes.len() != want {
-            return Err(format!(
+        let n = u64::from_le_bytes(bytes[8..16].try_into().expect("8 bytes"));
+        // Checked in u128: a damaged count must not overflow into a plausible size.
+        let want = 16 + 4 * n as u128 + 2 * n as u128 * PATCH_VALUES as u128;
+        if bytes.len() as u128 != want {
+            return Err(damaged(format!(
                 "truncated patch-pair file: {} bytes, {want} expected for {n} pairs",
                 bytes.len()
-            ));
+            )));
         }
+        let n = n as usize;
         let image = bytes[16..16 + 4 * n]
             .chunks_exact(4)
             .map(|c| u32::from_le_bytes(c.try_into().expect("4 bytes")))
@@ -142,8 +149,8 @@ impl PatchPairs {
 }
 
 /// Loads a photo as grey, shrunk to `max_side`.
-pub fn load_gray(path: &Path, max_side: u32) -> Result<GrayImage, String> {
-    let rgb = featleak_datasets::load_rgb(path).map_err(|e| e.to_string())?;
+pub fn load_gray(path: &Path, max_side: u32) -> Result<GrayImage, DescriptorError> {
+    let rgb = featleak_datasets::load_rgb(path)?;
     let gray = featleak_datasets::rgb_to_gray(&rgb);
     let (w, h) = gray.dimensions();
     let long = w.max(h);
@@ -209,9 +216,9 @@ fn photometric(img: &mut GrayImage, rng: &mut ChaCha8Rng) {
     }
 }
 
-fn warp(img: &GrayImage, h: &Mat3) -> Result<GrayImage, String> {
-    let src = gray_mat(img).map_err(|e| e.to_string())?;
-    let m = Mat::from_slice_2d(h).map_err(|e| e.to_string())?;
+fn warp(img: &GrayImage, h: &Mat3) -> Result<GrayImage, DescriptorError> {
+    let src = gray_mat(img)?;
+    let m = Mat::from_slice_2d(h)?;
     let mut dst = Mat::default();
     warp_perspective(
         &src,
@@ -221,11 +228,11 @@ fn warp(img: &GrayImage, h: &Mat3) -> Result<GrayImage, String> {
         INTER_LINEAR,
         BORDER_REFLECT_101,
         Scalar::default(),
-    )
-    .map_err(|e| e.to_string())?;
-    let bytes = dst.data_bytes().map_err(|e| e.to_string())?.to_vec();
-    GrayImage::from_raw(img.width(), img.height(), bytes)
-        .ok_or_else(|| "OpenCV returned a warped image of the wrong size".to_string())
+    )?;
+    let bytes = dst.data_bytes()?.to_vec();
+    GrayImage::from_raw(img.width(), img.height(), bytes).ok_or_else(|| {
+        DescriptorError::OpenCv("warpPerspective returned an image of the wrong size".into())
+    })
 }
 
 fn angle_diff(a: f32, b: f32) -> f32 {
@@ -292,18 +299,14 @@ fn view_pairs(
     image: u32,
     rng: &mut ChaCha8Rng,
     config: &PairConfig,
-) -> Result<PatchPairs, String> {
+) -> Result<PatchPairs, DescriptorError> {
     let (w, h) = gray.dimensions();
     let hm = random_view(w, h, config, rng);
     let mut warped = warp(gray, &hm)?;
     photometric(&mut warped, rng);
     let detector = DetectorConfig::Dog(Default::default());
-    let kpa = detector
-        .detect(gray, config.max_keypoints)
-        .map_err(|e| e.to_string())?;
-    let kpb = detector
-        .detect(&warped, config.max_keypoints)
-        .map_err(|e| e.to_string())?;
+    let kpa = detector.detect(gray, config.max_keypoints)?;
+    let kpb = detector.detect(&warped, config.max_keypoints)?;
     let mut matches = match_keypoints(&kpa, &kpb, &hm, (w, h), config);
     matches.shuffle(rng);
     matches.truncate(config.max_pairs_per_view);
@@ -333,18 +336,24 @@ pub fn mine_pairs(
     config: &PairConfig,
     seed: u64,
     done: &(dyn Fn() + Sync),
-) -> Result<PatchPairs, String> {
-    let per_photo: Vec<Result<PatchPairs, String>> = photos
+) -> Result<PatchPairs, DescriptorError> {
+    let per_photo: Vec<Result<PatchPairs, DescriptorError>> = photos
         .par_iter()
         .enumerate()
         .map(|(i, path)| {
-            let gray =
-                load_gray(path, config.max_side).map_err(|e| format!("{}: {e}", path.display()))?;
+            let in_photo = |e: DescriptorError| match e {
+                // Decoding errors name the file already.
+                DescriptorError::Image(_) => e,
+                e => DescriptorError::InFile {
+                    path: path.clone(),
+                    source: Box::new(e),
+                },
+            };
+            let gray = load_gray(path, config.max_side).map_err(in_photo)?;
             let mut pairs = PatchPairs::default();
             for v in 0..config.views_per_image {
                 let mut rng = featleak_datasets::schedule::rng(seed, ((i as u64) << 16) | v as u64);
-                let p = view_pairs(&gray, i as u32, &mut rng, config)
-                    .map_err(|e| format!("{}: {e}", path.display()))?;
+                let p = view_pairs(&gray, i as u32, &mut rng, config).map_err(in_photo)?;
                 pairs.patches.extend(p.patches);
                 pairs.image.extend(p.image);
             }
@@ -371,9 +380,14 @@ mod tests {
         p.push(3, &[0.5; PATCH_VALUES], &[1.0; PATCH_VALUES]);
         p.push(7, &[0.0; PATCH_VALUES], &[0.25; PATCH_VALUES]);
         let bytes = p.to_bytes();
-        assert_eq!(PatchPairs::from_bytes(&bytes).unwrap(), p);
+        assert_eq!(
+            PatchPairs::from_bytes(Path::new("p.bin"), &bytes).unwrap(),
+            p
+        );
         assert_eq!(p.patch(1, 1)[0], 64);
-        let err = PatchPairs::from_bytes(&bytes[..bytes.len() - 1]).unwrap_err();
+        let err = PatchPairs::from_bytes(Path::new("p.bin"), &bytes[..bytes.len() - 1])
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("truncated"), "{err}");
     }
 

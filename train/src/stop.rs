@@ -1,15 +1,15 @@
 //! Ctrl-C (SIGINT), SIGTERM and SIGHUP during training: the first asks the trainer to finish the
 //! step in progress and write a checkpoint, so that `--resume` loses nothing; a second one exits
-//! at once (the last checkpoint stays valid: checkpoints are written atomically).
+//! at once (the last checkpoint stays valid: checkpoints are atomic).
 
-use std::path::Path;
 use std::sync::Once;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 static REQUESTED: AtomicBool = AtomicBool::new(false);
 
 /// Installs the handler (the first call; later ones do nothing). Where it cannot be installed,
-/// says so and leaves the signals' default (exit at once; the last checkpoint still resumes).
+/// says so on stderr and leaves the signals' default (exit at once; the last checkpoint still
+/// resumes).
 pub fn install() {
     static INSTALLED: Once = Once::new();
     INSTALLED.call_once(|| {
@@ -21,7 +21,9 @@ pub fn install() {
             eprintln!("\ninterrupted: finishing the current step and writing a checkpoint");
         };
         if let Err(e) = ctrlc::set_handler(handler) {
-            tracing::warn!("cannot catch Ctrl-C ({e}); an interruption loses the steps since the last checkpoint");
+            eprintln!(
+                "warning: cannot catch Ctrl-C ({e}); an interruption loses the steps since the last checkpoint"
+            );
         }
     });
 }
@@ -29,16 +31,4 @@ pub fn install() {
 /// Whether an interruption was asked for.
 pub fn requested() -> bool {
     REQUESTED.load(Ordering::SeqCst)
-}
-
-/// After a trainer returned at `step`: the error a training command ends with when it was
-/// interrupted (its checkpoint in `out` holds that step), else `Ok`.
-pub fn stopped_at(step: u64, out: &Path) -> anyhow::Result<()> {
-    if requested() {
-        anyhow::bail!(
-            "interrupted after step {step}: checkpoint written; continue with --resume --out {}",
-            out.display()
-        );
-    }
-    Ok(())
 }

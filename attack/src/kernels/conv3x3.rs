@@ -244,7 +244,7 @@ fn im2col(
 }
 
 /// The f32 data of a contiguous flex tensor (the UNet trains in f32); shared with the other
-/// hand-written CPU kernels ([`crate::bn_relu`]).
+/// hand-written CPU kernels ([`crate::kernels::bn_relu`]).
 pub(crate) fn f32_slice(t: &FloatTensor<Flex>) -> &[f32] {
     t.as_slice::<f32>()
         .expect("featleak's CPU kernels run on contiguous f32 tensors")

@@ -26,8 +26,8 @@ use burn::tensor::TensorData;
 use burn::tensor::activation::relu;
 use rayon::prelude::*;
 
-use crate::conv3x3::f32_slice;
 use crate::device::is_flex;
+use crate::kernels::conv3x3::f32_slice;
 
 /// `relu(bn.forward(x))` for a `B×C×H×W` input; fused on the CPU while training.
 pub fn bn_relu(bn: &BatchNorm, x: Tensor<4>) -> Tensor<4> {

@@ -1,0 +1,223 @@
+//! `featleak attack reconstruct` as one library call: a trained attacker turns victims' features
+//! (extracted from images, or read from feature files alone: the real attack) into images, with
+//! scores against the originals when they are known, and a gallery page.
+
+use crate::AttackError;
+use crate::data::{FeatureCache, centre_view, make_batch, reveal_items};
+use crate::device::ComputeDevice;
+use crate::run::{AttackRun, RunConfig};
+use crate::session::{JobObserver, prepare_all};
+use crate::threat::Share;
+use crate::training::{load_model, to_device, to_images};
+use featleak_datasets::files::{save_png, write_bytes, write_json};
+use featleak_datasets::schedule::rng;
+use featleak_datasets::{ResizeCrop, find_files, find_named_images, image_name};
+use featleak_descriptors::{FeatureSet, read_features};
+use featleak_eval::gallery::{Gallery, GalleryRow, draw_keypoints, escape};
+use featleak_eval::score_report::{NamedScores, ScoreReport, score_images};
+use featleak_train::RunFolder;
+use image::RgbImage;
+use std::path::{Path, PathBuf};
+
+/// Whose features are reconstructed.
+#[derive(Clone, Debug)]
+pub enum Victims {
+    /// Images: features are extracted as the threat model says, and scores computed.
+    Images(PathBuf),
+    /// Feature files (.npz) alone, without the images.
+    Features(PathBuf),
+}
+
+/// A reconstruction job.
+#[derive(Clone, Debug)]
+pub struct ReconstructConfig {
+    /// The attacker's run folder.
+    pub run: PathBuf,
+    /// Whose features.
+    pub victims: Victims,
+    /// Output folder: NAME.png per victim, metrics.json (with images) and index.html.
+    pub out: PathBuf,
+    /// Share of keypoints revealed (default: the threat model's attack share).
+    pub share: Option<f32>,
+    /// Seed of the revealed subsets.
+    pub seed: u64,
+    /// Where the network runs.
+    pub device: ComputeDevice,
+}
+
+/// One victim: its name, the revealed features on the reconstruction grid, and the reference
+/// picture when known.
+struct Victim {
+    name: String,
+    reference: Option<RgbImage>,
+    features: FeatureSet,
+}
+
+/// Runs the job; returns the scores when the victims are images.
+pub fn reconstruct(
+    job: &ReconstructConfig,
+    observer: &mut dyn JobObserver,
+) -> Result<Option<ScoreReport>, AttackError> {
+    let run = RunFolder::new(&job.run);
+    let config = RunConfig::load(&run)?;
+    let threat = &config.threat;
+    let (device, description) = job.device.open()?;
+    observer.device(&description);
+    let model = load_model(&run.model(), &config.training.network, &device)?;
+    let share = job.share.map_or(threat.attack_share, Share::fixed);
+    let victims = match &job.victims {
+        Victims::Images(dir) => from_images(dir, &run, &config, observer)?,
+        Victims::Features(dir) => from_feature_files(dir, &config)?,
+    };
+    let r = threat.resolution;
+    let tick = observer.stage("reconstruct", victims.len());
+    let mut rows = Vec::new();
+    let mut scores = Vec::new();
+    let mut choice = rng(job.seed, 99);
+    for chunk in victims.chunks(8) {
+        // Victims without a reference get a black placeholder target (unused).
+        let views = chunk
+            .iter()
+            .map(|v| {
+                let target = v.reference.clone().unwrap_or_else(|| RgbImage::new(r, r));
+                (target, v.features.clone())
+            })
+            .collect();
+        let items = reveal_items(views, threat, share, &mut choice);
+        let batch = make_batch(&items, &threat.sparse_map());
+        let (input, _) = to_device(&batch, &device)?;
+        let outputs = to_images(model.forward(&input));
+        for ((v, out), (_, revealed)) in chunk.iter().zip(outputs).zip(items) {
+            save_png(&job.out.join(format!("{}.png", v.name)), &out)?;
+            let mut pictures = Vec::new();
+            let mut metrics = Vec::new();
+            if let Some(reference) = &v.reference {
+                let s = score_images(reference, &out)?;
+                scores.push(NamedScores {
+                    name: v.name.clone(),
+                    psnr: s.psnr,
+                    ssim: s.ssim,
+                    mae: s.mae,
+                });
+                pictures.push(reference.clone());
+                metrics = vec![Some(s.psnr), Some(s.ssim), Some(s.mae)];
+            }
+            pictures.push(draw_keypoints(&revealed));
+            pictures.push(out);
+            rows.push(GalleryRow {
+                name: format!("{} ({} keypoints)", v.name, revealed.len()),
+                pictures,
+                metrics,
+            });
+            tick();
+        }
+    }
+    let with_reference = matches!(job.victims, Victims::Images(_));
+    let mut picture_columns = vec!["revealed keypoints".into(), "reconstruction".into()];
+    let mut report = None;
+    if with_reference {
+        picture_columns.insert(0, "original".into());
+        let scores = ScoreReport::new(scores);
+        write_json(&job.out.join("metrics.json"), &scores)?;
+        report = Some(scores);
+    }
+    let gallery = Gallery {
+        title: format!(
+            "featleak reconstructions — {} under {}",
+            threat.extractor.name(),
+            threat.name
+        ),
+        intro_html: format!(
+            "<p>Run <code>{}</code>; threat model <code>{}</code>; share of keypoints revealed {}–{}; {r}×{r} pixels.</p>",
+            escape(&job.run.display().to_string()),
+            escape(&threat.name),
+            share.min,
+            share.max,
+        ),
+        picture_columns,
+        metric_columns: if with_reference {
+            vec!["PSNR [dB]".into(), "SSIM".into(), "MAE".into()]
+        } else {
+            vec![]
+        },
+        rows,
+    };
+    write_bytes(&job.out.join("index.html"), gallery.to_html().as_bytes())?;
+    Ok(report)
+}
+
+/// Victims from images: prepared as the run's training images were (features cached in the
+/// run), seen whole.
+fn from_images(
+    dir: &Path,
+    run: &RunFolder,
+    config: &RunConfig,
+    observer: &mut dyn JobObserver,
+) -> Result<Vec<Victim>, AttackError> {
+    let paths = find_named_images(dir).map_err(AttackError::io("list images in", dir))?;
+    if paths.is_empty() {
+        return Err(AttackError::Nothing {
+            what: "images",
+            folder: dir.to_path_buf(),
+        });
+    }
+    let cache = FeatureCache::new(run.cache());
+    let (prepared, _) = prepare_all(&paths, &config.threat, &cache, false, ("extract", observer))?;
+    Ok(prepared
+        .into_iter()
+        .map(|p| {
+            let (target, features) = p.view(&centre_view(&config.threat));
+            Victim {
+                name: p.name,
+                reference: Some(target),
+                features,
+            }
+        })
+        .collect())
+}
+
+/// Victims from feature files alone, checked against the attacker's extractor.
+fn from_feature_files(dir: &Path, config: &RunConfig) -> Result<Vec<Victim>, AttackError> {
+    let threat = &config.threat;
+    let files = find_files(dir, |p| p.extension().is_some_and(|e| e == "npz"))
+        .map_err(AttackError::io("list feature files in", dir))?;
+    if files.is_empty() {
+        return Err(AttackError::Nothing {
+            what: ".npz feature files",
+            folder: dir.to_path_buf(),
+        });
+    }
+    let r = threat.resolution;
+    files
+        .into_iter()
+        .map(|f| {
+            let features = read_features(&f)?;
+            let mismatch = |problem: String| AttackError::Mismatch {
+                path: f.clone(),
+                problem,
+            };
+            if features.extractor.name != "unknown"
+                && features.extractor.name != threat.extractor.name()
+            {
+                return Err(mismatch(format!(
+                    "features from {} but the attacker was trained on {}",
+                    features.extractor.name,
+                    threat.extractor.name()
+                )));
+            }
+            let dimension = threat.extractor.descriptor.dimension();
+            if features.descriptors.dimension() != dimension {
+                return Err(mismatch(format!(
+                    "descriptors of {} values, the attacker expects {dimension}",
+                    features.descriptors.dimension(),
+                )));
+            }
+            let t = ResizeCrop::cover(features.image_size, (r, r));
+            Ok(Victim {
+                name: image_name(&f, dir),
+                reference: None,
+                features: features.transformed(&t),
+            })
+        })
+        .collect()
+}

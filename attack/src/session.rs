@@ -1,0 +1,152 @@
+//! `featleak attack train` as one library call: a new run's recipe or a resumed run's
+//! configuration, the training and validation images prepared (features extracted once and
+//! cached in the run folder), `run.json` written, then the trainer until the budget is spent.
+
+use crate::AttackError;
+use crate::data::{FeatureCache, Prepared, prepare};
+use crate::device::ComputeDevice;
+use crate::run::{AttackRun, EpochLoss, EpochMetrics, NewRun, RunConfig};
+use crate::threat::ThreatModel;
+use featleak_datasets::find_named_images;
+use featleak_train::{Budget, Observer, Progress, RunFolder};
+use rayon::prelude::*;
+use std::path::{Path, PathBuf};
+
+/// How a training session starts.
+#[derive(Clone, Debug)]
+pub enum Start {
+    /// A new run from this recipe.
+    New(NewRun),
+    /// The run already in the folder, with a new budget when one is given.
+    Resume(Option<Budget>),
+}
+
+/// Hears what an attack job does (progress bars, logs).
+pub trait JobObserver {
+    /// The compute device is open.
+    fn device(&mut self, _description: &str) {}
+    /// `total` items are about to be processed in `stage` ("prepare", "validation", "extract",
+    /// "reconstruct"); the returned function is called once per item done, from any thread.
+    fn stage(&mut self, _stage: &str, _total: usize) -> Box<dyn Fn() + Send + Sync> {
+        Box::new(|| {})
+    }
+    /// An image could not be used (the reason names it).
+    fn skipped(&mut self, _reason: &str) {}
+}
+
+/// Hears what a training session does: the job, then the trainer's steps.
+pub trait SessionObserver: JobObserver + Observer<EpochMetrics> {
+    /// Training starts with `config` on `train` prepared images (mirrors included) and `val`
+    /// validation images.
+    fn starting(&mut self, _config: &RunConfig, _train: usize, _val: usize) {}
+}
+
+/// Trains the attacker in `out` (see [`Start`]) on `device` until its budget is spent; returns
+/// the run's configuration as written and where training ended.
+pub fn train_attacker(
+    out: &Path,
+    start: Start,
+    device: ComputeDevice,
+    observer: &mut dyn SessionObserver,
+) -> Result<(RunConfig, Progress<EpochMetrics, EpochLoss>), AttackError> {
+    let run = RunFolder::prepare(out, matches!(start, Start::Resume(_)), "a run")?;
+    let config = match start {
+        Start::Resume(budget) => {
+            let mut c = RunConfig::load(&run)?;
+            // The budget may be extended on resume; nothing else changes.
+            if let Some(budget) = budget {
+                budget.validate()?;
+                c.training.budget = budget;
+            }
+            c
+        }
+        Start::New(recipe) => RunConfig::new(&recipe)?,
+    };
+    // Before the (slow) feature extraction, so that a missing GPU fails fast.
+    let (device_handle, description) = device.open_autodiff()?;
+    observer.device(&description);
+    let images_root = PathBuf::from(&config.images_root);
+    let cache = FeatureCache::new(run.cache());
+    let (train, mut skipped) = prepare_all(
+        &named(&config.train_images, &images_root)?,
+        &config.threat,
+        &cache,
+        true,
+        ("prepare", &mut *observer),
+    )?;
+    let (val, val_skipped) = prepare_all(
+        &named(&config.val_images, &config.val_root())?,
+        &config.threat,
+        &cache,
+        false,
+        ("validation", &mut *observer),
+    )?;
+    skipped.extend(val_skipped);
+    if train.is_empty() {
+        return Err(AttackError::Nothing {
+            what: "usable training images",
+            folder: images_root,
+        });
+    }
+    let config = RunConfig {
+        skipped,
+        device: Some(device.name().into()),
+        ..config
+    };
+    run.write_config(&config)?;
+    observer.starting(&config, train.len(), val.len());
+    let progress =
+        crate::training::train(&run, &config, &train, &val, &device_handle, &mut *observer)?;
+    Ok((config, progress))
+}
+
+/// The images of `root` called `names`.
+fn named(names: &[String], root: &Path) -> Result<Vec<(PathBuf, String)>, AttackError> {
+    Ok(find_named_images(root)
+        .map_err(AttackError::io("list images in", root))?
+        .into_iter()
+        .filter(|(_, n)| names.contains(n))
+        .collect())
+}
+
+/// Prepares `paths` (and their mirror images when `mirrors`) in parallel; images that cannot be
+/// used are reported once each and returned as reasons.
+pub fn prepare_all(
+    paths: &[(PathBuf, String)],
+    threat: &ThreatModel,
+    cache: &FeatureCache,
+    mirrors: bool,
+    (stage, observer): (&str, &mut dyn JobObserver),
+) -> Result<(Vec<Prepared>, Vec<String>), AttackError> {
+    let extractor = threat
+        .extractor
+        .build()
+        .map_err(|e| AttackError::Recipe(format!("cannot build the extractor: {e}")))?;
+    let variants: Vec<(&PathBuf, &String, bool)> = paths
+        .iter()
+        .flat_map(|(p, n)| std::iter::once((p, n, false)).chain(mirrors.then_some((p, n, true))))
+        .collect();
+    let tick = observer.stage(stage, variants.len());
+    let results: Vec<Result<Prepared, AttackError>> = variants
+        .par_iter()
+        .map(|(p, n, m)| {
+            let r = prepare(p, n, threat, &extractor, cache, *m);
+            tick();
+            r
+        })
+        .collect();
+    let mut ok = Vec::new();
+    let mut failed: Vec<String> = Vec::new();
+    for r in results {
+        match r {
+            Ok(p) => ok.push(p),
+            // An image's mirrored view fails as the image does: say it once.
+            Err(e) if failed.contains(&e.to_string()) => {}
+            Err(e) => {
+                observer.skipped(&e.to_string());
+                failed.push(e.to_string());
+            }
+        }
+    }
+    Ok((ok, failed))
+}

@@ -1,0 +1,64 @@
+//! The mitigation crate's error: every fallible public function returns [`MitigationError`].
+
+use std::path::PathBuf;
+
+/// Why a mitigation, a sweep or its report failed.
+#[derive(Debug, thiserror::Error)]
+pub enum MitigationError {
+    /// The attacker failed (loading, preparing images, fine-tuning, evaluating).
+    #[error(transparent)]
+    Attack(#[from] featleak_attack::AttackError),
+    /// One of featleak's own files could not be read or written.
+    #[error(transparent)]
+    File(#[from] featleak_datasets::FileError),
+    /// An image could not be decoded.
+    #[error(transparent)]
+    Image(#[from] featleak_datasets::ImageLoadError),
+    /// Homography pairs could not be read.
+    #[error(transparent)]
+    Pairs(#[from] featleak_datasets::PairError),
+    /// Matching failed.
+    #[error(transparent)]
+    Match(#[from] featleak_eval::MatchError),
+    /// A descriptor failed (extraction from an image file).
+    #[error(transparent)]
+    Descriptor(#[from] featleak_descriptors::DescriptorError),
+    /// Features could not be extracted from an image.
+    #[error("{}: {source}", .path.display())]
+    Extract {
+        /// The image.
+        path: PathBuf,
+        /// The extractor's reason.
+        source: featleak_descriptors::ExtractError,
+    },
+    /// A strategy name or its inputs are wrong.
+    #[error("{0}")]
+    Strategy(String),
+    /// A sweep configuration is wrong (`file`: the TOML it came from).
+    #[error("{}{problem}", .file.as_ref().map(|p| format!("{}: ", p.display())).unwrap_or_default())]
+    Config {
+        /// The configuration file, when there is one.
+        file: Option<PathBuf>,
+        /// What is wrong.
+        problem: String,
+    },
+    /// The attacker's leakage scores could not be computed.
+    #[error("leakage scores: {0}")]
+    Leakage(String),
+    /// A folder lacks what a sweep needs, or holds another sweep.
+    #[error("{}: {problem}", .folder.display())]
+    Folder {
+        /// The folder.
+        folder: PathBuf,
+        /// What is wrong.
+        problem: String,
+    },
+    /// A plot could not be drawn.
+    #[error("cannot draw {what}: {problem}")]
+    Plot {
+        /// The plot.
+        what: &'static str,
+        /// The plotting library's reason.
+        problem: String,
+    },
+}
