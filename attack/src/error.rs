@@ -103,6 +103,9 @@ pub enum AttackError {
     /// One of featleak's own files could not be read or written.
     #[error(transparent)]
     File(#[from] featleak_datasets::FileError),
+    /// An HTML page (the gallery) could not be rendered from its template.
+    #[error(transparent)]
+    Page(#[from] featleak_eval::html::RenderError),
 }
 
 impl AttackError {

@@ -1,6 +1,7 @@
 //! `featleak attack reconstruct` as one library call: a trained attacker turns victims' features
 //! (extracted from images, or read from feature files alone: the real attack) into images, with
-//! scores against the originals when they are known, and a gallery page.
+//! scores against the originals when they are known, and a gallery page (template
+//! `attack/templates/reconstruct_gallery.html`).
 
 use crate::AttackError;
 use crate::data::{FeatureCache, centre_view, make_batch, reveal_items};
@@ -13,7 +14,7 @@ use featleak_datasets::files::{save_png, write_bytes, write_json};
 use featleak_datasets::schedule::rng;
 use featleak_datasets::{ResizeCrop, find_files, find_named_images, image_name};
 use featleak_descriptors::{FeatureSet, read_features};
-use featleak_eval::gallery::{Gallery, GalleryRow, draw_keypoints, escape};
+use featleak_eval::gallery::{Gallery, GalleryRow, draw_keypoints};
 use featleak_eval::score_report::{NamedScores, ScoreReport, score_images};
 use featleak_train::RunFolder;
 use image::RgbImage;
@@ -127,13 +128,7 @@ pub fn reconstruct(
             threat.extractor.name(),
             threat.name
         ),
-        intro_html: format!(
-            "<p>Run <code>{}</code>; threat model <code>{}</code>; share of keypoints revealed {}–{}; {r}×{r} pixels.</p>",
-            escape(&job.run.display().to_string()),
-            escape(&threat.name),
-            share.min,
-            share.max,
-        ),
+        intro_html: String::new(),
         picture_columns,
         metric_columns: if with_reference {
             vec!["PSNR [dB]".into(), "SSIM".into(), "MAE".into()]
@@ -142,8 +137,33 @@ pub fn reconstruct(
         },
         rows,
     };
-    write_bytes(&job.out.join("index.html"), gallery.to_html().as_bytes())?;
+    let page = gallery.render(
+        "reconstruct_gallery.html",
+        include_str!("../templates/reconstruct_gallery.html"),
+        &GalleryPage {
+            run: job.run.display().to_string(),
+            threat: &threat.name,
+            share_min: share.min.to_string(),
+            share_max: share.max.to_string(),
+            size: r,
+        },
+    )?;
+    write_bytes(&job.out.join("index.html"), page.as_bytes())?;
     Ok(report)
+}
+
+/// The variables of `templates/reconstruct_gallery.html` besides the gallery.
+#[derive(serde::Serialize)]
+struct GalleryPage<'a> {
+    /// The run folder.
+    run: String,
+    /// The threat model's name.
+    threat: &'a str,
+    /// The share of keypoints revealed, lowest and highest.
+    share_min: String,
+    share_max: String,
+    /// Side of the reconstructions in pixels.
+    size: u32,
 }
 
 /// Victims from images: prepared as the run's training images were (features cached in the

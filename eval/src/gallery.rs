@@ -22,18 +22,13 @@ pub struct GalleryRow {
 /// A gallery page.
 pub struct Gallery {
     pub title: String,
-    /// HTML shown above the table, printed as it is: escape what comes from the user. A page
-    /// of its own can instead override the template's `intro` block ([`Gallery::render`]).
+    /// HTML shown above the table, printed as it is (never text from the user). A page of its
+    /// own overrides the template's `intro` block instead ([`Gallery::render`]), whose variables
+    /// the engine escapes.
     pub intro_html: String,
     pub picture_columns: Vec<String>,
     pub metric_columns: Vec<String>,
     pub rows: Vec<GalleryRow>,
-}
-
-/// Escapes text for HTML, as the templates do: for callers that still build a fragment of
-/// [`Gallery::intro_html`] by hand. Prefer a template ([`crate::html`]).
-pub fn escape(text: &str) -> String {
-    crate::html::escape(text)
 }
 
 /// A PNG data URI of `img`.

@@ -63,11 +63,6 @@ pub fn render(name: &str, source: &str, context: impl Serialize) -> Result<Strin
         .map_err(error)
 }
 
-/// Escapes `text` for HTML exactly as the templates do (`&`, `<`, `>`, `"`, `'` and `/`).
-pub fn escape(text: &str) -> String {
-    minijinja::HtmlEscape(text).to_string()
-}
-
 fn environment<'s>() -> Result<Environment<'s>, minijinja::Error> {
     let mut env = Environment::new();
     env.set_undefined_behavior(UndefinedBehavior::Strict);
@@ -107,7 +102,6 @@ mod tests {
              &lt;script&gt;&quot;x&quot; &amp; &#x27;y&#x27;&lt;&#x2f;script&gt;</p>\
              <img src=\"data:image/png;base64,ab+/=\">"
         );
-        assert_eq!(escape("a<b>&\""), "a&lt;b&gt;&amp;&quot;");
         // Outside templates a trusted value is a plain string.
         assert_eq!(
             serde_json::to_string(&Trusted("<b>".into())).unwrap(),
