@@ -16,18 +16,24 @@ use std::time::Duration;
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Archive {
+    /// A gzip-compressed tarball (`.tar.gz`).
     TarGz,
+    /// A zip archive.
     Zip,
 }
 
 /// A dataset featleak knows how to fetch.
 #[derive(Clone, Debug)]
 pub struct KnownDataset {
+    /// The name `featleak datasets fetch` takes (e.g. `hpatches`).
     pub name: &'static str,
+    /// The official download URL of the archive.
     pub url: &'static str,
+    /// The archive's format.
     pub archive: Archive,
     /// The publisher's SHA-256, when one is published.
     pub sha256: Option<&'static str>,
+    /// One line for listings: what the data is, its source and its download size.
     pub about: &'static str,
 }
 
@@ -67,9 +73,13 @@ pub fn dataset(name: &str) -> Result<&'static KnownDataset, String> {
 /// `fetch.json`: what was fetched.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct FetchRecord {
+    /// The dataset's name, as passed to [`fetch`].
     pub dataset: String,
+    /// The URL the archive came from; a later fetch of the same URL does nothing.
     pub url: String,
+    /// Size of the downloaded archive in bytes.
     pub bytes: u64,
+    /// SHA-256 of the downloaded archive, lower-case hex.
     pub sha256: String,
     /// Files extracted (not counting folders).
     pub files: usize,
@@ -77,6 +87,8 @@ pub struct FetchRecord {
 
 /// Download progress: bytes so far and the total when known.
 pub trait FetchProgress {
+    /// Called with `done` bytes of the archive on disk (including any resumed part) and the
+    /// archive's `total` size when the server sent a `Content-Length`.
     fn bytes(&mut self, done: u64, total: Option<u64>);
 }
 
@@ -86,7 +98,9 @@ pub enum Fetched {
     Already(FetchRecord),
     /// Downloaded (resuming `resumed_from` bytes of an earlier attempt) and extracted.
     New {
+        /// What was fetched, as written to `fetch.json`.
         record: FetchRecord,
+        /// Bytes of an earlier partial download that were kept (0 for a fresh download).
         resumed_from: u64,
     },
 }

@@ -6,6 +6,8 @@
 //!
 //! This crate sits at the bottom of the workspace and depends on no other featleak crate.
 
+#![deny(missing_docs)]
+
 pub mod atomic;
 pub mod discover;
 pub mod fetch;

@@ -6,15 +6,28 @@ use std::path::{Path, PathBuf};
 /// Why an image could not be loaded; always names the file.
 #[derive(Debug, thiserror::Error)]
 pub enum ImageLoadError {
+    /// The file could not be read (missing, unreadable, …).
     #[error("{path}: cannot read file: {source}")]
     Io {
+        /// The image file.
         path: PathBuf,
+        /// The I/O error.
         source: std::io::Error,
     },
+    /// The file is empty (0 bytes).
     #[error("{path}: empty file (0 bytes)")]
-    Empty { path: PathBuf },
+    Empty {
+        /// The image file.
+        path: PathBuf,
+    },
+    /// The bytes are not an image the `image` crate can decode (corrupt or unsupported format).
     #[error("{path}: not a decodable image (corrupt or unsupported format): {message}")]
-    Decode { path: PathBuf, message: String },
+    Decode {
+        /// The image file.
+        path: PathBuf,
+        /// The decoder's error message.
+        message: String,
+    },
 }
 
 /// Decodes `path` (format guessed from its content, not its name) into 8-bit RGB.

@@ -14,7 +14,9 @@ use std::path::{Path, PathBuf};
 pub struct HomographyPair {
     /// `SEQUENCE/1-k`, where SEQUENCE is the folder relative to the searched root.
     pub name: String,
+    /// Image 1 of the sequence.
     pub image_a: PathBuf,
+    /// Image k of the sequence.
     pub image_b: PathBuf,
     /// Row-major 3×3 matrix mapping image-1 pixels to image-k pixels.
     pub homography: [[f64; 3]; 3],
@@ -23,12 +25,30 @@ pub struct HomographyPair {
 /// Why a pair folder could not be read; names the file.
 #[derive(Debug, thiserror::Error)]
 pub enum PairError {
+    /// A file or folder could not be read, or the root is not a folder.
     #[error("{path}: {message}")]
-    Io { path: PathBuf, message: String },
+    Io {
+        /// The file or folder.
+        path: PathBuf,
+        /// What went wrong.
+        message: String,
+    },
+    /// A homography file is not 9 finite numbers forming a non-singular matrix.
     #[error("{path}: unreadable homography: {problem}")]
-    Homography { path: PathBuf, problem: String },
+    Homography {
+        /// The homography file.
+        path: PathBuf,
+        /// What is wrong with it.
+        problem: String,
+    },
+    /// The folder layout is wrong: a homography without its image k, or no sequence at all.
     #[error("{path}: {problem}")]
-    Layout { path: PathBuf, problem: String },
+    Layout {
+        /// The homography file or searched folder.
+        path: PathBuf,
+        /// What is missing.
+        problem: String,
+    },
 }
 
 const IMAGE_EXTS: &[&str] = &["ppm", "png", "pgm", "jpg"];

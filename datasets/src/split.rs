@@ -8,8 +8,11 @@ use serde::{Deserialize, Serialize};
 /// Fractions of the items assigned to train, val and test. They must sum to 1.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 pub struct SplitFractions {
+    /// Fraction for training, in [0, 1] (default 0.8).
     pub train: f64,
+    /// Fraction for validation, in [0, 1] (default 0.1).
     pub val: f64,
+    /// Fraction for testing, in [0, 1] (default 0.1).
     pub test: f64,
 }
 
@@ -26,8 +29,11 @@ impl Default for SplitFractions {
 /// Items divided into three disjoint parts.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Split<T> {
+    /// Items for training: whatever val and test leave.
     pub train: Vec<T>,
+    /// Items for validation: `round(n × val)` of the `n` items.
     pub val: Vec<T>,
+    /// Items for testing: `round(n × test)`, capped by what val leaves.
     pub test: Vec<T>,
 }
 

@@ -13,9 +13,15 @@ use serde::{Deserialize, Serialize};
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct SiftParams {
+    /// DoG layers per octave (`nOctaveLayers`, default 3).
     pub n_octave_layers: i32,
+    /// Minimum DoG contrast; larger keeps fewer, stronger keypoints (`contrastThreshold`,
+    /// default 0.04, divided by `n_octave_layers` inside OpenCV).
     pub contrast_threshold: f64,
+    /// Maximum principal-curvature ratio; edge-like keypoints above it are dropped
+    /// (`edgeThreshold`, default 10).
     pub edge_threshold: f64,
+    /// Gaussian blur of the input image at octave 0, in pixels (`sigma`, default 1.6).
     pub sigma: f64,
 }
 
@@ -54,8 +60,11 @@ impl SiftParams {
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct HarrisConfig {
+    /// Side of the neighbourhood summed into the structure tensor, in pixels (default 2).
     pub block_size: i32,
+    /// Sobel aperture for the image derivatives: 1, 3, 5 or 7 (default 5).
     pub aperture: i32,
+    /// Harris free parameter in `det − k·trace²` (default 0.04).
     pub k: f64,
     /// Keypoints closer than this many pixels to an image edge are dropped.
     pub border: u32,
@@ -80,7 +89,10 @@ impl Default for HarrisConfig {
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct FastConfig {
+    /// Intensity difference (0–255 grey levels) between the centre and the circle pixels
+    /// (default 20).
     pub threshold: i32,
+    /// Keep only local maxima of the FAST score (default true).
     pub nonmax_suppression: bool,
     /// Keypoints closer than this many pixels to an image edge are dropped.
     pub border: u32,
@@ -100,8 +112,11 @@ impl Default for FastConfig {
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "lowercase")]
 pub enum DetectorConfig {
+    /// Difference-of-Gaussians extrema: OpenCV's SIFT detector (`dog`).
     Dog(SiftParams),
+    /// Harris corners (`harris`).
     Harris(HarrisConfig),
+    /// FAST-9/16 corners (`fast`).
     Fast(FastConfig),
 }
 

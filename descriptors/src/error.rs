@@ -5,12 +5,24 @@ use std::path::PathBuf;
 /// Why features could not be extracted from an image.
 #[derive(Debug, thiserror::Error)]
 pub enum ExtractError {
+    /// A side of the image is shorter than [`crate::extractor::MIN_IMAGE_SIDE`].
     #[error("image is {width}×{height}, smaller than the {min}×{min} this extractor needs")]
-    ImageTooSmall { width: u32, height: u32, min: u32 },
+    ImageTooSmall {
+        /// Image width in pixels.
+        width: u32,
+        /// Image height in pixels.
+        height: u32,
+        /// Smallest side accepted, in pixels.
+        min: u32,
+    },
+    /// The detector found no keypoint.
     #[error("no keypoints detected")]
     NoKeypoints,
+    /// The configuration cannot be used: unknown detector or descriptor name, budget too large,
+    /// unreadable SOSNet weights.
     #[error("invalid extractor configuration: {0}")]
     Config(String),
+    /// An OpenCV call failed (its message), or returned data of an unexpected shape or type.
     #[error("OpenCV: {0}")]
     OpenCv(String),
 }
@@ -18,13 +30,23 @@ pub enum ExtractError {
 /// Why a feature file could not be written or read; always names the file.
 #[derive(Debug, thiserror::Error)]
 pub enum FeatureFileError {
+    /// The file could not be opened, created or written.
     #[error("{path}: {source}")]
     Io {
+        /// The feature file.
         path: PathBuf,
+        /// The I/O error.
         source: std::io::Error,
     },
+    /// The file is not a valid featleak feature file (not an `.npz`, or arrays missing or
+    /// inconsistent).
     #[error("{path}: not a featleak feature file: {problem}")]
-    Format { path: PathBuf, problem: String },
+    Format {
+        /// The feature file.
+        path: PathBuf,
+        /// What is wrong with it.
+        problem: String,
+    },
 }
 
 /// The descriptors crate's error for training and loading descriptor networks; wraps the

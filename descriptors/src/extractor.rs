@@ -28,6 +28,7 @@ pub struct SosnetConfig {
     /// Weights file (PyTorch `.pth` or `.safetensors`); `None`: the bundled weights,
     /// [`crate::sosnet::BUNDLED_WEIGHTS`].
     pub weights: Option<PathBuf>,
+    /// How each keypoint's 32×32 patch is cut.
     pub sampling: PatchSampling,
 }
 
@@ -35,8 +36,11 @@ pub struct SosnetConfig {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "lowercase")]
 pub enum DescriptorConfig {
+    /// SIFT through OpenCV: 128 floats (`sift`).
     Sift(SiftConfig),
+    /// FREAK: 512 bits (`freak`).
     Freak(FreakConfig),
+    /// SOSNet: 128 floats of unit norm (`sosnet`).
     Sosnet(SosnetConfig),
 }
 
@@ -77,7 +81,9 @@ impl DescriptorConfig {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ExtractorConfig {
+    /// What finds the keypoints.
     pub detector: DetectorConfig,
+    /// What describes them.
     pub descriptor: DescriptorConfig,
     /// Keep at most this many keypoints, strongest first (0: all).
     pub max_keypoints: usize,

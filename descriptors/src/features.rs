@@ -67,9 +67,11 @@ pub struct ExtractorInfo {
 pub struct FeatureSet {
     /// Size of the image the features come from: (height, width).
     pub image_size: (u32, u32),
+    /// The keypoints, in image pixel coordinates.
     pub keypoints: Vec<Keypoint>,
     /// One row per keypoint, in the same order.
     pub descriptors: Descriptors,
+    /// The extractor that made them.
     pub extractor: ExtractorInfo,
 }
 

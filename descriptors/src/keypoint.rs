@@ -6,11 +6,19 @@ use serde::{Deserialize, Serialize};
 /// (-1 when the detector gives none), `size` the diameter of the meaningful neighbourhood.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Keypoint {
+    /// Column in pixels, x right, 0 at the centre of the left column.
     pub x: f32,
+    /// Row in pixels, y down, 0 at the centre of the top row.
     pub y: f32,
+    /// Diameter of the meaningful neighbourhood, in pixels.
     pub size: f32,
+    /// Orientation in degrees in [0, 360), measured from the x axis towards y (clockwise on
+    /// screen); -1 when the detector gives none.
     pub angle: f32,
+    /// Detector response: larger is stronger.
     pub response: f32,
+    /// Pyramid octave (and, for SIFT, layer) the keypoint was found in, packed as OpenCV does;
+    /// 0 for detectors without a pyramid.
     pub octave: i32,
 }
 

@@ -2,6 +2,8 @@
 //! OpenCV, FREAK bit-exact with OpenCV's in Rust; SOSNet to come), the [`FeatureSet`] they produce, `.npz` feature files, and
 //! sparse feature maps (C×H×W tensors with each descriptor at its keypoint) for the attack.
 
+#![deny(missing_docs)]
+
 pub mod cv;
 pub mod detect;
 pub mod error;

@@ -16,6 +16,7 @@ const BLOCK: usize = 128;
 /// Best and second-best neighbour of one row.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Nearest {
+    /// Row index of the best neighbour in the other set.
     pub index: usize,
     /// Squared L2 distance to the best neighbour.
     pub d2: f32,

@@ -12,6 +12,7 @@ use serde::Serialize;
 
 /// One row of a gallery.
 pub struct GalleryRow {
+    /// Row label, shown in the first column (usually the image's name).
     pub name: String,
     /// One picture per picture column.
     pub pictures: Vec<RgbImage>,
@@ -21,13 +22,17 @@ pub struct GalleryRow {
 
 /// A gallery page.
 pub struct Gallery {
+    /// Page title and heading (plain text; the engine escapes it).
     pub title: String,
     /// HTML shown above the table, printed as it is (never text from the user). A page of its
     /// own overrides the template's `intro` block instead ([`Gallery::render`]), whose variables
     /// the engine escapes.
     pub intro_html: String,
+    /// Headers of the picture columns, one per picture of each row.
     pub picture_columns: Vec<String>,
+    /// Headers of the metric columns, one per metric of each row.
     pub metric_columns: Vec<String>,
+    /// The rows, in display order.
     pub rows: Vec<GalleryRow>,
 }
 

@@ -25,7 +25,9 @@ pub fn project(h: &Homography, x: f64, y: f64) -> Option<(f64, f64)> {
 pub struct RansacConfig {
     /// Inlier threshold in pixels.
     pub threshold: f64,
+    /// Most RANSAC iterations (default 2000).
     pub max_iterations: i32,
+    /// Confidence at which RANSAC stops early, in (0, 1) (default 0.995).
     pub confidence: f64,
 }
 

@@ -3,6 +3,8 @@
 //! matching accuracy on homography pairs (MMA, homography accuracy); and the tables and plots that
 //! report them, and the HTML templates of the pages that show them ([`html`]).
 
+#![deny(missing_docs)]
+
 pub mod float_nn;
 pub mod gallery;
 pub mod hamming;

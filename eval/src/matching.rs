@@ -8,7 +8,9 @@ use serde::{Deserialize, Serialize};
 /// A correspondence between keypoint `a` of the first set and keypoint `b` of the second.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Match {
+    /// Index of the keypoint (descriptor row) in the first set.
     pub a: usize,
+    /// Index of the keypoint (descriptor row) in the second set.
     pub b: usize,
     /// L2 distance (float descriptors) or Hamming distance in bits (binary ones).
     pub distance: f32,
@@ -37,10 +39,22 @@ impl Default for MatchConfig {
 /// Why two feature sets cannot be matched.
 #[derive(Debug, thiserror::Error, PartialEq)]
 pub enum MatchError {
+    /// One set is float and the other binary.
     #[error("descriptors of different kinds cannot be matched ({a} against {b})")]
-    KindMismatch { a: &'static str, b: &'static str },
+    KindMismatch {
+        /// dtype of the first set (`float32` or `uint8`).
+        a: &'static str,
+        /// dtype of the second set.
+        b: &'static str,
+    },
+    /// The two sets' descriptors have different lengths.
     #[error("descriptors of different sizes cannot be matched ({a} against {b} values)")]
-    DimensionMismatch { a: usize, b: usize },
+    DimensionMismatch {
+        /// Values per descriptor in the first set (bits for binary ones).
+        a: usize,
+        /// Values per descriptor in the second set.
+        b: usize,
+    },
 }
 
 /// Matches descriptors `a` against `b`. Empty sets give no matches.

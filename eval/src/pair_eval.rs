@@ -14,9 +14,13 @@ pub const HOMOGRAPHY_THRESHOLDS: [f64; 3] = [1.0, 3.0, 5.0];
 /// The scores of one pair.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct PairScores {
+    /// The pair's name (e.g. `v_graffiti/1-4`).
     pub pair: String,
+    /// Keypoints in image 1.
     pub keypoints_a: usize,
+    /// Keypoints in image k.
     pub keypoints_b: usize,
+    /// Matches kept by the [`MatchConfig`].
     pub matches: usize,
     /// Fraction of matches within each of [`MMA_THRESHOLDS`] px (0 when there are no matches).
     pub mma: Vec<f64>,
@@ -91,8 +95,11 @@ fn homography_error(
 /// Scores averaged over pairs.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Summary {
+    /// Number of pairs averaged.
     pub pairs: usize,
+    /// Keypoints per image: the mean over pairs of the two images' mean.
     pub mean_keypoints: f64,
+    /// Matches per pair.
     pub mean_matches: f64,
     /// MMA at each of [`MMA_THRESHOLDS`], averaged over pairs.
     pub mma: Vec<f64>,

@@ -7,16 +7,23 @@ use std::ops::Range;
 
 /// One named series of (x, y) points.
 pub struct Series {
+    /// Legend label.
     pub name: String,
+    /// The points in data coordinates, drawn in this order.
     pub points: Vec<(f64, f64)>,
 }
 
 /// Axis labels and ranges of a plot.
 pub struct Axes<'a> {
+    /// Caption above the chart.
     pub title: &'a str,
+    /// Label of the horizontal axis.
     pub x_label: &'a str,
+    /// Label of the vertical axis.
     pub y_label: &'a str,
+    /// Visible range of x, in data units.
     pub x: Range<f64>,
+    /// Visible range of y, in data units.
     pub y: Range<f64>,
 }
 

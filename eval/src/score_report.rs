@@ -12,23 +12,31 @@ use serde::{Deserialize, Serialize};
 pub struct NamedScores {
     /// Relative path of the image, without extension.
     pub name: String,
+    /// PSNR in dB (data range 1, capped at [`crate::image_metrics::PSNR_CAP_DB`]).
     pub psnr: f64,
+    /// Mean SSIM (1 for identical images).
     pub ssim: f64,
+    /// Mean absolute error, intensities in [0, 1].
     pub mae: f64,
 }
 
 /// Mean scores over the images.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 pub struct MeanScores {
+    /// Mean of the images' PSNR in dB (not the PSNR of the mean error).
     pub psnr: f64,
+    /// Mean of the images' SSIM.
     pub ssim: f64,
+    /// Mean of the images' MAE.
     pub mae: f64,
 }
 
 /// `{"images": [{name, psnr, ssim, mae}, …], "mean": {psnr, ssim, mae}}`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct ScoreReport {
+    /// Scores of each image, in the order given.
     pub images: Vec<NamedScores>,
+    /// Their means (0 when there are no images).
     pub mean: MeanScores,
 }
 

@@ -4,7 +4,9 @@
 /// A table of already formatted cells.
 #[derive(Clone, Debug, Default, PartialEq, serde::Serialize)]
 pub struct Table {
+    /// Column headers.
     pub headers: Vec<String>,
+    /// Rows of cells, one cell per header.
     pub rows: Vec<Vec<String>>,
 }
 

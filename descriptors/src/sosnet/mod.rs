@@ -78,10 +78,13 @@ impl Sosnet {
         self
     }
 
+    /// The burn model (built on every device, though [`Sosnet::describe`] on flex runs
+    /// [`CpuSosnet`] instead).
     pub fn model(&self) -> &SosnetModel {
         &self.model
     }
 
+    /// The burn device the network runs on.
     pub fn device(&self) -> &Device {
         &self.device
     }

@@ -37,9 +37,15 @@ pub const DEFAULT_FIXED_SIDE: f32 = 32.0;
 pub enum PatchSampling {
     /// Axis-aligned square of `side` pixels around each keypoint, resampled to 32×32; ignores
     /// `size` and `angle`.
-    Fixed { side: f32 },
+    Fixed {
+        /// Patch side in image pixels (default [`DEFAULT_FIXED_SIDE`], 32).
+        side: f32,
+    },
     /// Square of `magnification × keypoint.size` pixels, rotated by `keypoint.angle`.
-    Oriented { magnification: f32 },
+    Oriented {
+        /// Patch side per pixel of keypoint `size` (default [`DEFAULT_MAGNIFICATION`], 6).
+        magnification: f32,
+    },
 }
 
 impl Default for PatchSampling {

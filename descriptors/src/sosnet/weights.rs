@@ -24,10 +24,15 @@ pub struct LayerSpec {
     pub conv: usize,
     /// `layers.{bn}.running_mean` / `.running_var` in the state_dict.
     pub bn: usize,
+    /// Input channels.
     pub c_in: usize,
+    /// Output channels.
     pub c_out: usize,
+    /// Side of the square kernel, in pixels.
     pub kernel: usize,
+    /// Convolution stride, in pixels.
     pub stride: usize,
+    /// Zero padding on each side, in pixels.
     pub padding: usize,
     /// Whether a ReLU follows the BatchNorm.
     pub relu: bool,
@@ -74,57 +79,89 @@ pub const BN_EPS: f64 = 1e-5;
 pub struct LayerWeights {
     /// `c_out × c_in × k × k`.
     pub weight: Vec<f32>,
+    /// BatchNorm running mean, `c_out` values.
     pub running_mean: Vec<f32>,
+    /// BatchNorm running variance, `c_out` values.
     pub running_var: Vec<f32>,
 }
 
 /// The SOSNet32x32 state_dict, checked against [`LAYERS`].
 #[derive(Clone, Debug)]
 pub struct SosnetWeights {
+    /// One entry per stage of [`LAYERS`], in order.
     pub layers: Vec<LayerWeights>,
 }
 
 /// Why a checkpoint could not be loaded as SOSNet32x32.
 #[derive(Debug, thiserror::Error)]
 pub enum WeightsError {
+    /// The file could not be read or parsed as a checkpoint (also used by
+    /// [`SosnetWeights::save_safetensors`] when it cannot build or write the file).
     #[error("cannot read PyTorch checkpoint {path}: {message}")]
-    Read { path: PathBuf, message: String },
+    Read {
+        /// The checkpoint file.
+        path: PathBuf,
+        /// What went wrong.
+        message: String,
+    },
+    /// No tensor named `layers.1.weight`, with or without a prefix: not a SOSNet state_dict.
     #[error(
         "{path} is not a SOSNet32x32 state_dict: no tensor `layers.1.weight` (nor `<prefix>.layers.1.weight`); it holds {count} tensors: {sample}"
     )]
     NotSosnet {
+        /// The checkpoint file.
         path: PathBuf,
+        /// Number of tensors the file holds.
         count: usize,
+        /// The first (up to 8) tensor names, comma separated.
         sample: String,
     },
+    /// A tensor SOSNet32x32 needs is absent.
     #[error("{path}: SOSNet32x32 tensor `{key}` is missing (expected shape {expected:?}){more}")]
     Missing {
+        /// The checkpoint file.
         path: PathBuf,
+        /// The first missing tensor's full name (prefix included).
         key: String,
+        /// Its expected shape.
         expected: Vec<usize>,
+        /// `" and N more"` when other tensors are missing too, else empty.
         more: String,
     },
+    /// A tensor has the wrong shape: probably another architecture.
     #[error(
         "{path}: tensor `{key}` has shape {found:?}, SOSNet32x32 expects {expected:?} — a checkpoint of another architecture?"
     )]
     Shape {
+        /// The checkpoint file.
         path: PathBuf,
+        /// The tensor's full name.
         key: String,
+        /// The shape SOSNet32x32 needs.
         expected: Vec<usize>,
+        /// The shape in the file.
         found: Vec<usize>,
     },
+    /// A tensor SOSNet32x32 needs is not floating-point.
     #[error("{path}: tensor `{key}` has dtype {found}, expected a floating-point tensor")]
     DType {
+        /// The checkpoint file.
         path: PathBuf,
+        /// The tensor's full name.
         key: String,
+        /// Its dtype, as burn names it.
         found: String,
     },
+    /// A tensor under the state_dict's prefix that SOSNet32x32 does not have (strict loading).
     #[error(
         "{path}: unexpected tensor `{key}` (shape {shape:?}) in the SOSNet32x32 state_dict — a checkpoint of another architecture?"
     )]
     Unexpected {
+        /// The checkpoint file.
         path: PathBuf,
+        /// The tensor's full name.
         key: String,
+        /// Its shape.
         shape: Vec<usize>,
     },
 }

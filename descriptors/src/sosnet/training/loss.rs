@@ -43,7 +43,9 @@ fn distances(a: Tensor<2>, b: Tensor<2>) -> Tensor<2> {
 pub struct SosLoss {
     /// First-order term plus weighted second-order term (what is minimised).
     pub total: Tensor<1>,
+    /// Value of the first-order (triplet) term.
     pub first_order: f64,
+    /// Value of the second-order term, before weighting by [`SosLossConfig::sos_weight`].
     pub second_order: f64,
 }
 

@@ -39,7 +39,9 @@ pub struct DescriptorTrainConfig {
     pub images: Vec<PathBuf>,
     /// Photos held out for validation pairs.
     pub val_images: Vec<PathBuf>,
+    /// How patch pairs are mined from the photos.
     pub pairs: PairConfig,
+    /// The SOS loss's settings.
     pub loss: SosLossConfig,
     /// Pairs per step, each from a different photo when there are enough photos.
     pub batch_size: usize,
@@ -53,18 +55,24 @@ pub struct DescriptorTrainConfig {
     pub val_pairs: usize,
     /// Write a checkpoint at least this often (seconds).
     pub checkpoint_seconds: f64,
+    /// Seed of every random choice: initial weights, pair mining, batches, dropout.
     pub seed: u64,
 }
 
 /// One row of `metrics.csv`.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 pub struct DescriptorMetrics {
+    /// Steps done.
     pub step: u64,
+    /// Seconds of training so far.
     pub seconds: f64,
+    /// Learning rate of the last step.
     pub learning_rate: f64,
     /// Mean training loss since the previous row, and its two terms.
     pub loss: f64,
+    /// Mean first-order (triplet) term.
     pub first_order: f64,
+    /// Mean second-order term (unweighted).
     pub second_order: f64,
     /// Share of validation anchors whose nearest neighbour among the positives is their own.
     pub val_accuracy: f64,

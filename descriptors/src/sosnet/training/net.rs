@@ -22,13 +22,16 @@ pub const DROPOUT: f32 = 0.1;
 /// The trainable conv weights (`c_out × c_in × k × k` each, as in the state_dict).
 #[derive(Module, Debug)]
 pub struct SosnetTrainable {
+    /// One weight per stage of [`LAYERS`], in order.
     pub convs: Vec<Param<Tensor<4>>>,
 }
 
 /// Running mean and (unbiased) variance of each batch norm, as PyTorch keeps them.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct RunningStats {
+    /// Running mean, one vector per stage of [`LAYERS`], one value per output channel.
     pub mean: Vec<Vec<f32>>,
+    /// Running unbiased variance, laid out as `mean`.
     pub var: Vec<Vec<f32>>,
 }
 

@@ -77,17 +77,21 @@ impl Default for PairConfig {
 /// (warped view), each 32×32 row-major; `image[i]` is the index of its photo.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct PatchPairs {
+    /// All patches, two per pair, 32×32 grey levels (0–255) each.
     pub patches: Vec<u8>,
+    /// For each pair, the index of the photo it was mined from.
     pub image: Vec<u32>,
 }
 
 const MAGIC: &[u8; 8] = b"FLPAIRS1";
 
 impl PatchPairs {
+    /// Number of pairs.
     pub fn len(&self) -> usize {
         self.image.len()
     }
 
+    /// True when there are no pairs.
     pub fn is_empty(&self) -> bool {
         self.image.is_empty()
     }
