@@ -1,6 +1,7 @@
 //! `featleak attack`: train an inversion network under a threat model, and reconstruct images
 //! from their features.
 
+use crate::choices::Threat;
 use crate::progress;
 use crate::run_budget::RunBudget;
 use anyhow::bail;
@@ -42,12 +43,12 @@ pub struct BaselinesArgs {
 
 #[derive(Args, Clone, Debug)]
 pub struct TrainArgs {
-    /// Descriptor the victim sends: sift, freak or sosnet (bundled weights).
-    #[arg(long, default_value = "sift")]
+    /// Descriptor the victim sends (sosnet: bundled weights).
+    #[arg(long, default_value = "sift", value_parser = crate::choices::descriptor())]
     pub descriptor: String,
     /// Threat model: a preset (desc+pos, desc+pos+geom, pos-only) or a TOML file.
     #[arg(long, default_value = "desc+pos")]
-    pub threat: String,
+    pub threat: Threat,
     /// The attacker's training images (searched recursively).
     #[arg(long)]
     pub images: PathBuf,
@@ -143,7 +144,7 @@ impl TrainArgs {
     fn new_run(&self) -> anyhow::Result<NewRun> {
         Ok(NewRun {
             descriptor: self.descriptor.clone(),
-            threat: self.threat.clone(),
+            threat: self.threat.to_string(),
             images: self.images.clone(),
             val_images: self.val_images.clone(),
             size: self.size,
@@ -162,7 +163,7 @@ impl TrainArgs {
 
 /// Progress bars and messages of the attack commands.
 #[derive(Default)]
-struct Ui {
+pub(crate) struct Ui {
     /// The bar of the stage in progress.
     stage: Option<ProgressBar>,
     /// The training bar.
@@ -170,7 +171,7 @@ struct Ui {
 }
 
 impl Ui {
-    fn finish(&mut self) {
+    pub(crate) fn finish(&mut self) {
         for bar in [self.stage.take(), self.train.take()].into_iter().flatten() {
             bar.finish_and_clear();
         }
@@ -181,7 +182,7 @@ impl JobObserver for Ui {
     fn device(&mut self, description: &str) {
         println!("device: {description}");
     }
-    fn stage(&mut self, stage: &str, total: usize) -> Box<dyn Fn() + Send + Sync> {
+    fn stage(&mut self, stage: &str, total: usize) -> featleak_datasets::Tick {
         self.finish();
         let bar = progress::bar(total as u64, stage);
         self.stage = Some(bar.clone());

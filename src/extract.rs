@@ -1,30 +1,23 @@
 //! `featleak extract`: a folder of images to a folder of `.npz` feature files.
 
-use crate::manifest::{Tool, unix_time};
+use crate::choices;
 use crate::progress;
-use anyhow::{Context, bail};
+use anyhow::bail;
 use clap::Args;
-use featleak_datasets::files::write_json;
-use featleak_datasets::{IMAGE_EXTENSIONS, find_images};
-use featleak_descriptors::{
-    Extractor, ExtractorConfig, ExtractorInfo, FeatureExtractor, extract_file, read_features,
-    write_features,
-};
-
-use rayon::prelude::*;
-use serde::{Deserialize, Serialize};
-use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+use featleak_descriptors::ExtractorConfig;
+use featleak_descriptors::folder::{self, ExtractFolder, FolderObserver, Summary};
+use indicatif::ProgressBar;
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 #[derive(Args, Clone, Debug)]
 pub struct ExtractArgs {
     /// Descriptor: sift, freak or sosnet (sosnet uses featleak's bundled weights unless --weights).
 
-    #[arg(long, default_value = "sift")]
+    #[arg(long, default_value = "sift", value_parser = choices::descriptor())]
     pub descriptor: String,
     /// Keypoint detector: dog (OpenCV SIFT's), harris or fast.
-    #[arg(long, default_value = "dog")]
+    #[arg(long, default_value = "dog", value_parser = choices::detector())]
     pub detector: String,
     /// Keep at most this many keypoints per image, strongest first (0: all).
     #[arg(long, default_value_t = featleak_descriptors::extractor::DEFAULT_MAX_KEYPOINTS)]
@@ -55,48 +48,6 @@ pub struct ExtractArgs {
     /// Recompute every image even when the output folder already holds its features.
     #[arg(long)]
     pub overwrite: bool,
-}
-
-/// One image of a run.
-#[derive(Serialize, Deserialize, Clone, Debug)]
-pub struct ImageRecord {
-    pub image: String,
-    pub features: String,
-    pub keypoints: usize,
-}
-
-/// One image that failed, with the reason.
-#[derive(Serialize, Deserialize, Clone, Debug)]
-pub struct Failure {
-    pub image: String,
-    pub error: String,
-}
-
-/// `manifest.json` of a features folder.
-#[derive(Serialize)]
-struct Manifest<'a> {
-    tool: crate::manifest::Tool,
-    command: &'static str,
-    created_unix: u64,
-    seed: u64,
-    threads: usize,
-    images_root: String,
-    extractor: ExtractorInfo,
-    images: &'a [ImageRecord],
-    failures: &'a [Failure],
-}
-
-/// What an earlier run left in the output folder (only the fields needed to resume).
-#[derive(Deserialize)]
-struct PreviousManifest {
-    extractor: ExtractorInfo,
-}
-
-/// Outcome of extracting a folder.
-pub struct Summary {
-    pub images: Vec<ImageRecord>,
-    pub failures: Vec<Failure>,
-    pub reused: usize,
 }
 
 impl ExtractArgs {
@@ -148,159 +99,38 @@ pub fn run(args: &ExtractArgs) -> anyhow::Result<ExitCode> {
     }
 }
 
-/// The `.npz` path of every image, mirroring the tree; two images mapping to one file is an error.
-fn output_paths(root: &Path, images: &[PathBuf], out: &Path) -> anyhow::Result<Vec<PathBuf>> {
-    let mut seen: HashMap<PathBuf, &Path> = HashMap::new();
-    let mut outs = Vec::with_capacity(images.len());
-    for img in images {
-        let rel = img
-            .strip_prefix(root)
-            .expect("found below root")
-            .with_extension("npz");
-        if let Some(other) = seen.insert(rel.clone(), img) {
-            bail!(
-                "{} and {} would both be written to {}; rename one of them",
-                other.display(),
-                img.display(),
-                rel.display()
-            );
-        }
-        outs.push(out.join(rel));
+/// Progress bar and failure lines of `extract`.
+pub(crate) struct Bar(pub(crate) ProgressBar);
+
+impl FolderObserver for Bar {
+    fn start(&self, total: usize) {
+        self.0.reset();
+        self.0.set_length(total as u64);
     }
-    Ok(outs)
+    fn done(&self) {
+        self.0.inc(1);
+    }
+    fn failed(&self, reason: &str) {
+        self.0.suspend(|| eprintln!("skipped {reason}"));
+    }
 }
 
 /// Extracts every image below `args.images` into `args.out`, reusing features an interrupted run
 /// with the same extractor already wrote.
 pub fn extract_folder(args: &ExtractArgs) -> anyhow::Result<Summary> {
-    let config = args.extractor()?.build()?;
-    let info = config.info();
-    let images = find_images(&args.images)
-        .with_context(|| format!("cannot list images in {}", args.images.display()))?;
-    if images.is_empty() {
-        bail!(
-            "no images found in {} (looked for {})",
-            args.images.display(),
-            IMAGE_EXTENSIONS.join(", ")
-        );
-    }
-    let outs = output_paths(&args.images, &images, &args.out)?;
-    std::fs::create_dir_all(&args.out)
-        .with_context(|| format!("cannot create output folder {}", args.out.display()))?;
-    let manifest_path = args.out.join("manifest.json");
-    let resume = !args.overwrite && manifest_path.exists();
-    if resume {
-        let text = std::fs::read_to_string(&manifest_path)
-            .with_context(|| format!("cannot read {}", manifest_path.display()))?;
-        let previous: PreviousManifest = serde_json::from_str(&text).with_context(|| {
-            format!(
-                "{} is not a featleak extract manifest",
-                manifest_path.display()
-            )
-        })?;
-        if previous.extractor != info {
-            bail!(
-                "{} holds features of another extractor ({}; this run: {}); use another --out or --overwrite",
-                args.out.display(),
-                previous.extractor.name,
-                info.name
-            );
-        }
-    }
-    // Fail early, before any work, when the folder is not writable.
-    featleak_datasets::atomic::write_bytes_atomic(&args.out.join(".featleak-write-test"), b"")
-        .with_context(|| format!("output folder {} is not writable", args.out.display()))?;
-    std::fs::remove_file(args.out.join(".featleak-write-test")).ok();
-
-    let threads = args
-        .threads
-        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
-    if threads > 1 {
-        // One image per worker; OpenCV's own threads would only compete with ours.
-        featleak_descriptors::cv::set_opencv_threads(1)?;
-    }
-    let pool = rayon::ThreadPoolBuilder::new()
-        .num_threads(threads)
-        .build()?;
-    let bar = progress::bar(images.len() as u64, "extract");
-    let results: Vec<(Result<usize, String>, bool)> = pool.install(|| {
-        images
-            .par_iter()
-            .zip(&outs)
-            .map(|(img, out)| {
-                let reused = resume && out.exists();
-                let r = if reused {
-                    read_features(out)
-                        .map(|f| f.len())
-                        .map_err(|e| e.to_string())
-                } else {
-                    extract_one(&config, img, out, args.allow_empty).map_err(|e| format!("{e:#}"))
-                };
-                if let Err(e) = &r {
-                    bar.suspend(|| eprintln!("skipped {e}"));
-                }
-                bar.inc(1);
-                (r, reused)
-            })
-            .collect()
-    });
-    bar.finish_and_clear();
-
-    let rel = |p: &Path, root: &Path| p.strip_prefix(root).unwrap_or(p).display().to_string();
-    let mut summary = Summary {
-        images: Vec::new(),
-        failures: Vec::new(),
-        reused: 0,
-    };
-    for ((img, out), (r, reused)) in images.iter().zip(&outs).zip(results) {
-        match r {
-            Ok(keypoints) => {
-                summary.reused += reused as usize;
-                summary.images.push(ImageRecord {
-                    image: rel(img, &args.images),
-                    features: rel(out, &args.out),
-                    keypoints,
-                })
-            }
-            Err(error) => summary.failures.push(Failure {
-                image: rel(img, &args.images),
-                error,
-            }),
-        }
-    }
-    let manifest = Manifest {
-        tool: Tool::current(),
-        command: "extract",
-        created_unix: unix_time(),
+    let job = ExtractFolder {
+        extractor: args.extractor()?,
+        images: args.images.clone(),
+        out: args.out.clone(),
+        threads: args
+            .threads
+            .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get())),
         seed: args.seed,
-        threads,
-        images_root: args.images.display().to_string(),
-        extractor: info,
-        images: &summary.images,
-        failures: &summary.failures,
+        allow_empty: args.allow_empty,
+        overwrite: args.overwrite,
     };
-    write_json(&manifest_path, &manifest)?;
-    Ok(summary)
-}
-
-/// Extracts one image and writes its feature file; the error names the image.
-fn extract_one(
-    config: &FeatureExtractor,
-    img: &Path,
-    out: &Path,
-    allow_empty: bool,
-) -> anyhow::Result<usize> {
-    let features = extract_file(config, img)?;
-    if features.is_empty() && !allow_empty {
-        bail!(
-            "{}: no keypoints detected (pass --allow-empty to keep such images)",
-            img.display()
-        );
-    }
-    if let Some(parent) = out.parent() {
-        std::fs::create_dir_all(parent)
-            .with_context(|| format!("{}: cannot create {}", img.display(), parent.display()))?;
-    }
-    write_features(out, &features).with_context(|| img.display().to_string())?;
-    Ok(features.len())
+    let bar = Bar(progress::bar(0, "extract"));
+    let summary = folder::extract_folder(&job, &bar);
+    bar.0.finish_and_clear();
+    Ok(summary?)
 }

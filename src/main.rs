@@ -1,11 +1,10 @@
 //! `featleak`: measure how much local features leak about the images they come from.
 
 mod attack;
+mod choices;
 mod datasets_cmd;
 mod demo;
-mod demo_report;
 mod extract;
-mod manifest;
 mod match_eval;
 mod mitigate;
 mod progress;
@@ -70,8 +69,22 @@ fn main() -> ExitCode {
     match result {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            eprintln!("error: {}", message(&e));
             ExitCode::FAILURE
         }
     }
+}
+
+/// The error and its causes, each cause once: the libraries' messages already name their cause
+/// (`cannot read F: reason`), so a cause whose text is already there is not repeated.
+fn message(e: &anyhow::Error) -> String {
+    let mut text = e.to_string();
+    for cause in e.chain().skip(1) {
+        let cause = cause.to_string();
+        if !text.contains(&cause) {
+            text.push_str(": ");
+            text.push_str(&cause);
+        }
+    }
+    text
 }

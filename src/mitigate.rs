@@ -1,10 +1,10 @@
 //! `featleak mitigate`: reveal only part of the features.
 
-use crate::manifest::{Tool, unix_time};
 use anyhow::{Context, bail};
 use clap::{Args, Subcommand};
 use featleak_datasets::files::write_json;
 use featleak_datasets::find_files;
+use featleak_datasets::manifest::{Tool, unix_time};
 use featleak_descriptors::{read_features, write_features};
 use featleak_mitigation::sweep::{
     CellResult, SweepConfig, SweepDir, SweepObserver, item_seed, run_sweep,
@@ -41,7 +41,7 @@ pub struct SweepArgs {
 pub struct ApplyArgs {
     /// Strategy: random, top-response, lowest-response, grid or anms (the privacy-aware
     /// `leakage` strategy needs the attacker and the images: use `mitigate sweep`).
-    #[arg(long)]
+    #[arg(long, value_parser = crate::choices::strategy())]
     pub strategy: String,
     /// Fraction of each image's keypoints to reveal (0–1).
     #[arg(long)]
@@ -152,8 +152,8 @@ fn apply(args: &ApplyArgs) -> anyhow::Result<ExitCode> {
 }
 
 /// Progress of a sweep on a progress bar, one line per finished cell.
-struct SweepBar {
-    bar: ProgressBar,
+pub(crate) struct SweepBar {
+    pub(crate) bar: ProgressBar,
 }
 
 impl SweepObserver for SweepBar {

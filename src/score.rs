@@ -3,7 +3,7 @@
 use anyhow::{Context, bail};
 use clap::Args;
 use featleak_datasets::files::write_json;
-use featleak_datasets::{ResizeCrop, find_images, load_rgb};
+use featleak_datasets::{ResizeCrop, find_named_images, load_rgb};
 use featleak_eval::score_report::{NamedScores, ScoreReport, score_images};
 use rayon::prelude::*;
 use std::collections::BTreeMap;
@@ -30,15 +30,9 @@ pub struct ScoreArgs {
 /// Relative path without extension → file, for every image below `root`.
 fn by_stem(root: &Path) -> anyhow::Result<BTreeMap<String, PathBuf>> {
     let mut out = BTreeMap::new();
-    for p in
-        find_images(root).with_context(|| format!("cannot list images in {}", root.display()))?
+    for (p, key) in find_named_images(root)
+        .with_context(|| format!("cannot list images in {}", root.display()))?
     {
-        let key = p
-            .strip_prefix(root)
-            .expect("below root")
-            .with_extension("")
-            .to_string_lossy()
-            .into_owned();
         if let Some(other) = out.insert(key.clone(), p.clone()) {
             bail!(
                 "{} and {} both pair as '{key}'; keep one",
@@ -55,17 +49,17 @@ fn score_one(
     reference: &Path,
     reconstruction: &Path,
     fit: bool,
-) -> Result<NamedScores, String> {
-    let rec = load_rgb(reconstruction).map_err(|e| e.to_string())?;
-    let mut refimg = load_rgb(reference).map_err(|e| e.to_string())?;
+) -> anyhow::Result<NamedScores> {
+    let rec = load_rgb(reconstruction)?;
+    let mut refimg = load_rgb(reference)?;
     if refimg.dimensions() != rec.dimensions() {
         if !fit {
             let ((rw, rh), (cw, ch)) = (refimg.dimensions(), rec.dimensions());
-            return Err(format!(
+            bail!(
                 "{}: {cw}×{ch} but its reference {} is {rw}×{rh} (pass --fit to resize and centre-crop references)",
                 reconstruction.display(),
                 reference.display()
-            ));
+            );
         }
         refimg = ResizeCrop::cover(
             (refimg.height(), refimg.width()),
@@ -73,8 +67,7 @@ fn score_one(
         )
         .apply(&refimg);
     }
-    let s =
-        score_images(&refimg, &rec).map_err(|e| format!("{}: {e}", reconstruction.display()))?;
+    let s = score_images(&refimg, &rec).with_context(|| reconstruction.display().to_string())?;
     Ok(NamedScores {
         name: name.to_string(),
         psnr: s.psnr,
@@ -107,7 +100,7 @@ pub fn run(args: &ScoreArgs) -> anyhow::Result<ExitCode> {
             args.reference.display()
         );
     }
-    let results: Vec<Result<NamedScores, String>> = pairs
+    let results: Vec<anyhow::Result<NamedScores>> = pairs
         .par_iter()
         .map(|(k, r, rec)| score_one(k, r, rec, args.fit))
         .collect();
@@ -117,7 +110,7 @@ pub fn run(args: &ScoreArgs) -> anyhow::Result<ExitCode> {
         match r {
             Ok(s) => scores.push(s),
             Err(e) => {
-                eprintln!("skipped {e}");
+                eprintln!("skipped {e:#}");
                 failed += 1;
             }
         }

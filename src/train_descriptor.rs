@@ -17,10 +17,10 @@ use indicatif::ProgressBar;
 use rand::seq::SliceRandom;
 use serde::Serialize;
 
-use crate::manifest::{Tool, unix_time};
 use crate::progress;
 use crate::run_budget::RunBudget;
 use featleak_datasets::files::write_json;
+use featleak_datasets::manifest::{Tool, unix_time};
 
 /// Learned descriptor architectures featleak can train.
 #[derive(Clone, Copy, Debug, ValueEnum)]

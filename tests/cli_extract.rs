@@ -174,7 +174,8 @@ fn unusable_folders_give_clear_errors() {
         ])
         .output()
         .unwrap();
-    assert_error(&out, "unknown descriptor 'surf'");
+    assert_error(&out, "invalid value 'surf' for '--descriptor <DESCRIPTOR>'");
+    assert_error(&out, "[possible values: sift, freak, sosnet]");
 }
 
 #[test]

@@ -19,8 +19,11 @@ use std::path::{Path, PathBuf};
 /// An image at the feature resolution (F×F) and its features, possibly mirrored.
 #[derive(Clone, Debug)]
 pub struct Prepared {
+    /// Its name (path below the images folder, without extension).
     pub name: String,
+    /// The image at the feature resolution.
     pub image: RgbImage,
+    /// Its features, in `image`'s pixel coordinates.
     pub features: FeatureSet,
 }
 
@@ -164,9 +167,13 @@ pub fn random_view(threat: &ThreatModel, rng: &mut ChaCha8Rng) -> ResizeCrop {
 /// A batch ready for the network: the revealed keypoints as sparse pixels and the RGB targets.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Batch {
+    /// Images in the batch.
     pub size: usize,
+    /// Height of the reconstruction (pixels).
     pub height: usize,
+    /// Width of the reconstruction (pixels).
     pub width: usize,
+    /// Channels of each revealed keypoint's input vector.
     pub channels: usize,
     /// K×C values of the occupied pixels, row-major.
     pub values: Vec<f32>,

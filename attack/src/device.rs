@@ -25,20 +25,25 @@ pub enum ComputeDevice {
 /// Why a device could not be had.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum DeviceError {
+    /// `--device wgpu` in a build without the `wgpu` feature.
     #[error(
         "this featleak was built without GPU support; rebuild with \
          `cargo build --release --features wgpu` to use --device wgpu"
     )]
     NotBuilt,
+    /// wgpu found no adapter (no GPU, no Vulkan driver).
     #[error("--device wgpu: no usable wgpu adapter ({0}); is a Vulkan driver installed?")]
     NoAdapter(String),
+    /// A device name that is not cpu or wgpu.
     #[error("unknown device '{0}' (cpu or wgpu)")]
     Unknown(String),
 }
 
 impl ComputeDevice {
+    /// Every device, in `--device`'s order.
     pub const ALL: [ComputeDevice; 2] = [ComputeDevice::Cpu, ComputeDevice::Wgpu];
 
+    /// The name on the command line.
     pub fn name(self) -> &'static str {
         match self {
             ComputeDevice::Cpu => "cpu",

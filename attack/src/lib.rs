@@ -4,6 +4,8 @@
 //! training sessions ([`session`]), reconstructions ([`reconstruct`]) and the baselines every
 //! score is held against ([`baselines`]).
 
+#![deny(missing_docs)]
+
 pub mod baselines;
 pub mod data;
 pub mod device;

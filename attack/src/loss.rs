@@ -19,7 +19,9 @@ use burn::tensor::ops::ConvOptions;
 pub const WIN_SIZE: usize = 11;
 /// Gaussian σ.
 pub const SIGMA: f64 = 1.5;
+/// SSIM's first stabilising constant (scikit-image's default).
 pub const K1: f64 = 0.01;
+/// SSIM's second stabilising constant (scikit-image's default).
 pub const K2: f64 = 0.03;
 /// Images are in [0, 1].
 pub const DATA_RANGE: f64 = 1.0;

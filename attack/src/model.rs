@@ -33,17 +33,30 @@ use crate::kernels::sparse_conv::{SparseBatch, SparseConv2d, to_dense};
 /// Errors of [`UNetConfig::validate`] / [`UNetConfig::check_input`].
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum UNetError {
+    /// The sizes do not make a network.
     #[error("invalid UNet config: {0}")]
     Config(String),
+    /// The input's sides are not multiples of `2^depth`.
     #[error("input {height}×{width} is not a multiple of 2^{depth} = {multiple}")]
     InputSize {
+        /// Input height.
         height: usize,
+        /// Input width.
         width: usize,
+        /// Poolings of the network.
         depth: usize,
+        /// `2^depth`.
         multiple: usize,
     },
+    /// The input has another number of channels than the network takes.
     #[error("input has {got} channels, the network takes {expected}")]
-    Channels { got: usize, expected: usize },
+    Channels {
+        /// Channels given.
+        got: usize,
+        /// Channels the network takes.
+        expected: usize,
+    },
+    /// A weights file could not be written or read.
     #[error("weights file: {0}")]
     Record(String),
 }
@@ -91,6 +104,7 @@ impl UNetConfig {
         (0..=self.depth).map(|i| self.base_width << i).collect()
     }
 
+    /// Checks that the sizes make a network.
     pub fn validate(&self) -> Result<(), UNetError> {
         if self.in_channels == 0 || self.base_width == 0 || self.out_channels == 0 {
             return Err(UNetError::Config("channel counts must be positive".into()));
@@ -169,11 +183,14 @@ impl UNetConfig {
 /// conv3×3 (padding 1, no bias) → BatchNorm → ReLU.
 #[derive(Module, Debug)]
 pub struct ConvBnRelu {
+    /// The 3×3 convolution (no bias: the batch norm follows).
     pub conv: Conv3x3,
+    /// Its batch norm.
     pub bn: BatchNorm,
 }
 
 impl ConvBnRelu {
+    /// A block from `c_in` to `c_out` channels.
     pub fn new(c_in: usize, c_out: usize, device: &Device) -> Self {
         Self {
             conv: Conv3x3::new(c_in, c_out, device),
@@ -181,6 +198,7 @@ impl ConvBnRelu {
         }
     }
 
+    /// Conv, batch norm, ReLU.
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
         bn_relu(&self.bn, self.conv.forward(x))
     }
@@ -189,11 +207,14 @@ impl ConvBnRelu {
 /// Two [`ConvBnRelu`].
 #[derive(Module, Debug)]
 pub struct DoubleConv {
+    /// The first block.
     pub a: ConvBnRelu,
+    /// The second block.
     pub b: ConvBnRelu,
 }
 
 impl DoubleConv {
+    /// Two blocks from `c_in` to `c_out` channels.
     pub fn new(c_in: usize, c_out: usize, device: &Device) -> Self {
         Self {
             a: ConvBnRelu::new(c_in, c_out, device),
@@ -201,6 +222,7 @@ impl DoubleConv {
         }
     }
 
+    /// Both blocks.
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
         self.b.forward(self.a.forward(x))
     }
@@ -209,11 +231,14 @@ impl DoubleConv {
 /// Transposed conv 2×2/2 (`c_in → c_out`, bias), concat with the skip, double conv `2·c_out → c_out`.
 #[derive(Module, Debug)]
 pub struct UpBlock {
+    /// 2× transposed convolution from `c_in` to `c_out` channels.
     pub up: ConvTranspose2d,
+    /// The two blocks after concatenating the skip connection.
     pub conv: DoubleConv,
 }
 
 impl UpBlock {
+    /// A decoder level from `c_in` to `c_out` channels.
     pub fn new(c_in: usize, c_out: usize, device: &Device) -> Self {
         let up = ConvTranspose2dConfig::new([c_in, c_out], [2, 2])
             .with_stride([2, 2])
@@ -224,6 +249,7 @@ impl UpBlock {
         }
     }
 
+    /// Upsamples `x`, concatenates `skip`, two blocks.
     pub fn forward(&self, x: Tensor<4>, skip: Tensor<4>) -> Tensor<4> {
         let up = self.up.forward(x);
         self.conv.forward(Tensor::cat(vec![skip, up], 1))
@@ -242,6 +268,7 @@ pub fn uses_sparse_first_layer(device: &Device) -> bool {
 pub struct UNet {
     /// First conv (C_in → w0, 3×3, bias), sparse-aware.
     pub first: SparseConv2d,
+    /// Batch norm of the first conv.
     pub first_bn: BatchNorm,
     /// Second conv of the first level.
     pub first_b: ConvBnRelu,
@@ -251,12 +278,15 @@ pub struct UNet {
     pub ups: Vec<UpBlock>,
     /// 1×1 conv to RGB (followed by sigmoid).
     pub head: Conv2d,
+    /// 2× max-pool between encoder levels.
     pub pool: MaxPool2d,
+    /// The architecture it was built from.
     #[module(skip)]
     pub config: UNetConfig,
 }
 
 impl UNet {
+    /// The architecture it was built from.
     pub fn config(&self) -> &UNetConfig {
         &self.config
     }

@@ -27,7 +27,7 @@ pub trait JobObserver {
     fn device(&mut self, _description: &str) {}
     /// `total` items are about to be processed in `stage` ("prepare", "validation", "extract",
     /// "reconstruct"); the returned function is called once per item done, from any thread.
-    fn stage(&mut self, _stage: &str, _total: usize) -> Box<dyn Fn() + Send + Sync> {
+    fn stage(&mut self, _stage: &str, _total: usize) -> featleak_datasets::Tick {
         Box::new(|| {})
     }
     /// An image could not be used (the reason names it).

@@ -16,7 +16,10 @@ pub enum Position {
     /// Sub-pixel positions as extracted.
     Exact,
     /// Positions snapped to the centre of a grid cell of `cell` pixels (in the victim image).
-    Grid { cell: u32 },
+    Grid {
+        /// Cell side in pixels.
+        cell: u32,
+    },
 }
 
 /// What the adversary receives per keypoint.
@@ -25,6 +28,7 @@ pub enum Position {
 pub struct Reveals {
     /// Descriptors (otherwise only where keypoints are).
     pub descriptors: bool,
+    /// How precisely positions are revealed.
     pub position: Position,
     /// Keypoint scale (size).
     pub scale: bool,
@@ -37,7 +41,9 @@ pub struct Reveals {
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Share {
+    /// Smallest share (0–1].
     pub min: f32,
+    /// Largest share (0–1].
     pub max: f32,
 }
 
@@ -57,6 +63,7 @@ impl Share {
 pub struct ThreatModel {
     /// Preset name or a user's label.
     pub name: String,
+    /// What is revealed per keypoint.
     pub reveals: Reveals,
     /// Share of keypoints revealed when the attacker trains.
     pub train_share: Share,

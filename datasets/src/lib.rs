@@ -13,6 +13,7 @@ pub mod discover;
 pub mod fetch;
 pub mod files;
 pub mod load;
+pub mod manifest;
 pub mod pairs;
 pub mod schedule;
 pub mod split;
@@ -26,3 +27,6 @@ pub use load::{ImageLoadError, load_rgb, rgb_to_gray, to_f32_gray, to_f32_rgb};
 pub use pairs::{HomographyPair, PairError, find_pairs};
 pub use split::{Split, SplitFractions, split_seeded};
 pub use transform::ResizeCrop;
+
+/// What a long job calls once per item done, from any thread (a progress bar's increment).
+pub type Tick = Box<dyn Fn() + Send + Sync>;

@@ -76,6 +76,26 @@ pub enum DescriptorError {
         /// Why.
         source: Box<DescriptorError>,
     },
+    /// An image gave no keypoints where some were required.
+    #[error("{}: no keypoints detected (pass --allow-empty to keep such images)", .path.display())]
+    NoKeypoints {
+        /// The image.
+        path: PathBuf,
+    },
+    /// A folder holds no image.
+    #[error("no images found in {} (looked for {})", .0.display(), featleak_datasets::IMAGE_EXTENSIONS.join(", "))]
+    NoImages(PathBuf),
+    /// A folder of images or features cannot be used as asked.
+    #[error("{}: {problem}", .folder.display())]
+    Folder {
+        /// The folder.
+        folder: PathBuf,
+        /// What is wrong.
+        problem: String,
+    },
+    /// One of featleak's own files could not be read or written.
+    #[error(transparent)]
+    File(#[from] featleak_datasets::FileError),
     /// OpenCV failed.
     #[error("OpenCV: {0}")]
     OpenCv(String),

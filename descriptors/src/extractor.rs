@@ -77,6 +77,12 @@ impl DescriptorConfig {
     }
 }
 
+/// Names accepted by [`DescriptorConfig::by_name`].
+pub const DESCRIPTOR_NAMES: &[&str] = &["sift", "freak", "sosnet"];
+
+/// Names accepted by [`DetectorConfig::by_name`].
+pub const DETECTOR_NAMES: &[&str] = &["dog", "harris", "fast"];
+
 /// A complete extractor: detector, descriptor and keypoint budget.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -97,12 +103,14 @@ impl ExtractorConfig {
     pub fn named(descriptor: &str, detector: &str) -> Result<Self, ExtractError> {
         let descriptor = DescriptorConfig::by_name(descriptor).ok_or_else(|| {
             ExtractError::Config(format!(
-                "unknown descriptor '{descriptor}' (known: sift, freak, sosnet)"
+                "unknown descriptor '{descriptor}' (known: {})",
+                DESCRIPTOR_NAMES.join(", ")
             ))
         })?;
         let detector = DetectorConfig::by_name(detector).ok_or_else(|| {
             ExtractError::Config(format!(
-                "unknown detector '{detector}' (known: dog, harris, fast)"
+                "unknown detector '{detector}' (known: {})",
+                DETECTOR_NAMES.join(", ")
             ))
         })?;
         Ok(Self {

@@ -9,6 +9,7 @@ pub mod detect;
 pub mod error;
 pub mod extractor;
 pub mod features;
+pub mod folder;
 pub mod freak;
 pub mod keypoint;
 pub mod npz;
@@ -19,7 +20,8 @@ pub mod sparse_map;
 pub use detect::{DetectorConfig, FastConfig, HarrisConfig, SiftParams};
 pub use error::{DescriptorError, ExtractError, FeatureFileError};
 pub use extractor::{
-    DescriptorConfig, Extractor, ExtractorConfig, FeatureExtractor, SosnetConfig, extract_file,
+    DESCRIPTOR_NAMES, DETECTOR_NAMES, DescriptorConfig, Extractor, ExtractorConfig,
+    FeatureExtractor, SosnetConfig, extract_file,
 };
 pub use features::{Descriptors, ExtractorInfo, FeatureSet};
 pub use freak::{Freak, FreakConfig};

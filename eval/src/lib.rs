@@ -5,18 +5,21 @@
 
 #![deny(missing_docs)]
 
+pub mod error;
 pub mod float_nn;
 pub mod gallery;
 pub mod hamming;
 pub mod homography;
 pub mod html;
 pub mod image_metrics;
+pub mod match_eval;
 pub mod matching;
 pub mod pair_eval;
 pub mod plot;
 pub mod score_report;
 pub mod table;
 
+pub use error::EvalError;
 pub use image_metrics::{ImageScores, MetricError, score};
 pub use matching::{Match, MatchConfig, MatchError, match_descriptors};
 pub use pair_eval::{PairScores, Summary, score_pair, summarize};

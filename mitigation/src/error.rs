@@ -53,6 +53,9 @@ pub enum MitigationError {
         /// What is wrong.
         problem: String,
     },
+    /// An HTML page could not be rendered.
+    #[error(transparent)]
+    Render(#[from] featleak_eval::html::RenderError),
     /// A plot could not be drawn.
     #[error("cannot draw {what}: {problem}")]
     Plot {

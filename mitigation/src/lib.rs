@@ -3,6 +3,8 @@
 //! ([`leakage`]), and sweeps that score every strategy on privacy (reconstruction quality of a
 //! non-adaptive and an adaptive attacker) and utility (matching accuracy) ([`sweep`]).
 
+#![deny(missing_docs)]
+
 pub mod error;
 pub mod leakage;
 pub mod report;

@@ -9,9 +9,8 @@ use featleak_eval::plot::{Axes, Series, scatter_frontier_svg};
 use featleak_eval::table::{Table, fmt_num};
 use std::collections::BTreeSet;
 
-fn write_bytes(path: &std::path::Path, bytes: &[u8]) -> Result<(), String> {
-    featleak_datasets::files::write_bytes(path, bytes).map_err(|e| e.to_string())
-}
+use crate::MitigationError;
+use featleak_datasets::files::write_bytes;
 
 /// Column names of `results.csv` / `results.md`, in order.
 pub const COLUMNS: [&str; 20] = [
@@ -86,7 +85,7 @@ pub fn on_frontier(c: &CellResult, cells: &[CellResult]) -> bool {
 }
 
 /// The frontier plot of every descriptor (one panel each, stacked in one SVG document).
-pub fn frontier_svg(cells: &[CellResult]) -> Result<String, String> {
+pub fn frontier_svg(cells: &[CellResult]) -> Result<String, MitigationError> {
     let descriptors: BTreeSet<&str> = cells.iter().map(|c| c.descriptor.as_str()).collect();
     let mut panels = Vec::new();
     for d in descriptors {
@@ -111,17 +110,23 @@ pub fn frontier_svg(cells: &[CellResult]) -> Result<String, String> {
         frontier.sort_by(|a, b| a.0.total_cmp(&b.0));
         let (x, y) = bounds(&mine);
         let title = format!("{d}: privacy vs utility (lower-right is better)");
-        panels.push(scatter_frontier_svg(
-            &Axes {
-                title: &title,
-                x_label: "MMA@3 (utility)",
-                y_label: "SSIM of the adaptive attacker (leakage)",
-                x,
-                y,
-            },
-            &series,
-            &frontier,
-        )?);
+        panels.push(
+            scatter_frontier_svg(
+                &Axes {
+                    title: &title,
+                    x_label: "MMA@3 (utility)",
+                    y_label: "SSIM of the adaptive attacker (leakage)",
+                    x,
+                    y,
+                },
+                &series,
+                &frontier,
+            )
+            .map_err(|problem| MitigationError::Plot {
+                what: "frontier.svg",
+                problem,
+            })?,
+        );
     }
     Ok(featleak_eval::plot::stack_svgs(&panels))
 }
@@ -243,7 +248,7 @@ pub fn equal_utility_table(cells: &[CellResult]) -> Table {
 }
 
 /// Writes `results.csv`, `results.md`, `frontier.svg` and `gallery.html` into the sweep folder.
-pub fn write_report(dir: &SweepDir, results: &SweepResults) -> Result<(), String> {
+pub fn write_report(dir: &SweepDir, results: &SweepResults) -> Result<(), MitigationError> {
     let table = results_table(&results.cells);
     write_bytes(&dir.root.join("results.csv"), table.to_csv().as_bytes())?;
     let descriptors: BTreeSet<&str> = results
@@ -278,16 +283,17 @@ pub fn write_report(dir: &SweepDir, results: &SweepResults) -> Result<(), String
             frontier_svg(&results.cells)?.as_bytes(),
         )?;
     }
-    let gallery = gallery(dir, results)?
-        .render(
-            "sweep_gallery.html",
-            include_str!("../templates/sweep_gallery.html"),
-            &GalleryPage {
-                percent: format!("{:.0}", results.config.gallery.keep * 100.0),
-            },
-        )
-        .map_err(|e| e.to_string())?;
-    write_bytes(&dir.root.join("gallery.html"), gallery.as_bytes())
+    let gallery = gallery(dir, results)?.render(
+        "sweep_gallery.html",
+        include_str!("../templates/sweep_gallery.html"),
+        &GalleryPage {
+            percent: format!("{:.0}", results.config.gallery.keep * 100.0),
+        },
+    )?;
+    Ok(write_bytes(
+        &dir.root.join("gallery.html"),
+        gallery.as_bytes(),
+    )?)
 }
 
 /// The variables of `templates/sweep_gallery.html` besides the gallery.
@@ -299,7 +305,7 @@ struct GalleryPage {
 
 /// One row per victim: original | reconstruction under each (descriptor, strategy) at the
 /// gallery's keep fraction (adaptive attacker).
-fn gallery(dir: &SweepDir, results: &SweepResults) -> Result<Gallery, String> {
+fn gallery(dir: &SweepDir, results: &SweepResults) -> Result<Gallery, MitigationError> {
     let keep = results.config.gallery.keep;
     let descriptors: BTreeSet<&str> = results
         .cells
@@ -350,10 +356,8 @@ fn gallery(dir: &SweepDir, results: &SweepResults) -> Result<Gallery, String> {
     })
 }
 
-fn read_png(path: &std::path::Path) -> Result<image::RgbImage, String> {
-    image::open(path)
-        .map(|i| i.to_rgb8())
-        .map_err(|e| format!("cannot read {}: {e}", path.display()))
+fn read_png(path: &std::path::Path) -> Result<image::RgbImage, MitigationError> {
+    Ok(featleak_datasets::load_rgb(path)?)
 }
 
 #[cfg(test)]

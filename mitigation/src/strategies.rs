@@ -26,16 +26,25 @@ pub enum Strategy {
     /// Spatially uniform: the image is cut into `cells`×`cells` buckets and the strongest keypoint
     /// of each bucket is taken in turn (buckets with stronger candidates first) until the budget
     /// is spent.
-    Grid { cells: u32 },
+    Grid {
+        /// Buckets per side.
+        cells: u32,
+    },
     /// Adaptive non-maximal suppression (Brown, Szeliski & Winder 2005): keep the keypoints with
     /// the largest suppression radius, the distance to the nearest keypoint whose response is
     /// stronger by the factor 1/`robustness`.
-    Anms { robustness: f32 },
+    Anms {
+        /// Response factor (0–1) a neighbour must exceed to suppress.
+        robustness: f32,
+    },
     /// Privacy-aware: withhold the keypoints the attacker leans on most. Keypoints are ranked by
     /// their leakage score (least leaking first) blended with their detector response (strongest
     /// first, what matching needs): `(1 − w)·leak_rank + w·response_rank`, ranks scaled to 0–1,
     /// `w = utility_weight`; the lowest blended ranks are revealed.
-    Leakage { utility_weight: f32 },
+    Leakage {
+        /// Weight `w` of the detector response in the blend (0–1).
+        utility_weight: f32,
+    },
 }
 
 /// What a strategy may use besides the features.

@@ -50,10 +50,14 @@ pub struct SweepConfig {
     /// `featleak attack train` run folders, one per descriptor: each fixes the descriptor,
     /// extractor and threat model of its cells.
     pub attackers: Vec<PathBuf>,
+    /// Victims whose reconstructions measure privacy.
     pub privacy: PrivacyConfig,
+    /// Pairs whose matching measures utility.
     pub utility: UtilityConfig,
+    /// The adaptive attacker's fine-tune.
     #[serde(default)]
     pub adaptive: AdaptiveConfig,
+    /// The side-by-side gallery.
     #[serde(default)]
     pub gallery: GalleryConfig,
     /// `utility_weight` of the leakage strategy.
@@ -78,6 +82,7 @@ fn default_utility_weight() -> f32 {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PrivacyConfig {
+    /// Folder of victim images.
     pub images: PathBuf,
     /// Use the first N images in path order (0: all).
     #[serde(default)]
@@ -88,6 +93,7 @@ pub struct PrivacyConfig {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct UtilityConfig {
+    /// Folder of homography sequences.
     pub pairs: PathBuf,
 }
 
@@ -95,8 +101,11 @@ pub struct UtilityConfig {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct AdaptiveConfig {
+    /// Fine-tuning steps per cell.
     pub steps: u64,
+    /// Images per step.
     pub batch_size: usize,
+    /// Peak learning rate (warm-up, cosine decay).
     pub learning_rate: f64,
     /// Fine-tune on at most this many of the attacker's training images (0: all).
     pub max_images: usize,
@@ -117,7 +126,9 @@ impl Default for AdaptiveConfig {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct GalleryConfig {
+    /// Keep fraction shown.
     pub keep: f32,
+    /// Victims shown.
     pub images: usize,
 }
 
@@ -189,28 +200,43 @@ impl SweepConfig {
 /// One row of the results: a (descriptor, strategy, keep) cell.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct CellResult {
+    /// Descriptor of the cell (its attacker's).
     pub descriptor: String,
     /// The attacker run the privacy columns come from.
     pub attacker: String,
+    /// Strategy name.
     pub strategy: String,
+    /// Keep fraction.
     pub keep: f32,
     /// Mean revealed keypoints per victim image.
     pub kept_keypoints: f64,
     /// Mean revealed keypoints per query image of the pairs.
     pub query_keypoints: f64,
+    /// Mean matching accuracy at 1 px.
     pub mma_1: f64,
+    /// Mean matching accuracy at 3 px.
     pub mma_3: f64,
+    /// Mean matching accuracy at 5 px.
     pub mma_5: f64,
+    /// Share of pairs whose estimated homography is within 3 px.
     pub homography_acc_3: f64,
+    /// PSNR (dB) of the attacker trained on full features.
     pub psnr_nonadaptive: f64,
+    /// SSIM of the attacker trained on full features.
     pub ssim_nonadaptive: f64,
+    /// MAE of the attacker trained on full features.
     pub mae_nonadaptive: f64,
+    /// PSNR (dB) of the adaptive attacker (the stronger by SSIM).
     pub psnr_adaptive: f64,
+    /// SSIM of the adaptive attacker.
     pub ssim_adaptive: f64,
+    /// MAE of the adaptive attacker.
     pub mae_adaptive: f64,
     /// Scores of the fine-tuned network alone.
     pub psnr_fine_tuned: f64,
+    /// SSIM of the fine-tuned network alone.
     pub ssim_fine_tuned: f64,
+    /// Seconds the cell took.
     pub seconds: f64,
 }
 
@@ -227,9 +253,13 @@ impl CellResult {
 /// `results.json`: the configuration and the finished cells, in the order computed.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct SweepResults {
+    /// "featleak".
     pub tool: String,
+    /// The featleak version that wrote it.
     pub version: String,
+    /// The sweep's configuration.
     pub config: SweepConfig,
+    /// Finished cells, in the order computed.
     pub cells: Vec<CellResult>,
 }
 
@@ -245,10 +275,12 @@ pub trait SweepObserver {
 
 /// Paths of a sweep's output folder.
 pub struct SweepDir {
+    /// The output folder.
     pub root: PathBuf,
 }
 
 impl SweepDir {
+    /// `results.json`.
     pub fn results_json(&self) -> PathBuf {
         self.root.join("results.json")
     }

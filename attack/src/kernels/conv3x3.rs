@@ -40,6 +40,7 @@ use crate::device::is_flex;
 /// the record name of burn's `Conv2d`, so weights saved before this module load unchanged).
 #[derive(Module, Debug)]
 pub struct Conv3x3 {
+    /// Weights, C_out×C_in×3×3.
     pub weight: Param<Tensor<4>>,
 }
 

@@ -26,17 +26,35 @@ use burn::tensor::IndexingUpdateOp;
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum SparseError {
     #[error("features have {rows} rows but pixel_index has {indices} entries")]
-    LengthMismatch { rows: usize, indices: usize },
+    /// The feature rows and the pixel indices differ in number.
+    LengthMismatch {
+        /// Feature rows.
+        rows: usize,
+        /// Pixel indices.
+        indices: usize,
+    },
     #[error("features have {got} channels, expected {expected}")]
-    ChannelMismatch { got: usize, expected: usize },
+    /// The features have another number of channels than the layer takes.
+    ChannelMismatch {
+        /// Channels given.
+        got: usize,
+        /// Channels the layer takes.
+        expected: usize,
+    },
     #[error("pixel index {index} out of range for a {batch}×{height}×{width} batch")]
+    /// A pixel index outside the batch.
     IndexOutOfRange {
+        /// The index.
         index: i64,
+        /// Images in the batch.
         batch: usize,
+        /// Height of the map.
         height: usize,
+        /// Width of the map.
         width: usize,
     },
     #[error("pixel index {0} appears twice (indices must be unique)")]
+    /// A pixel given twice.
     DuplicateIndex(i64),
 }
 
@@ -46,9 +64,13 @@ pub enum SparseError {
 /// Indices must be unique; their order is free.
 #[derive(Clone, Debug)]
 pub struct SparseBatch {
+    /// Images in the batch.
     pub batch: usize,
+    /// Height of the dense map (pixels).
     pub height: usize,
+    /// Width of the dense map (pixels).
     pub width: usize,
+    /// Channels of each revealed pixel.
     pub channels: usize,
     /// K×C feature vectors of the non-zero pixels.
     pub features: Tensor<2>,
@@ -126,6 +148,7 @@ impl SparseBatch {
         self.pixel_index.dims()[0]
     }
 
+    /// Whether no pixel is revealed.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
@@ -208,6 +231,7 @@ pub fn to_dense(x: &SparseBatch) -> Tensor<4> {
 /// The parameters are those of the wrapped burn [`Conv2d`] (weight `[C_out, C_in, 3, 3]`).
 #[derive(Module, Debug)]
 pub struct SparseConv2d {
+    /// The dense 3×3 convolution whose weights the sparse path uses.
     pub conv: Conv2d,
 }
 
@@ -221,10 +245,12 @@ impl SparseConv2d {
         Self { conv }
     }
 
+    /// Input channels.
     pub fn in_channels(&self) -> usize {
         self.conv.weight.dims()[1]
     }
 
+    /// Output channels.
     pub fn out_channels(&self) -> usize {
         self.conv.weight.dims()[0]
     }

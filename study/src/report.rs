@@ -1,16 +1,15 @@
-//! The demo's report: one self-contained `report/index.html` (pictures and plots embedded as
+//! The study's report: one self-contained `report/index.html` (pictures and plots embedded as
 //! data URIs) with the threat model, the attack table and gallery, matching accuracy, the
 //! mitigation sweep and the settings, plus `report/tables.md` with every table (the same seed
-//! gives the same file). The page is the template `templates/demo_report.html`.
+//! gives the same file). The page is the template `study/templates/demo_report.html`.
 
-use crate::demo::{DemoArgs, DemoDir, POS_ONLY};
-use anyhow::{Context, anyhow};
+use crate::config::{Attacker, PAIR_SEQUENCES, POS_ONLY, WARPS};
+use crate::{StudyConfig, StudyDir, StudyError};
 use featleak_attack::ThreatModel;
-use featleak_attack::baselines::load_square;
+use featleak_attack::baselines::{BASELINES, load_square};
 use featleak_attack::run::{AttackRun, RunConfig};
 use featleak_attack::threat::Position;
-use featleak_datasets::atomic::write_bytes_atomic;
-use featleak_datasets::files::read_json;
+use featleak_datasets::files::{read_json, write_bytes};
 use featleak_eval::gallery::{Gallery, GalleryRow, svg_data_uri};
 use featleak_eval::html::{Trusted, render};
 use featleak_eval::score_report::ScoreReport;
@@ -25,13 +24,14 @@ use std::path::{Path, PathBuf};
 
 /// What the report is made from.
 pub struct ReportInputs<'a> {
-    pub dir: &'a DemoDir,
-    pub settings: &'a DemoArgs,
-    /// (run name, descriptor, threat preset), the pos-only baseline last.
-    pub attackers: &'a [(String, String, String)],
-    /// Matching summary of `featleak match-eval` on the demo's pairs.
+    /// The study's folders.
+    pub dir: &'a StudyDir,
+    /// Its settings.
+    pub settings: &'a StudyConfig,
+    /// Its attackers, the pos-only baseline last.
+    pub attackers: &'a [Attacker],
+    /// Matching summary on the study's pairs.
     pub matching: &'a Table,
-    pub sweep_config: &'a Path,
 }
 
 /// Rows of the gallery in the report.
@@ -84,43 +84,36 @@ struct AttackerView<'a> {
 }
 
 /// Writes `report/index.html` and `report/tables.md`; returns the index's path.
-pub fn write_report(inputs: &ReportInputs) -> anyhow::Result<PathBuf> {
+pub fn write_report(inputs: &ReportInputs) -> Result<PathBuf, StudyError> {
     let dir = inputs.dir;
     let runs: Vec<(String, RunConfig)> = inputs
         .attackers
         .iter()
-        .map(|(name, ..)| {
-            RunConfig::load(&RunFolder::new(dir.run(name)))
-                .map(|c| (name.clone(), c))
-                .map_err(anyhow::Error::from)
-        })
-        .collect::<anyhow::Result<_>>()?;
+        .map(|a| RunConfig::load(&RunFolder::new(dir.run(&a.name))).map(|c| (a.name.clone(), c)))
+        .collect::<Result<_, _>>()?;
     let steps: Vec<u64> = inputs
         .attackers
         .iter()
-        .map(|(name, ..)| {
-            let run = RunFolder::new(dir.run(name));
-            run.steps_done()?
-                .ok_or_else(|| anyhow!("{} holds no checkpoint", run.root().display()))
+        .map(|a| {
+            let run = RunFolder::new(dir.run(&a.name));
+            run.steps_done()?.ok_or_else(|| StudyError::Folder {
+                folder: run.root().to_path_buf(),
+                problem: "holds no checkpoint".into(),
+            })
         })
-        .collect::<anyhow::Result<_>>()?;
+        .collect::<Result<_, StudyError>>()?;
     let scores: Vec<(String, ScoreReport)> = inputs
         .attackers
         .iter()
-        .map(|(name, ..)| {
-            read_json(&dir.reconstructions(name).join("metrics.json"))
-                .map(|r| (name.clone(), r))
-                .map_err(anyhow::Error::from)
+        .map(|a| {
+            read_json(&dir.reconstructions(&a.name).join("metrics.json"))
+                .map(|r| (a.name.clone(), r))
         })
-        .collect::<anyhow::Result<_>>()?;
-    let baselines: Vec<(String, ScoreReport)> = ["mean-image", "mean-colour"]
+        .collect::<Result<_, _>>()?;
+    let baselines: Vec<(String, ScoreReport)> = BASELINES
         .iter()
-        .map(|b| {
-            read_json(&dir.baselines().join(format!("{b}.json")))
-                .map(|r| (b.to_string(), r))
-                .map_err(anyhow::Error::from)
-        })
-        .collect::<anyhow::Result<_>>()?;
+        .map(|b| read_json(&dir.baselines().join(format!("{b}.json"))).map(|r| (b.to_string(), r)))
+        .collect::<Result<_, _>>()?;
     let sweep: SweepResults = read_json(&dir.sweep().join("results.json"))?;
 
     let attack = attack_table(&runs, &steps, &scores, &baselines);
@@ -129,7 +122,7 @@ pub fn write_report(inputs: &ReportInputs) -> anyhow::Result<PathBuf> {
     let verdict = verdict(&scores);
 
     let page = Page {
-        corpus: corpus_words(inputs.settings),
+        corpus: inputs.settings.corpus_words(),
         seed: inputs.settings.seed,
         verdict: verdict.clone(),
         attackers: runs
@@ -142,25 +135,23 @@ pub fn write_report(inputs: &ReportInputs) -> anyhow::Result<PathBuf> {
                     settings: serde_json::to_string_pretty(&(&run.threat, &run.training))?,
                 })
             })
-            .collect::<anyhow::Result<_>>()?,
+            .collect::<Result<_, StudyError>>()?,
         held_out: scores.first().map_or(0, |(_, s)| s.images.len()),
         size: inputs.settings.size,
         attack: &attack,
         gallery: &gallery(inputs, &scores)?,
-        pair_sequences: crate::demo::PAIR_SEQUENCES,
-        warps: crate::demo::WARPS,
+        pair_sequences: PAIR_SEQUENCES,
+        warps: WARPS,
         matching: inputs.matching,
         mma: svg_uri(&dir.matching().join("mma.svg"))?,
         sweep: &sweep_table,
-        frontier: Trusted(svg_data_uri(
-            &frontier_svg(&sweep.cells).map_err(|e| anyhow!("frontier plot: {e}"))?,
-        )),
+        frontier: Trusted(svg_data_uri(&frontier_svg(&sweep.cells)?)),
         equal_utility_tolerance: EQUAL_UTILITY.to_string(),
         equal_utility: &equal_utility,
-        command: command_line(inputs.settings),
+        command: inputs.settings.command_line(),
         settings: serde_json::to_string_pretty(inputs.settings)?,
-        sweep_toml: std::fs::read_to_string(inputs.sweep_config)
-            .with_context(|| format!("cannot read {}", inputs.sweep_config.display()))?,
+        sweep_toml: std::fs::read_to_string(dir.sweep_config())
+            .map_err(StudyError::io("read", dir.sweep_config()))?,
     };
     let h = render(
         "demo_report.html",
@@ -169,11 +160,8 @@ pub fn write_report(inputs: &ReportInputs) -> anyhow::Result<PathBuf> {
     )?;
 
     let report = dir.report();
-    std::fs::create_dir_all(&report)
-        .with_context(|| format!("cannot create {}", report.display()))?;
     let index = report.join("index.html");
-    write_bytes_atomic(&index, h.as_bytes())
-        .with_context(|| format!("cannot write {}", index.display()))?;
+    write_bytes(&index, h.as_bytes())?;
     let md = format!(
         "# featleak demo tables\n\n{verdict}\n\n## Attack\n\n{}\n## Matching\n\n{}\n## Mitigation sweep\n\n{}\n\
          ## Privacy-aware against random at equal utility\n\n{}",
@@ -183,46 +171,8 @@ pub fn write_report(inputs: &ReportInputs) -> anyhow::Result<PathBuf> {
         equal_utility.to_markdown()
     );
     let tables = report.join("tables.md");
-    write_bytes_atomic(&tables, md.as_bytes())
-        .with_context(|| format!("cannot write {}", tables.display()))?;
+    write_bytes(&tables, md.as_bytes())?;
     Ok(index)
-}
-
-fn corpus_words(settings: &DemoArgs) -> String {
-    match &settings.images {
-        None => format!(
-            "{} generated scenes (procedural, seeded; nothing downloaded)",
-            settings.scenes
-        ),
-        Some(dir) => format!("photos from {}", dir.display()),
-    }
-}
-
-/// The command that reproduces the demo.
-fn command_line(s: &DemoArgs) -> String {
-    let mut c = format!(
-        "featleak demo --out {} --seed {} --descriptors {} --size {} --width {} --held-out {}",
-        s.out.display(),
-        s.seed,
-        s.descriptors.join(","),
-        s.size,
-        s.width,
-        s.held_out
-    );
-    match &s.images {
-        Some(dir) => c.push_str(&format!(
-            " --images {} --max-images {}",
-            dir.display(),
-            s.max_images
-        )),
-        None => c.push_str(&format!(" --scenes {}", s.scenes)),
-    }
-    match s.minutes {
-        Some(m) => c.push_str(&format!(" --minutes {m}")),
-        None => c.push_str(&format!(" --steps {}", s.steps)),
-    }
-    c.push_str(&format!(" --adaptive-steps {}", s.adaptive_steps));
-    c
 }
 
 /// The threat model in plain words.
@@ -329,11 +279,11 @@ fn verdict(scores: &[(String, ScoreReport)]) -> String {
 }
 
 /// Originals next to every attacker's reconstruction, sortable by each attacker's SSIM.
-fn gallery(inputs: &ReportInputs, scores: &[(String, ScoreReport)]) -> anyhow::Result<Gallery> {
+fn gallery(inputs: &ReportInputs, scores: &[(String, ScoreReport)]) -> Result<Gallery, StudyError> {
     let dir = inputs.dir;
     let r = inputs.settings.size;
     let Some((_, first)) = scores.first() else {
-        return Err(anyhow!("no attacker scores"));
+        return Err(StudyError::Settings("no attacker scores".into()));
     };
     let mut rows = Vec::new();
     for s in first.images.iter().take(GALLERY_ROWS) {
@@ -342,11 +292,7 @@ fn gallery(inputs: &ReportInputs, scores: &[(String, ScoreReport)]) -> anyhow::R
         let mut metrics = Vec::new();
         for (name, report) in scores {
             let path = dir.reconstructions(name).join(format!("{}.png", s.name));
-            pictures.push(
-                image::open(&path)
-                    .with_context(|| format!("cannot read {}", path.display()))?
-                    .to_rgb8(),
-            );
+            pictures.push(featleak_datasets::load_rgb(&path)?);
             metrics.push(
                 report
                     .images
@@ -372,18 +318,20 @@ fn gallery(inputs: &ReportInputs, scores: &[(String, ScoreReport)]) -> anyhow::R
     })
 }
 
-fn find_held_out(dir: &DemoDir, name: &str) -> anyhow::Result<PathBuf> {
+fn find_held_out(dir: &StudyDir, name: &str) -> Result<PathBuf, StudyError> {
     let path = dir.held_out().join(format!("{name}.png"));
     if path.exists() {
         Ok(path)
     } else {
-        Err(anyhow!("held-out image {} is missing", path.display()))
+        Err(StudyError::Folder {
+            folder: dir.held_out(),
+            problem: format!("held-out image {} is missing", path.display()),
+        })
     }
 }
 
 /// The SVG file at `path` as a data URI.
-fn svg_uri(path: &Path) -> anyhow::Result<Trusted> {
-    let svg =
-        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+fn svg_uri(path: &Path) -> Result<Trusted, StudyError> {
+    let svg = std::fs::read_to_string(path).map_err(StudyError::io("read", path))?;
     Ok(Trusted(svg_data_uri(&svg)))
 }
