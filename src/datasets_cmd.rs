@@ -58,7 +58,7 @@ impl FetchProgress for Bar {
 }
 
 fn fetch_command(args: &FetchArgs) -> anyhow::Result<ExitCode> {
-    let known = dataset(&args.name).map_err(anyhow::Error::msg)?;
+    let known = dataset(&args.name)?;
     if let Some(h) = &args.sha256
         && (h.len() != 64 || !h.chars().all(|c| c.is_ascii_hexdigit()))
     {
@@ -83,7 +83,7 @@ fn fetch_command(args: &FetchArgs) -> anyhow::Result<ExitCode> {
         &mut Bar(bar.clone()),
     );
     bar.finish_and_clear();
-    match result.map_err(anyhow::Error::msg)? {
+    match result? {
         Fetched::Already(r) => println!(
             "{} is already in {} ({} files, SHA-256 {})",
             r.dataset,

@@ -1,18 +1,11 @@
 //! `featleak mitigate`: reveal only part of the features.
 
-use anyhow::{Context, bail};
+use anyhow::Context;
 use clap::{Args, Subcommand};
-use featleak_datasets::files::write_json;
-use featleak_datasets::find_files;
-use featleak_datasets::manifest::{Tool, unix_time};
-use featleak_descriptors::{read_features, write_features};
-use featleak_mitigation::sweep::{
-    CellResult, SweepConfig, SweepDir, SweepObserver, item_seed, run_sweep,
-};
-use featleak_mitigation::{Hints, Strategy};
+use featleak_mitigation::Strategy;
+use featleak_mitigation::apply::{ApplyConfig, apply_folder};
+use featleak_mitigation::sweep::{CellResult, SweepConfig, SweepDir, SweepObserver, run_sweep};
 use indicatif::ProgressBar;
-use rayon::prelude::*;
-use serde::Serialize;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -57,25 +50,6 @@ pub struct ApplyArgs {
     pub seed: u64,
 }
 
-#[derive(Serialize)]
-struct FileRecord {
-    features: String,
-    keypoints: usize,
-    revealed: usize,
-}
-
-#[derive(Serialize)]
-struct Manifest<'a> {
-    tool: Tool,
-    command: &'static str,
-    created_unix: u64,
-    seed: u64,
-    strategy: Strategy,
-    keep: f32,
-    source: String,
-    files: &'a [FileRecord],
-}
-
 pub fn run(command: &MitigateCommand) -> anyhow::Result<ExitCode> {
     match command {
         MitigateCommand::Apply(args) => apply(args),
@@ -85,60 +59,13 @@ pub fn run(command: &MitigateCommand) -> anyhow::Result<ExitCode> {
 
 fn apply(args: &ApplyArgs) -> anyhow::Result<ExitCode> {
     let strategy = Strategy::by_name(&args.strategy)?;
-    if strategy.needs_leakage() {
-        bail!(
-            "the leakage strategy ranks keypoints with the attacker on the images themselves; \
-             use `featleak mitigate sweep`"
-        );
-    }
-    if !(0.0..=1.0).contains(&args.keep) {
-        bail!("--keep must be between 0 and 1 (got {})", args.keep);
-    }
-    let files = find_files(&args.features, |p| {
-        p.extension().is_some_and(|e| e == "npz")
-    })
-    .with_context(|| format!("cannot list feature files in {}", args.features.display()))?;
-    if files.is_empty() {
-        bail!("no .npz feature files in {}", args.features.display());
-    }
-    std::fs::create_dir_all(&args.out)
-        .with_context(|| format!("cannot create output folder {}", args.out.display()))?;
-    let records = files
-        .par_iter()
-        .map(|file| {
-            let rel = file.strip_prefix(&args.features).expect("below root");
-            let features = read_features(file)?;
-            let revealed = strategy
-                .apply(
-                    &features,
-                    args.keep,
-                    Hints::seed(item_seed(args.seed, &rel.to_string_lossy())),
-                )
-                .with_context(|| file.display().to_string())?;
-            let out = args.out.join(rel);
-            if let Some(parent) = out.parent() {
-                std::fs::create_dir_all(parent)
-                    .with_context(|| format!("cannot create {}", parent.display()))?;
-            }
-            write_features(&out, &revealed)?;
-            Ok(FileRecord {
-                features: rel.display().to_string(),
-                keypoints: features.len(),
-                revealed: revealed.len(),
-            })
-        })
-        .collect::<anyhow::Result<Vec<_>>>()?;
-    let manifest = Manifest {
-        tool: Tool::current(),
-        command: "mitigate apply",
-        created_unix: unix_time(),
-        seed: args.seed,
+    let records = apply_folder(&ApplyConfig {
         strategy,
         keep: args.keep,
-        source: args.features.display().to_string(),
-        files: &records,
-    };
-    write_json(&args.out.join("manifest.json"), &manifest)?;
+        features: args.features.clone(),
+        out: args.out.clone(),
+        seed: args.seed,
+    })?;
     let (total, kept): (usize, usize) = records
         .iter()
         .fold((0, 0), |(t, k), r| (t + r.keypoints, k + r.revealed));

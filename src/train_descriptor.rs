@@ -1,26 +1,21 @@
 //! `featleak train-descriptor`: self-supervised SOSNet training on a folder of photos.
 
-use std::path::PathBuf;
-use std::process::ExitCode;
-
-use anyhow::{Context, bail};
-use burn::prelude::*;
-use clap::{Args, ValueEnum};
-use featleak_datasets::find_images;
-use featleak_descriptors::sosnet::training::{
-    DescriptorMetrics, DescriptorTrainConfig, MiningObserver, PairConfig, SosLossConfig, SosnetRun,
-    train,
-};
-use featleak_train::trainer::At;
-use featleak_train::{Observer, RunFolder, Schedule};
-use indicatif::ProgressBar;
-use rand::seq::SliceRandom;
-use serde::Serialize;
-
 use crate::progress;
 use crate::run_budget::RunBudget;
+use anyhow::Context;
+use burn::prelude::*;
+use clap::{Args, ValueEnum};
 use featleak_datasets::files::write_json;
 use featleak_datasets::manifest::{Tool, unix_time};
+use featleak_descriptors::sosnet::training::{
+    DescriptorMetrics, DescriptorTrainConfig, MiningObserver, SosnetRecipe, SosnetRun, train,
+};
+use featleak_train::trainer::At;
+use featleak_train::{Observer, RunFolder};
+use indicatif::ProgressBar;
+use serde::Serialize;
+use std::path::PathBuf;
+use std::process::ExitCode;
 
 /// Learned descriptor architectures featleak can train.
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -113,55 +108,16 @@ struct Manifest<'a> {
 }
 
 fn new_config(args: &TrainDescriptorArgs) -> anyhow::Result<DescriptorTrainConfig> {
-    let budget = args.budget.budget()?;
-    let list = |dir: &PathBuf| -> anyhow::Result<Vec<PathBuf>> {
-        let found =
-            find_images(dir).with_context(|| format!("cannot list images in {}", dir.display()))?;
-        if found.is_empty() {
-            bail!("no images in {}", dir.display());
-        }
-        Ok(found)
-    };
-    let all = list(&args.images)?;
-    let (images, val_images) = match &args.val_images {
-        Some(dir) => (all, list(dir)?),
-        None => {
-            if all.len() < 2 {
-                bail!(
-                    "{} holds too few photos to hold some out for validation ({}); pass --val-images",
-                    args.images.display(),
-                    all.len()
-                );
-            }
-            // 5 % of the photos (at least one), chosen with the seed.
-            let mut order = all;
-            order.shuffle(&mut featleak_datasets::schedule::rng(args.seed, 9));
-            let val = order.split_off(order.len() - order.len().div_ceil(20));
-            (order, val)
-        }
-    };
-    if args.batch_size < 2 {
-        bail!("--batch-size must be at least 2 (in-batch negatives)");
-    }
-    Ok(DescriptorTrainConfig {
-        images,
-        val_images,
-        pairs: PairConfig {
-            views_per_image: args.views,
-            ..Default::default()
-        },
-        loss: SosLossConfig::default(),
+    Ok(DescriptorTrainConfig::new(&SosnetRecipe {
+        images: args.images.clone(),
+        val_images: args.val_images.clone(),
+        budget: args.budget.budget()?,
         batch_size: args.batch_size,
-        budget,
-        schedule: Schedule {
-            peak: args.lr,
-            warmup_steps: 50,
-        },
+        learning_rate: args.lr,
+        views: args.views,
         validate_every: args.validate_every,
-        val_pairs: 1000,
-        checkpoint_seconds: 60.0,
         seed: args.seed,
-    })
+    })?)
 }
 
 /// `train-descriptor`.

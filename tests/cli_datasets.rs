@@ -140,9 +140,21 @@ fn fetch_resumes_checks_and_extracts() {
     assert!(String::from_utf8_lossy(&out.stdout).contains("already in"));
     assert_eq!(ranges.lock().unwrap().len(), 2);
 
+    // ... unless it is asked for another checksum than the one fetched: then it says so.
+    let wrong = "0".repeat(64);
+    let out = featleak()
+        .args(["datasets", "fetch", "hpatches", "--to"])
+        .arg(&to)
+        .args(["--url", &url, "--sha256", &wrong])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = stderr(&out);
+    assert!(err.contains(&sha) && err.contains(&wrong), "{err}");
+    assert_eq!(ranges.lock().unwrap().len(), 2, "nothing downloaded");
+
     // A wrong checksum fails, naming the file and both hashes, and leaves nothing behind.
     let other = dir.path().join("other");
-    let wrong = "0".repeat(64);
     let out = featleak()
         .args(["datasets", "fetch", "hpatches", "--to"])
         .arg(&other)

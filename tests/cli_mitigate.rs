@@ -137,6 +137,21 @@ fn apply_rejects_bad_arguments_and_files() {
         e.contains("broken.npz") && e.contains("not a readable .npz"),
         "{e}"
     );
+
+    // The input folder as --out: refused, the features untouched.
+    let o = featleak()
+        .args(["mitigate", "apply", "--strategy", "random", "--keep", "0.5"])
+        .args(["--features", feats.to_str().unwrap()])
+        .args(["--out", feats.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(!o.status.success());
+    let e = common::stderr(&o);
+    assert!(e.contains("is the input folder"), "{e}");
+    assert_eq!(
+        std::fs::read(feats.join("broken.npz")).unwrap(),
+        b"not a zip"
+    );
 }
 
 /// A tiny attacker run, victims and two warped pair sequences for sweeps.

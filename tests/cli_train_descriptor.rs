@@ -67,7 +67,7 @@ fn bad_inputs_are_named() {
     let empty = tmp.path().join("empty");
     std::fs::create_dir_all(&empty).unwrap();
     let out = train(&empty, &tmp.path().join("run"), &["--steps", "2"]);
-    assert_error(&out, "no images in");
+    assert_error(&out, "no images found in");
 
     let out = train(&empty, &tmp.path().join("run2"), &[]);
     assert_error(&out, "budget");

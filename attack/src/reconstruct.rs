@@ -128,7 +128,6 @@ pub fn reconstruct(
             threat.extractor.name(),
             threat.name
         ),
-        intro_html: String::new(),
         picture_columns,
         metric_columns: if with_reference {
             vec!["PSNR [dB]".into(), "SSIM".into(), "MAE".into()]

@@ -5,6 +5,7 @@
 //! to `DIR/.download/NAME` when complete, checked, extracted into `DIR`, then deleted; `DIR/fetch.json`
 //! records the dataset, URL, size and SHA-256 and marks the fetch as done.
 
+use crate::FileError;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use std::fs::{File, OpenOptions};
@@ -56,18 +57,79 @@ pub const DATASETS: &[KnownDataset] = &[
     },
 ];
 
+/// Why a fetch failed.
+#[derive(Debug, thiserror::Error)]
+pub enum FetchError {
+    /// No known dataset has this name.
+    #[error("unknown dataset '{name}' (known: {known})")]
+    Unknown {
+        /// The name asked for.
+        name: String,
+        /// The known names, comma-separated.
+        known: String,
+    },
+    /// A local file could not be read or written.
+    #[error(transparent)]
+    File(#[from] crate::FileError),
+    /// The server could not be reached.
+    #[error("cannot reach {url}: {reason}")]
+    Unreachable {
+        /// The URL.
+        url: String,
+        /// The client's reason.
+        reason: String,
+    },
+    /// The server answered with an error status.
+    #[error("{url}: HTTP status {status}")]
+    Http {
+        /// The URL.
+        url: String,
+        /// The status code.
+        status: u16,
+    },
+    /// The download stopped before the end; a rerun resumes it.
+    #[error("download of {url} interrupted after {detail}; rerun to resume")]
+    Interrupted {
+        /// The URL.
+        url: String,
+        /// How far it got, and why when known.
+        detail: String,
+    },
+    /// The archive's SHA-256 is not the expected one.
+    #[error("{}: SHA-256 is {found}, expected {expected}{}", .path.display(), if *.deleted { "; the file was deleted, rerun to download it again" } else { "" })]
+    Checksum {
+        /// The archive (or the folder that holds what was extracted from it).
+        path: PathBuf,
+        /// Its SHA-256.
+        found: String,
+        /// The SHA-256 asked for.
+        expected: String,
+        /// Whether the archive was deleted.
+        deleted: bool,
+    },
+    /// The archive cannot be read.
+    #[error("{}: not a valid archive ({reason})", .path.display())]
+    Archive {
+        /// The archive.
+        path: PathBuf,
+        /// The reader's reason.
+        reason: String,
+    },
+}
+
 /// The known dataset called `name`.
-pub fn dataset(name: &str) -> Result<&'static KnownDataset, String> {
-    DATASETS.iter().find(|d| d.name == name).ok_or_else(|| {
-        format!(
-            "unknown dataset '{name}' (known: {})",
-            DATASETS
+pub fn dataset(name: &str) -> Result<&'static KnownDataset, FetchError> {
+    DATASETS
+        .iter()
+        .find(|d| d.name == name)
+        .ok_or_else(|| FetchError::Unknown {
+            name: name.into(),
+            known: DATASETS
                 .iter()
                 .map(|d| d.name)
                 .collect::<Vec<_>>()
-                .join(", ")
-        )
-    })
+                .join(", "),
+        })
 }
 
 /// `fetch.json`: what was fetched.
@@ -114,35 +176,46 @@ pub fn fetch(
     sha256: Option<&str>,
     to: &Path,
     progress: &mut dyn FetchProgress,
-) -> Result<Fetched, String> {
+) -> Result<Fetched, FetchError> {
     let record_path = to.join("fetch.json");
     if let Ok(text) = std::fs::read_to_string(&record_path)
         && let Ok(record) = serde_json::from_str::<FetchRecord>(&text)
         && record.url == url
     {
+        // What is already there must be what is asked for.
+        if let Some(expected) = sha256
+            && !expected.eq_ignore_ascii_case(&record.sha256)
+        {
+            return Err(FetchError::Checksum {
+                path: to.to_path_buf(),
+                found: record.sha256,
+                expected: expected.into(),
+                deleted: false,
+            });
+        }
         return Ok(Fetched::Already(record));
     }
     let file_name = archive_name(url);
     let download = to.join(".download");
-    std::fs::create_dir_all(&download)
-        .map_err(|e| format!("cannot create {}: {e}", download.display()))?;
+    std::fs::create_dir_all(&download).map_err(FileError::io("create", &download))?;
     let complete = download.join(file_name);
     let part = download.join(format!("{file_name}.part"));
     let mut resumed_from = 0;
     if !complete.exists() {
         resumed_from = download_to(url, &part, progress)?;
-        std::fs::rename(&part, &complete)
-            .map_err(|e| format!("cannot rename {}: {e}", part.display()))?;
+        std::fs::rename(&part, &complete).map_err(FileError::io("rename", &part))?;
     }
     let (bytes, digest) = sha256_of(&complete)?;
     if let Some(expected) = sha256
         && !expected.eq_ignore_ascii_case(&digest)
     {
         let _ = std::fs::remove_file(&complete);
-        return Err(format!(
-            "{}: SHA-256 is {digest}, expected {expected}; the file was deleted, rerun to download it again",
-            complete.display()
-        ));
+        return Err(FetchError::Checksum {
+            path: complete,
+            found: digest,
+            expected: expected.into(),
+            deleted: true,
+        });
     }
     let files = extract(&complete, archive, to)?;
     let record = FetchRecord {
@@ -153,8 +226,7 @@ pub fn fetch(
         files,
     };
     let json = serde_json::to_string_pretty(&record).expect("a record serialises");
-    crate::atomic::write_bytes_atomic(&record_path, json.as_bytes())
-        .map_err(|e| format!("cannot write {}: {e}", record_path.display()))?;
+    crate::files::write_bytes(&record_path, json.as_bytes())?;
     let _ = std::fs::remove_file(&complete);
     let _ = std::fs::remove_dir(&download);
     Ok(Fetched::New {
@@ -165,7 +237,11 @@ pub fn fetch(
 
 /// Downloads `url` into `part`, continuing what `part` already holds; returns the bytes that
 /// were already there.
-fn download_to(url: &str, part: &Path, progress: &mut dyn FetchProgress) -> Result<u64, String> {
+fn download_to(
+    url: &str,
+    part: &Path,
+    progress: &mut dyn FetchProgress,
+) -> Result<u64, FetchError> {
     let have = std::fs::metadata(part).map_or(0, |m| m.len());
     let agent: ureq::Agent = ureq::Agent::config_builder()
         .http_status_as_error(false)
@@ -177,9 +253,10 @@ fn download_to(url: &str, part: &Path, progress: &mut dyn FetchProgress) -> Resu
     if have > 0 {
         request = request.header("Range", format!("bytes={have}-"));
     }
-    let response = request
-        .call()
-        .map_err(|e| format!("cannot reach {url}: {e}"))?;
+    let response = request.call().map_err(|e| FetchError::Unreachable {
+        url: url.into(),
+        reason: e.to_string(),
+    })?;
     let status = response.status().as_u16();
     let length = response
         .headers()
@@ -191,15 +268,20 @@ fn download_to(url: &str, part: &Path, progress: &mut dyn FetchProgress) -> Resu
             OpenOptions::new()
                 .append(true)
                 .open(part)
-                .map_err(|e| format!("cannot open {}: {e}", part.display()))?,
+                .map_err(FileError::io("open", part))?,
             have,
         ),
         200 => (
-            File::create(part).map_err(|e| format!("cannot create {}: {e}", part.display()))?,
+            File::create(part).map_err(FileError::io("create", part))?,
             0,
         ),
         416 if have > 0 => return Ok(have), // nothing left to send: the part is complete
-        other => return Err(format!("{url}: HTTP status {other}")),
+        status => {
+            return Err(FetchError::Http {
+                url: url.into(),
+                status,
+            });
+        }
     };
     let total = length.map(|l| l + start);
     let mut reader = response.into_body().into_reader();
@@ -207,44 +289,47 @@ fn download_to(url: &str, part: &Path, progress: &mut dyn FetchProgress) -> Resu
     let mut done = start;
     progress.bytes(done, total);
     loop {
-        let n = reader.read(&mut buf).map_err(|e| {
-            format!("download of {url} interrupted after {done} bytes ({e}); rerun to resume")
+        let n = reader.read(&mut buf).map_err(|e| FetchError::Interrupted {
+            url: url.into(),
+            detail: format!("{done} bytes ({e})"),
         })?;
         if n == 0 {
             break;
         }
         file.write_all(&buf[..n])
-            .map_err(|e| format!("cannot write {}: {e}", part.display()))?;
+            .map_err(FileError::io("write", part))?;
         done += n as u64;
         progress.bytes(done, total);
     }
-    file.sync_all()
-        .map_err(|e| format!("cannot write {}: {e}", part.display()))?;
+    file.sync_all().map_err(FileError::io("write", part))?;
     if let Some(t) = total
         && done != t
     {
-        return Err(format!(
-            "download of {url} interrupted after {done} of {t} bytes; rerun to resume"
-        ));
+        return Err(FetchError::Interrupted {
+            url: url.into(),
+            detail: format!("{done} of {t} bytes"),
+        });
     }
     Ok(start)
 }
 
 /// Size and SHA-256 (lower-case hex) of a file.
-pub fn sha256_of(path: &Path) -> Result<(u64, String), String> {
-    let mut file = File::open(path).map_err(|e| format!("cannot open {}: {e}", path.display()))?;
+pub fn sha256_of(path: &Path) -> Result<(u64, String), FileError> {
+    let mut file = File::open(path).map_err(FileError::io("open", path))?;
     let mut hasher = Sha256::new();
-    let bytes = std::io::copy(&mut file, &mut hasher)
-        .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    let bytes = std::io::copy(&mut file, &mut hasher).map_err(FileError::io("read", path))?;
     let digest = hasher.finalize();
     Ok((bytes, digest.iter().map(|b| format!("{b:02x}")).collect()))
 }
 
 /// Extracts `archive` into `to` (entries escaping `to` are refused by both readers); returns the
 /// number of files.
-fn extract(path: &Path, archive: Archive, to: &Path) -> Result<usize, String> {
-    let bad = |e: &dyn std::fmt::Display| format!("{}: not a valid archive ({e})", path.display());
-    let file = File::open(path).map_err(|e| format!("cannot open {}: {e}", path.display()))?;
+fn extract(path: &Path, archive: Archive, to: &Path) -> Result<usize, FetchError> {
+    let bad = |e: &dyn std::fmt::Display| FetchError::Archive {
+        path: path.to_path_buf(),
+        reason: e.to_string(),
+    };
+    let file = File::open(path).map_err(FileError::io("open", path))?;
     match archive {
         Archive::TarGz => {
             let mut tar = tar::Archive::new(flate2::read::GzDecoder::new(file));

@@ -15,9 +15,6 @@ pub enum ExtractError {
         /// Smallest side accepted, in pixels.
         min: u32,
     },
-    /// The detector found no keypoint.
-    #[error("no keypoints detected")]
-    NoKeypoints,
     /// The configuration cannot be used: unknown detector or descriptor name, budget too large,
     /// unreadable SOSNet weights.
     #[error("invalid extractor configuration: {0}")]

@@ -1,6 +1,7 @@
 //! Local features for featleak: keypoint detectors (DoG, Harris, FAST), descriptors (SIFT through
-//! OpenCV, FREAK bit-exact with OpenCV's in Rust; SOSNet to come), the [`FeatureSet`] they produce, `.npz` feature files, and
-//! sparse feature maps (C×H×W tensors with each descriptor at its keypoint) for the attack.
+//! OpenCV, FREAK bit-exact with OpenCV's in Rust, SOSNet in burn with its trainer), the
+//! [`FeatureSet`] they produce, `.npz` feature files and folders of them, and sparse feature maps
+//! (C×H×W tensors with each descriptor at its keypoint) for the attack.
 
 #![deny(missing_docs)]
 

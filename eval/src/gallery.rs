@@ -24,10 +24,6 @@ pub struct GalleryRow {
 pub struct Gallery {
     /// Page title and heading (plain text; the engine escapes it).
     pub title: String,
-    /// HTML shown above the table, printed as it is (never text from the user). A page of its
-    /// own overrides the template's `intro` block instead ([`Gallery::render`]), whose variables
-    /// the engine escapes.
-    pub intro_html: String,
     /// Headers of the picture columns, one per picture of each row.
     pub picture_columns: Vec<String>,
     /// Headers of the metric columns, one per metric of each row.
@@ -119,14 +115,13 @@ impl Gallery {
 }
 
 /// What templates see of a gallery (`featleak.gallery_table` in `eval/templates/featleak.html`):
-/// its title, `intro` (trusted HTML), the column names, and rows of `name`, `pictures`
+/// its title, the column names, and rows of `name`, `pictures`
 /// (`src` a PNG data URI, `column`) and `metrics` (`value` for sorting, `text` shown).
 impl Serialize for Gallery {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         #[derive(Serialize)]
         struct View<'a> {
             title: &'a str,
-            intro: Trusted,
             picture_columns: &'a [String],
             metric_columns: &'a [String],
             rows: Vec<Row<'a>>,
@@ -179,7 +174,6 @@ impl Serialize for Gallery {
             .collect();
         View {
             title: &self.title,
-            intro: Trusted(self.intro_html.clone()),
             picture_columns: &self.picture_columns,
             metric_columns: &self.metric_columns,
             rows,
@@ -217,7 +211,6 @@ mod tests {
         assert_eq!(dots.get_pixel(15, 2).0, [96, 96, 96]);
         let g = Gallery {
             title: "a <test>".into(),
-            intro_html: "<p>intro</p>".into(),
             picture_columns: vec!["original".into(), "keypoints".into()],
             metric_columns: vec!["SSIM".into()],
             rows: vec![GalleryRow {
@@ -233,7 +226,7 @@ mod tests {
             html.contains("onclick=\"sortBy(this)\">SSIM</th>")
                 && html.contains("data-value=\"0.5\">0.5000</td>")
         );
-        assert!(html.contains("<p>intro</p>") && html.contains("function sortBy(th)"));
+        assert!(html.contains("function sortBy(th)"));
         assert!(html.contains("alt=\"keypoints img&amp;1\""));
         // A page of its own: its intro block, its variables (escaped), the same table.
         let page = g

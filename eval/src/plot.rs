@@ -27,6 +27,17 @@ pub struct Axes<'a> {
     pub y: Range<f64>,
 }
 
+/// Why a plot could not be drawn (plotters' reason).
+#[derive(Debug, thiserror::Error)]
+#[error("cannot draw the plot: {0}")]
+pub struct PlotError(String);
+
+impl PlotError {
+    fn new(e: impl std::fmt::Display) -> Self {
+        Self(e.to_string())
+    }
+}
+
 /// The chart every plot here draws on: f64 axes on an SVG string.
 type Chart<'a, 'b> = ChartContext<'a, SVGBackend<'b>, Cartesian2d<RangedCoordf64, RangedCoordf64>>;
 
@@ -36,25 +47,25 @@ fn render(
     axes: &Axes,
     caption_size: u32,
     legend: SeriesLabelPosition,
-    draw: impl FnOnce(&mut Chart<'_, '_>) -> Result<(), String>,
-) -> Result<String, String> {
+    draw: impl FnOnce(&mut Chart<'_, '_>) -> Result<(), PlotError>,
+) -> Result<String, PlotError> {
     let mut svg = String::new();
     {
         let root = SVGBackend::with_string(&mut svg, (720, 480)).into_drawing_area();
-        root.fill(&WHITE).map_err(|e| e.to_string())?;
+        root.fill(&WHITE).map_err(PlotError::new)?;
         let mut chart = ChartBuilder::on(&root)
             .caption(axes.title, ("sans-serif", caption_size))
             .margin(12)
             .x_label_area_size(40)
             .y_label_area_size(56)
             .build_cartesian_2d(axes.x.clone(), axes.y.clone())
-            .map_err(|e| e.to_string())?;
+            .map_err(PlotError::new)?;
         chart
             .configure_mesh()
             .x_desc(axes.x_label)
             .y_desc(axes.y_label)
             .draw()
-            .map_err(|e| e.to_string())?;
+            .map_err(PlotError::new)?;
         draw(&mut chart)?;
         chart
             .configure_series_labels()
@@ -62,14 +73,14 @@ fn render(
             .border_style(BLACK)
             .position(legend)
             .draw()
-            .map_err(|e| e.to_string())?;
-        root.present().map_err(|e| e.to_string())?;
+            .map_err(PlotError::new)?;
+        root.present().map_err(PlotError::new)?;
     }
     Ok(svg)
 }
 
 /// Renders `series` as lines with point markers into an SVG document.
-pub fn line_plot_svg(axes: &Axes, series: &[Series]) -> Result<String, String> {
+pub fn line_plot_svg(axes: &Axes, series: &[Series]) -> Result<String, PlotError> {
     render(axes, 22, SeriesLabelPosition::LowerRight, |chart| {
         for (i, s) in series.iter().enumerate() {
             let color = Palette99::pick(i).to_rgba();
@@ -78,26 +89,26 @@ pub fn line_plot_svg(axes: &Axes, series: &[Series]) -> Result<String, String> {
                     s.points.iter().copied(),
                     color.stroke_width(2),
                 ))
-                .map_err(|e| e.to_string())?
+                .map_err(PlotError::new)?
                 .label(s.name.clone())
                 .legend(move |(x, y)| {
                     PathElement::new(vec![(x, y), (x + 18, y)], color.stroke_width(2))
                 });
             chart
                 .draw_series(s.points.iter().map(|&p| Circle::new(p, 3, color.filled())))
-                .map_err(|e| e.to_string())?;
+                .map_err(PlotError::new)?;
         }
         Ok(())
     })
 }
 
-/// Renders `series` as unconnected point clouds (one colour each, points of a series joined in
-/// the given order by a thin line) and `frontier` as a thick dashed black line.
+/// Renders `series` as point clouds (one colour each, the points of a series joined in the given
+/// order by a thin line) and `frontier` as a thick dashed black line.
 pub fn scatter_frontier_svg(
     axes: &Axes,
     series: &[Series],
     frontier: &[(f64, f64)],
-) -> Result<String, String> {
+) -> Result<String, PlotError> {
     render(axes, 20, SeriesLabelPosition::UpperLeft, |chart| {
         for (i, s) in series.iter().enumerate() {
             let color = Palette99::pick(i).to_rgba();
@@ -106,10 +117,10 @@ pub fn scatter_frontier_svg(
                     s.points.iter().copied(),
                     color.mix(0.35).stroke_width(1),
                 ))
-                .map_err(|e| e.to_string())?;
+                .map_err(PlotError::new)?;
             chart
                 .draw_series(s.points.iter().map(|&p| Circle::new(p, 4, color.filled())))
-                .map_err(|e| e.to_string())?
+                .map_err(PlotError::new)?
                 .label(s.name.clone())
                 .legend(move |(x, y)| Circle::new((x + 8, y), 4, color.filled()));
         }
@@ -121,7 +132,7 @@ pub fn scatter_frontier_svg(
                     5,
                     BLACK.stroke_width(2),
                 ))
-                .map_err(|e| e.to_string())?
+                .map_err(PlotError::new)?
                 .label("Pareto frontier")
                 .legend(|(x, y)| {
                     PathElement::new(vec![(x, y), (x + 18, y)], BLACK.stroke_width(2))
@@ -133,7 +144,7 @@ pub fn scatter_frontier_svg(
                     .iter()
                     .map(|&p| Circle::new(p, 7, BLACK.stroke_width(1))),
             )
-            .map_err(|e| e.to_string())?;
+            .map_err(PlotError::new)?;
         Ok(())
     })
 }

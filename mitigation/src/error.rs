@@ -11,6 +11,9 @@ pub enum MitigationError {
     /// One of featleak's own files could not be read or written.
     #[error(transparent)]
     File(#[from] featleak_datasets::FileError),
+    /// A feature file could not be read or written.
+    #[error(transparent)]
+    FeatureFile(#[from] featleak_descriptors::FeatureFileError),
     /// An image could not be decoded.
     #[error(transparent)]
     Image(#[from] featleak_datasets::ImageLoadError),

@@ -5,6 +5,7 @@
 
 #![deny(missing_docs)]
 
+pub mod apply;
 pub mod error;
 pub mod leakage;
 pub mod report;

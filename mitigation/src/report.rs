@@ -124,7 +124,7 @@ pub fn frontier_svg(cells: &[CellResult]) -> Result<String, MitigationError> {
             )
             .map_err(|problem| MitigationError::Plot {
                 what: "frontier.svg",
-                problem,
+                problem: problem.to_string(),
             })?,
         );
     }
@@ -349,7 +349,6 @@ fn gallery(dir: &SweepDir, results: &SweepResults) -> Result<Gallery, Mitigation
     }
     Ok(Gallery {
         title: format!("Reconstructions at keep {keep}"),
-        intro_html: String::new(),
         picture_columns,
         metric_columns: Vec::new(),
         rows,

@@ -385,7 +385,11 @@ fn write_sweep_config(dir: &StudyDir, config: &StudyConfig) -> Result<(), StudyE
             steps: config.adaptive_steps,
             ..AdaptiveConfig::default()
         },
-        gallery: GalleryConfig::default(),
+        // The gallery shows the strongest mitigation of the sweep.
+        gallery: GalleryConfig {
+            keep: KEEPS[KEEPS.len() - 1],
+            ..GalleryConfig::default()
+        },
         leakage_utility_weight: DEFAULT_UTILITY_WEIGHT,
     };
     let path = dir.sweep_config();

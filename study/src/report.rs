@@ -309,7 +309,6 @@ fn gallery(inputs: &ReportInputs, scores: &[(String, ScoreReport)]) -> Result<Ga
     }
     Ok(Gallery {
         title: String::new(),
-        intro_html: String::new(),
         picture_columns: std::iter::once("original".to_string())
             .chain(scores.iter().map(|(n, _)| n.clone()))
             .collect(),

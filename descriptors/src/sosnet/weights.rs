@@ -95,11 +95,18 @@ pub struct SosnetWeights {
 /// Why a checkpoint could not be loaded as SOSNet32x32.
 #[derive(Debug, thiserror::Error)]
 pub enum WeightsError {
-    /// The file could not be read or parsed as a checkpoint (also used by
-    /// [`SosnetWeights::save_safetensors`] when it cannot build or write the file).
-    #[error("cannot read PyTorch checkpoint {path}: {message}")]
+    /// The file could not be read or parsed as weights (a PyTorch checkpoint or safetensors).
+    #[error("cannot read weights file {path}: {message}")]
     Read {
-        /// The checkpoint file.
+        /// The weights file.
+        path: PathBuf,
+        /// What went wrong.
+        message: String,
+    },
+    /// [`SosnetWeights::save_safetensors`] could not build or write the file.
+    #[error("cannot write weights file {path}: {message}")]
+    Write {
+        /// The weights file.
         path: PathBuf,
         /// What went wrong.
         message: String,
@@ -190,6 +197,13 @@ struct RawTensor {
     dtype: String,
     /// `None` for integer tensors (e.g. `num_batches_tracked`).
     values: Option<Vec<f32>>,
+}
+
+fn write_error(path: &Path, message: impl Into<String>) -> WeightsError {
+    WeightsError::Write {
+        path: path.to_path_buf(),
+        message: message.into(),
+    }
 }
 
 fn read_error(path: &Path, message: impl Into<String>) -> WeightsError {
@@ -328,11 +342,11 @@ impl SosnetWeights {
                     .map(|v| (k.clone(), v))
             })
             .collect::<Result<Vec<_>, _>>()
-            .map_err(|e| read_error(path, format!("cannot build safetensors: {e}")))?;
+            .map_err(|e| write_error(path, format!("cannot build safetensors: {e}")))?;
         let bytes = safetensors::serialize(views, None)
-            .map_err(|e| read_error(path, format!("cannot build safetensors: {e}")))?;
+            .map_err(|e| write_error(path, format!("cannot build safetensors: {e}")))?;
         featleak_datasets::atomic::write_bytes_atomic(path, &bytes)
-            .map_err(|e| read_error(path, format!("cannot write: {e}")))
+            .map_err(|e| write_error(path, e.to_string()))
     }
 
     fn from_tensors(

@@ -59,6 +59,90 @@ pub struct DescriptorTrainConfig {
     pub seed: u64,
 }
 
+/// What a new SOSNet training run is asked for; the rest (validation split, warm-up, checkpoint
+/// period, validation pairs) is decided by [`DescriptorTrainConfig::new`].
+#[derive(Clone, Debug)]
+pub struct SosnetRecipe {
+    /// Training photos (searched recursively).
+    pub images: PathBuf,
+    /// Photos for validation pairs (default: 5 % of `images`, seeded).
+    pub val_images: Option<PathBuf>,
+    /// When training ends.
+    pub budget: Budget,
+    /// Patch pairs per step (at least 2: the other pairs of a batch are the negatives).
+    pub batch_size: usize,
+    /// Peak learning rate.
+    pub learning_rate: f64,
+    /// Random views (homographies) per photo when mining pairs.
+    pub views: usize,
+    /// Validate (and checkpoint) every this many steps.
+    pub validate_every: u64,
+    /// The run's seed.
+    pub seed: u64,
+}
+
+impl DescriptorTrainConfig {
+    /// The configuration of a new run: photos listed and split, the defaults filled in.
+    pub fn new(recipe: &SosnetRecipe) -> Result<Self, DescriptorError> {
+        recipe.budget.validate()?;
+        let schedule = Schedule {
+            peak: recipe.learning_rate,
+            warmup_steps: 50,
+        };
+        schedule.validate()?;
+        let list = |dir: &Path| -> Result<Vec<PathBuf>, DescriptorError> {
+            let found = featleak_datasets::find_images(dir)
+                .map_err(DescriptorError::io("list images in", dir))?;
+            if found.is_empty() {
+                return Err(DescriptorError::NoImages(dir.to_path_buf()));
+            }
+            Ok(found)
+        };
+        let all = list(&recipe.images)?;
+        let (images, val_images) = match &recipe.val_images {
+            Some(dir) => (all, list(dir)?),
+            None => {
+                if all.len() < 2 {
+                    return Err(DescriptorError::Folder {
+                        folder: recipe.images.clone(),
+                        problem: format!(
+                            "too few photos to hold some out for validation ({}); pass --val-images",
+                            all.len()
+                        ),
+                    });
+                }
+                // 5 % of the photos (at least one), chosen with the seed.
+                let mut order = all;
+                order.shuffle(&mut rng(recipe.seed, 9));
+                let val = order.split_off(order.len() - order.len().div_ceil(20));
+                (order, val)
+            }
+        };
+        if recipe.batch_size < 2 {
+            return Err(DescriptorError::Folder {
+                folder: recipe.images.clone(),
+                problem: "--batch-size must be at least 2 (in-batch negatives)".into(),
+            });
+        }
+        Ok(Self {
+            images,
+            val_images,
+            pairs: PairConfig {
+                views_per_image: recipe.views,
+                ..Default::default()
+            },
+            loss: SosLossConfig::default(),
+            batch_size: recipe.batch_size,
+            budget: recipe.budget,
+            schedule,
+            validate_every: recipe.validate_every,
+            val_pairs: 1000,
+            checkpoint_seconds: 60.0,
+            seed: recipe.seed,
+        })
+    }
+}
+
 /// One row of `metrics.csv`.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 pub struct DescriptorMetrics {

@@ -1,0 +1,127 @@
+//! `featleak mitigate apply`: mitigated copies of a folder of `.npz` feature files (only the
+//! revealed keypoints of each), with `manifest.json`.
+
+use crate::sweep::item_seed;
+use crate::{Hints, MitigationError, Strategy};
+use featleak_datasets::files::write_json;
+use featleak_datasets::find_files;
+use featleak_datasets::manifest::{Tool, unix_time};
+use featleak_descriptors::{read_features, write_features};
+use rayon::prelude::*;
+use serde::Serialize;
+use std::path::PathBuf;
+
+/// What to mitigate, how, and where to.
+#[derive(Clone, Debug)]
+pub struct ApplyConfig {
+    /// The strategy (not `leakage`: it needs the attacker and the images, see the sweep).
+    pub strategy: Strategy,
+    /// Fraction of each file's keypoints revealed (0–1).
+    pub keep: f32,
+    /// Folder of `.npz` feature files (searched recursively).
+    pub features: PathBuf,
+    /// Output folder (mirrors the input tree); never the input folder.
+    pub out: PathBuf,
+    /// Seed of the random choices (each file's seed also depends on its relative path).
+    pub seed: u64,
+}
+
+/// One mitigated file.
+#[derive(Clone, Debug, Serialize)]
+pub struct FileRecord {
+    /// The file, relative to the input folder.
+    pub features: String,
+    /// Its keypoints.
+    pub keypoints: usize,
+    /// Those revealed.
+    pub revealed: usize,
+}
+
+#[derive(Serialize)]
+struct Manifest<'a> {
+    tool: Tool,
+    command: &'static str,
+    created_unix: u64,
+    seed: u64,
+    strategy: Strategy,
+    keep: f32,
+    source: String,
+    files: &'a [FileRecord],
+}
+
+/// Writes the mitigated copies and `manifest.json`; returns one record per file.
+pub fn apply_folder(job: &ApplyConfig) -> Result<Vec<FileRecord>, MitigationError> {
+    let invalid = |problem: String| MitigationError::Config {
+        file: None,
+        problem,
+    };
+    if job.strategy.needs_leakage() {
+        return Err(invalid(
+            "the leakage strategy ranks keypoints with the attacker on the images themselves; \
+             use `featleak mitigate sweep`"
+                .into(),
+        ));
+    }
+    if !(0.0..=1.0).contains(&job.keep) {
+        return Err(invalid(format!(
+            "--keep must be between 0 and 1 (got {})",
+            job.keep
+        )));
+    }
+    let same = |a: &PathBuf, b: &PathBuf| match (a.canonicalize(), b.canonicalize()) {
+        (Ok(a), Ok(b)) => a == b,
+        _ => false,
+    };
+    if same(&job.features, &job.out) {
+        return Err(MitigationError::Folder {
+            folder: job.out.clone(),
+            problem: "is the input folder: mitigated copies would overwrite the features; \
+                      choose another --out"
+                .into(),
+        });
+    }
+    let files = find_files(&job.features, |p| p.extension().is_some_and(|e| e == "npz")).map_err(
+        featleak_datasets::FileError::io("list feature files in", &job.features),
+    )?;
+    if files.is_empty() {
+        return Err(MitigationError::Folder {
+            folder: job.features.clone(),
+            problem: "no .npz feature files".into(),
+        });
+    }
+    let records = files
+        .par_iter()
+        .map(|file| {
+            let rel = file.strip_prefix(&job.features).expect("below root");
+            let features = read_features(file)?;
+            let hints = Hints::seed(item_seed(job.seed, &rel.to_string_lossy()));
+            let revealed = job
+                .strategy
+                .apply(&features, job.keep, hints)
+                .map_err(|e| MitigationError::Strategy(format!("{}: {e}", file.display())))?;
+            let out = job.out.join(rel);
+            if let Some(parent) = out.parent() {
+                std::fs::create_dir_all(parent)
+                    .map_err(featleak_datasets::FileError::io("create", parent))?;
+            }
+            write_features(&out, &revealed)?;
+            Ok(FileRecord {
+                features: rel.display().to_string(),
+                keypoints: features.len(),
+                revealed: revealed.len(),
+            })
+        })
+        .collect::<Result<Vec<_>, MitigationError>>()?;
+    let manifest = Manifest {
+        tool: Tool::current(),
+        command: "mitigate apply",
+        created_unix: unix_time(),
+        seed: job.seed,
+        strategy: job.strategy,
+        keep: job.keep,
+        source: job.features.display().to_string(),
+        files: &records,
+    };
+    write_json(&job.out.join("manifest.json"), &manifest)?;
+    Ok(records)
+}
