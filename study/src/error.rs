@@ -46,6 +46,16 @@ pub enum StudyError {
     /// Settings could not be written as JSON for the report.
     #[error("cannot serialise the settings: {0}")]
     Json(#[from] serde_json::Error),
+    /// Training was interrupted (Ctrl-C); the run's checkpoint holds `step`.
+    #[error("interrupted after step {step} of {}: checkpoint written; rerun the same `featleak demo --out {}` to continue", .run.display(), .out.display())]
+    Interrupted {
+        /// The run that was training.
+        run: PathBuf,
+        /// Its last step, in its checkpoint.
+        step: u64,
+        /// The study's folder.
+        out: PathBuf,
+    },
     /// A file or folder could not be read, written or listed.
     #[error("cannot {action} {}: {source}", .path.display())]
     Io {

@@ -3,11 +3,11 @@
 
 use crate::config::{IMAGE_SIZE, KEEPS, PAIR_SEQUENCES, WARP_STRENGTH, WARPS};
 use crate::{StudyConfig, StudyDir, StudyError};
-use featleak_attack::ComputeDevice;
 use featleak_attack::baselines::baselines;
 use featleak_attack::reconstruct::{ReconstructConfig, Victims, reconstruct};
 use featleak_attack::run::{NetworkPreset, NewRun};
 use featleak_attack::session::{SessionObserver, Start, train_attacker};
+use featleak_attack::{AttackError, ComputeDevice};
 use featleak_datasets::files::{read_json, save_png, write_bytes, write_json};
 use featleak_datasets::manifest::Tool;
 use featleak_datasets::warp::{random_homography, write_sequence};
@@ -23,7 +23,7 @@ use featleak_mitigation::sweep::{
     UtilityConfig, item_seed, run_sweep,
 };
 use featleak_mitigation::{DEFAULT_UTILITY_WEIGHT, STRATEGY_NAMES};
-use featleak_train::Budget;
+use featleak_train::{Budget, TrainError};
 use rand::SeedableRng;
 use rand::seq::SliceRandom;
 use rand_chacha::ChaCha8Rng;
@@ -364,8 +364,17 @@ fn train_one(
             budget,
         })
     };
-    train_attacker(&out, start, ComputeDevice::Cpu, observer)?;
-    Ok(())
+    match train_attacker(&out, start, ComputeDevice::Cpu, observer) {
+        // The study resumes its runs itself: say how to continue it, not the run.
+        Err(AttackError::Train(TrainError::Interrupted { step, .. })) => {
+            Err(StudyError::Interrupted {
+                run: out,
+                step,
+                out: config.out.clone(),
+            })
+        }
+        other => other.map(|_| ()).map_err(StudyError::from),
+    }
 }
 
 /// The sweep's configuration, written beside the outputs so that
