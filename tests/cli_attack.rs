@@ -286,6 +286,23 @@ fn bad_runs_and_images_give_clear_errors() {
         "{e}"
     );
 
+    // A share that is not a fraction is refused before any work.
+    let ok_run = dir.path().join("r4");
+    assert!(
+        train_attacker(&images, &ok_run, &["--steps", "1"])
+            .status
+            .success()
+    );
+    for share in ["NaN", "0", "1.5"] {
+        let o = featleak()
+            .args(["attack", "reconstruct", "--run", ok_run.to_str().unwrap()])
+            .args(["--images", images.to_str().unwrap(), "--share", share])
+            .args(["--out", dir.path().join("s").to_str().unwrap()])
+            .output()
+            .unwrap();
+        assert_error(&o, "--share must be in (0, 1]");
+    }
+
     // A run folder from another version.
     let run = dir.path().join("r3");
     assert!(

@@ -142,6 +142,20 @@ fn unusable_folders_give_clear_errors() {
         .unwrap();
     assert_error(&out, "cannot create output folder");
 
+    // A thread count no machine has is refused, not spawned.
+    let out = featleak()
+        .args([
+            "extract",
+            "--images",
+            images.to_str().unwrap(),
+            "--threads",
+            "100000",
+        ])
+        .args(["--out", dir.path().join("t").to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert_error(&out, "--threads 100000 is more than 256");
+
     let empty = dir.path().join("empty");
     std::fs::create_dir(&empty).unwrap();
     let out = featleak()

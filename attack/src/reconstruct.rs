@@ -65,6 +65,13 @@ pub fn reconstruct(
     let (device, description) = job.device.open()?;
     observer.device(&description);
     let model = load_model(&run.model(), &config.training.network, &device)?;
+    if let Some(s) = job.share
+        && !(s > 0.0 && s <= 1.0)
+    {
+        return Err(AttackError::Recipe(format!(
+            "--share must be in (0, 1], got {s}"
+        )));
+    }
     let share = job.share.map_or(threat.attack_share, Share::fixed);
     let victims = match &job.victims {
         Victims::Images(dir) => from_images(dir, &run, &config, observer)?,

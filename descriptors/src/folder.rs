@@ -31,6 +31,9 @@ pub struct ExtractFolder {
     pub overwrite: bool,
 }
 
+/// Most worker threads an extraction starts.
+pub const MAX_THREADS: usize = 256;
+
 /// One image of a run.
 #[derive(Serialize, Deserialize, Clone, Debug)]
 pub struct ImageRecord {
@@ -164,6 +167,15 @@ pub fn extract_folder(
     featleak_datasets::files::write_bytes(&probe, b"")?;
     std::fs::remove_file(&probe).ok();
 
+    if job.threads > MAX_THREADS {
+        return Err(folder_error(
+            &job.out,
+            format!(
+                "--threads {} is more than {MAX_THREADS}; give at most a few per core",
+                job.threads
+            ),
+        ));
+    }
     let threads = job.threads.max(1);
     if threads > 1 {
         // One image per worker; OpenCV's own threads would only compete with ours.
