@@ -89,6 +89,16 @@ pub fn run(args: &ScoreArgs) -> anyhow::Result<ExitCode> {
             args.reference.display()
         );
     }
+    // A victim left out of the mean changes it: say so.
+    for k in references
+        .keys()
+        .filter(|k| !reconstructions.contains_key(*k))
+    {
+        eprintln!(
+            "warning: reference '{k}' has no reconstruction in {}; it is left out of the means",
+            args.reconstructed.display()
+        );
+    }
     let pairs: Vec<(&String, &PathBuf, &PathBuf)> = reconstructions
         .iter()
         .filter_map(|(k, rec)| references.get(k).map(|r| (k, r, rec)))

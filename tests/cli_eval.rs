@@ -197,6 +197,25 @@ fn score_pairs_by_relative_path_and_reports_means() {
         "{}",
         common::stderr(&o)
     );
+    // A reference without a reconstruction is left out of the means, with a warning.
+    scene(64, 48, 9).save(refs.join("c.png")).unwrap();
+    let o = featleak()
+        .args(["score", "--fit", "--reference", refs.to_str().unwrap()])
+        .args([
+            "--reconstructed",
+            recs.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    assert!(o.status.success());
+    assert!(
+        common::stderr(&o).contains("warning: reference 'c' has no reconstruction"),
+        "{}",
+        common::stderr(&o)
+    );
+    std::fs::remove_file(refs.join("c.png")).unwrap();
     featleak()
         .args([
             "score",
