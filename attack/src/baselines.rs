@@ -5,6 +5,7 @@
 
 use crate::AttackError;
 use crate::run::RunConfig;
+use featleak_datasets::FileError;
 use featleak_datasets::files::write_json;
 use featleak_datasets::{ResizeCrop, find_named_images, load_rgb};
 use featleak_eval::score_report::{NamedScores, ScoreReport, score_images};
@@ -27,7 +28,7 @@ pub fn mean_training_image(config: &RunConfig) -> Result<RgbImage, AttackError> 
     let r = config.threat.resolution;
     let root = PathBuf::from(&config.images_root);
     let train: Vec<PathBuf> = find_named_images(&root)
-        .map_err(AttackError::io("list images in", &root))?
+        .map_err(FileError::io("list images in", &root))?
         .into_iter()
         .filter(|(_, n)| config.train_images.contains(n))
         .map(|(p, _)| p)
@@ -73,7 +74,7 @@ pub fn baselines(run: &Path, images: &Path, out: &Path) -> Result<[ScoreReport; 
     let config = RunConfig::load(&RunFolder::new(run))?;
     let r = config.threat.resolution;
     let mean_image = mean_training_image(&config)?;
-    let victims = find_named_images(images).map_err(AttackError::io("list images in", images))?;
+    let victims = find_named_images(images).map_err(FileError::io("list images in", images))?;
     if victims.is_empty() {
         return Err(AttackError::Nothing {
             what: "images",

@@ -5,6 +5,7 @@
 
 use crate::AttackError;
 use crate::threat::{Share, ThreatModel};
+use featleak_datasets::FileError;
 use featleak_datasets::{ResizeCrop, load_rgb, rgb_to_gray};
 use featleak_descriptors::{
     Extractor, FeatureExtractor, FeatureSet, SparseMapConfig, rasterize_sparse, read_features,
@@ -92,7 +93,7 @@ impl FeatureCache {
                     path: path.to_path_buf(),
                     source,
                 })?;
-        std::fs::create_dir_all(&self.dir).map_err(AttackError::io("create", &self.dir))?;
+        std::fs::create_dir_all(&self.dir).map_err(FileError::io("create", &self.dir))?;
         write_features(&file, &features)?;
         Ok(features)
     }

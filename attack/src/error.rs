@@ -90,35 +90,10 @@ pub enum AttackError {
         /// burn's reason.
         problem: String,
     },
-    /// A file or folder could not be read, written or listed.
-    #[error("cannot {action} {}: {source}", .path.display())]
-    Io {
-        /// What was being done.
-        action: &'static str,
-        /// The file or folder.
-        path: PathBuf,
-        /// The system's reason.
-        source: std::io::Error,
-    },
     /// One of featleak's own files could not be read or written.
     #[error(transparent)]
     File(#[from] featleak_datasets::FileError),
     /// An HTML page (the gallery) could not be rendered from its template.
     #[error(transparent)]
     Page(#[from] featleak_eval::html::RenderError),
-}
-
-impl AttackError {
-    /// An I/O error on `path` while doing `action`.
-    pub fn io(
-        action: &'static str,
-        path: impl Into<PathBuf>,
-    ) -> impl FnOnce(std::io::Error) -> Self {
-        let path = path.into();
-        move |source| Self::Io {
-            action,
-            path,
-            source,
-        }
-    }
 }

@@ -10,6 +10,7 @@ use crate::run::{AttackRun, RunConfig};
 use crate::session::{JobObserver, prepare_all};
 use crate::threat::Share;
 use crate::training::{load_model, to_device, to_images};
+use featleak_datasets::FileError;
 use featleak_datasets::files::{save_png, write_bytes, write_json};
 use featleak_datasets::schedule::rng;
 use featleak_datasets::{ResizeCrop, find_files, find_named_images, image_name};
@@ -180,7 +181,7 @@ fn from_images(
     config: &RunConfig,
     observer: &mut dyn JobObserver,
 ) -> Result<Vec<Victim>, AttackError> {
-    let paths = find_named_images(dir).map_err(AttackError::io("list images in", dir))?;
+    let paths = find_named_images(dir).map_err(FileError::io("list images in", dir))?;
     if paths.is_empty() {
         return Err(AttackError::Nothing {
             what: "images",
@@ -206,7 +207,7 @@ fn from_images(
 fn from_feature_files(dir: &Path, config: &RunConfig) -> Result<Vec<Victim>, AttackError> {
     let threat = &config.threat;
     let files = find_files(dir, |p| p.extension().is_some_and(|e| e == "npz"))
-        .map_err(AttackError::io("list feature files in", dir))?;
+        .map_err(FileError::io("list feature files in", dir))?;
     if files.is_empty() {
         return Err(AttackError::Nothing {
             what: ".npz feature files",

@@ -6,6 +6,7 @@
 use crate::AttackError;
 use crate::model::UNetConfig;
 use crate::threat::ThreatModel;
+use featleak_datasets::FileError;
 use featleak_datasets::{SplitFractions, find_named_images, split_seeded};
 use featleak_train::{Budget, MetricsRow, RunFolder, Schedule, TrainError};
 use serde::{Deserialize, Serialize};
@@ -150,7 +151,7 @@ impl RunConfig {
         }
 
         let names = |dir: &Path| -> Result<Vec<String>, AttackError> {
-            let found = find_named_images(dir).map_err(AttackError::io("list images in", dir))?;
+            let found = find_named_images(dir).map_err(FileError::io("list images in", dir))?;
             if found.is_empty() {
                 return Err(AttackError::Nothing {
                     what: "images",

@@ -7,6 +7,7 @@ use crate::data::{FeatureCache, Prepared, prepare};
 use crate::device::ComputeDevice;
 use crate::run::{AttackRun, EpochLoss, EpochMetrics, NewRun, RunConfig};
 use crate::threat::ThreatModel;
+use featleak_datasets::FileError;
 use featleak_datasets::find_named_images;
 use featleak_train::{Budget, Observer, Progress, RunFolder};
 use rayon::prelude::*;
@@ -103,7 +104,7 @@ pub fn train_attacker(
 /// The images of `root` called `names`.
 fn named(names: &[String], root: &Path) -> Result<Vec<(PathBuf, String)>, AttackError> {
     Ok(find_named_images(root)
-        .map_err(AttackError::io("list images in", root))?
+        .map_err(FileError::io("list images in", root))?
         .into_iter()
         .filter(|(_, n)| names.contains(n))
         .collect())

@@ -2,6 +2,7 @@
 //! what it is assumed to know when training its inversion network.
 
 use crate::AttackError;
+use featleak_datasets::FileError;
 use featleak_descriptors::{ExtractorConfig, FeatureSet, Keypoint, SparseMapConfig};
 use rand::Rng;
 use rand::seq::index::sample;
@@ -143,7 +144,7 @@ impl ThreatModel {
         if PRESETS.contains(&preset_or_file) || !path.exists() {
             return Self::preset(preset_or_file, descriptor);
         }
-        let text = std::fs::read_to_string(path).map_err(AttackError::io("read", path))?;
+        let text = std::fs::read_to_string(path).map_err(FileError::io("read", path))?;
         let in_file = |problem: String| AttackError::Threat {
             file: Some(path.to_path_buf()),
             problem,

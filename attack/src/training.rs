@@ -13,6 +13,7 @@ use burn::module::Module;
 use burn::optim::{AdamConfig, GradientsParams};
 use burn::prelude::*;
 use burn::store::ModuleRecord;
+use featleak_datasets::FileError;
 use featleak_datasets::schedule::rng;
 use featleak_eval::plot::{Axes, Series, line_plot_svg};
 use featleak_eval::score_report::{MeanScores, score_images};
@@ -109,7 +110,7 @@ fn model_bytes(model: &UNet) -> Result<burn::tensor::Bytes, AttackError> {
 /// Loads a network saved in a checkpoint (`path`: its `model.bpk`); the error names the file
 /// and says when it belongs to another architecture.
 pub fn load_model(path: &Path, config: &UNetConfig, device: &Device) -> Result<UNet, AttackError> {
-    let bytes = std::fs::read(path).map_err(AttackError::io("read", path))?;
+    let bytes = std::fs::read(path).map_err(FileError::io("read", path))?;
     let problem = |problem: String| AttackError::Checkpoint {
         path: path.to_path_buf(),
         problem,
@@ -333,7 +334,7 @@ impl Trainee for AttackTrainee<'_> {
     fn save(&self, folder: &Path, _: &EpochLoss) -> Result<(), AttackError> {
         let path = folder.join(MODEL);
         std::fs::write(&path, &*model_bytes(self.model())?)
-            .map_err(AttackError::io("write", &path))?;
+            .map_err(FileError::io("write", &path))?;
         let bytes = self
             .optim
             .to_record()
@@ -343,7 +344,7 @@ impl Trainee for AttackTrainee<'_> {
                 problem: e.to_string(),
             })?;
         let path = folder.join(OPTIMIZER);
-        std::fs::write(&path, &*bytes).map_err(AttackError::io("write", &path))
+        Ok(std::fs::write(&path, &*bytes).map_err(FileError::io("write", &path))?)
     }
 
     fn load(&mut self, folder: &Path, _: &EpochLoss) -> Result<(), AttackError> {
@@ -353,7 +354,7 @@ impl Trainee for AttackTrainee<'_> {
             self.device,
         )?);
         let path = folder.join(OPTIMIZER);
-        let bytes = std::fs::read(&path).map_err(AttackError::io("read", &path))?;
+        let bytes = std::fs::read(&path).map_err(FileError::io("read", &path))?;
         self.optim = adam()
             .from_bytes(burn::tensor::Bytes::from_bytes_vec(bytes))
             .map_err(|e| AttackError::Checkpoint {

@@ -123,31 +123,6 @@ pub enum DescriptorError {
         /// burn's reason.
         problem: String,
     },
-    /// A file could not be read or written.
-    #[error("cannot {action} {}: {source}", .path.display())]
-    Io {
-        /// What was being done.
-        action: &'static str,
-        /// The file.
-        path: PathBuf,
-        /// The system's reason.
-        source: std::io::Error,
-    },
-}
-
-impl DescriptorError {
-    /// An I/O error on `path` while doing `action`.
-    pub fn io(
-        action: &'static str,
-        path: impl Into<PathBuf>,
-    ) -> impl FnOnce(std::io::Error) -> Self {
-        let path = path.into();
-        move |source| Self::Io {
-            action,
-            path,
-            source,
-        }
-    }
 }
 
 impl From<opencv::Error> for DescriptorError {

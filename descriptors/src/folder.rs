@@ -4,6 +4,7 @@
 
 use crate::{DescriptorError, Extractor, ExtractorConfig, ExtractorInfo, extract_file};
 use crate::{read_features, write_features};
+use featleak_datasets::FileError;
 use featleak_datasets::files::{read_json, write_json};
 use featleak_datasets::find_images;
 use featleak_datasets::manifest::{Tool, unix_time};
@@ -140,14 +141,12 @@ pub fn extract_folder(
 ) -> Result<Summary, DescriptorError> {
     let config = job.extractor.build()?;
     let info = config.info();
-    let images =
-        find_images(&job.images).map_err(DescriptorError::io("list images in", &job.images))?;
+    let images = find_images(&job.images).map_err(FileError::io("list images in", &job.images))?;
     if images.is_empty() {
         return Err(DescriptorError::NoImages(job.images.clone()));
     }
     let outs = output_paths(&job.images, &images, &job.out)?;
-    std::fs::create_dir_all(&job.out)
-        .map_err(DescriptorError::io("create output folder", &job.out))?;
+    std::fs::create_dir_all(&job.out).map_err(FileError::io("create output folder", &job.out))?;
     let manifest_path = job.out.join("manifest.json");
     let resume = !job.overwrite && manifest_path.exists();
     if resume {
@@ -259,7 +258,7 @@ fn extract_one(
         });
     }
     if let Some(parent) = out.parent() {
-        std::fs::create_dir_all(parent).map_err(DescriptorError::io("create", parent))?;
+        std::fs::create_dir_all(parent).map_err(FileError::io("create", parent))?;
     }
     write_features(out, &features)?;
     Ok(features.len())

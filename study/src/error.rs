@@ -56,29 +56,4 @@ pub enum StudyError {
         /// The study's folder.
         out: PathBuf,
     },
-    /// A file or folder could not be read, written or listed.
-    #[error("cannot {action} {}: {source}", .path.display())]
-    Io {
-        /// What was being done.
-        action: &'static str,
-        /// The file or folder.
-        path: PathBuf,
-        /// The system's reason.
-        source: std::io::Error,
-    },
-}
-
-impl StudyError {
-    /// An I/O error on `path` while doing `action`.
-    pub fn io(
-        action: &'static str,
-        path: impl Into<PathBuf>,
-    ) -> impl FnOnce(std::io::Error) -> Self {
-        let path = path.into();
-        move |source| Self::Io {
-            action,
-            path,
-            source,
-        }
-    }
 }

@@ -8,6 +8,7 @@ use featleak_attack::reconstruct::{ReconstructConfig, Victims, reconstruct};
 use featleak_attack::run::{NetworkPreset, NewRun};
 use featleak_attack::session::{SessionObserver, Start, train_attacker};
 use featleak_attack::{AttackError, ComputeDevice};
+use featleak_datasets::FileError;
 use featleak_datasets::files::{read_json, save_png, write_bytes, write_json};
 use featleak_datasets::manifest::Tool;
 use featleak_datasets::warp::{random_homography, write_sequence};
@@ -230,7 +231,7 @@ fn copy_photos(
     config: &StudyConfig,
     observer: &mut dyn StudyObserver,
 ) -> Result<(usize, usize), StudyError> {
-    let mut paths = find_images(photos).map_err(StudyError::io("list images in", photos))?;
+    let mut paths = find_images(photos).map_err(FileError::io("list images in", photos))?;
     paths.shuffle(&mut ChaCha8Rng::seed_from_u64(config.seed));
     if config.max_images > 0 {
         paths.truncate(config.max_images);
@@ -271,7 +272,7 @@ fn copy_photos(
     }
     let count = |d: &Path| -> Result<usize, StudyError> {
         Ok(find_images(d)
-            .map_err(StudyError::io("list images in", d))?
+            .map_err(FileError::io("list images in", d))?
             .len())
     };
     let (held, train) = (count(&dir.held_out())?, count(&dir.train_images())?);
@@ -287,7 +288,7 @@ fn copy_photos(
 /// Warps the first held-out images by seeded random homographies into HPatches-style sequences.
 fn write_pairs(dir: &StudyDir, config: &StudyConfig) -> Result<(), StudyError> {
     let held = dir.held_out();
-    let held = find_images(&held).map_err(StudyError::io("list images in", &held))?;
+    let held = find_images(&held).map_err(FileError::io("list images in", &held))?;
     for (i, path) in held.iter().take(PAIR_SEQUENCES).enumerate() {
         let img = load_rgb(path)?;
         let mut rng = ChaCha8Rng::seed_from_u64(item_seed(config.seed, &format!("warps {i}")));
@@ -295,7 +296,7 @@ fn write_pairs(dir: &StudyDir, config: &StudyConfig) -> Result<(), StudyError> {
             .map(|_| random_homography(img.width(), img.height(), WARP_STRENGTH, &mut rng))
             .collect();
         let seq = dir.pairs().join(format!("seq_{i:02}"));
-        write_sequence(&seq, &img, &hs).map_err(StudyError::io("write", &seq))?;
+        write_sequence(&seq, &img, &hs).map_err(FileError::io("write", &seq))?;
     }
     Ok(())
 }

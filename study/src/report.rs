@@ -9,6 +9,7 @@ use featleak_attack::ThreatModel;
 use featleak_attack::baselines::{BASELINES, load_square};
 use featleak_attack::run::{AttackRun, RunConfig};
 use featleak_attack::threat::Position;
+use featleak_datasets::FileError;
 use featleak_datasets::files::{read_json, write_bytes};
 use featleak_eval::gallery::{Gallery, GalleryRow, svg_data_uri};
 use featleak_eval::html::{Trusted, render};
@@ -151,7 +152,7 @@ pub fn write_report(inputs: &ReportInputs) -> Result<PathBuf, StudyError> {
         command: inputs.settings.command_line(),
         settings: serde_json::to_string_pretty(inputs.settings)?,
         sweep_toml: std::fs::read_to_string(dir.sweep_config())
-            .map_err(StudyError::io("read", dir.sweep_config()))?,
+            .map_err(FileError::io("read", dir.sweep_config()))?,
     };
     let h = render(
         "demo_report.html",
@@ -331,6 +332,6 @@ fn find_held_out(dir: &StudyDir, name: &str) -> Result<PathBuf, StudyError> {
 
 /// The SVG file at `path` as a data URI.
 fn svg_uri(path: &Path) -> Result<Trusted, StudyError> {
-    let svg = std::fs::read_to_string(path).map_err(StudyError::io("read", path))?;
+    let svg = std::fs::read_to_string(path).map_err(FileError::io("read", path))?;
     Ok(Trusted(svg_data_uri(&svg)))
 }

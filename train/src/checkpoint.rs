@@ -7,6 +7,7 @@
 //! `checkpoint.old/`. [`Checkpoint::recover`] completes or undoes a commit that a crash cut short.
 
 use crate::TrainError;
+use featleak_datasets::FileError;
 use std::path::{Path, PathBuf};
 
 /// The file every complete checkpoint holds, written last.
@@ -64,12 +65,12 @@ impl Checkpoint {
                 None
             };
             if let Some(from) = from {
-                std::fs::rename(from, &self.dir).map_err(TrainError::io("rename", from))?;
+                std::fs::rename(from, &self.dir).map_err(FileError::io("rename", from))?;
             }
         }
         for leftover in [&staging, &previous] {
             if leftover.exists() {
-                std::fs::remove_dir_all(leftover).map_err(TrainError::io("remove", leftover))?;
+                std::fs::remove_dir_all(leftover).map_err(FileError::io("remove", leftover))?;
             }
         }
         if !self.dir.exists() {
@@ -92,26 +93,38 @@ impl Checkpoint {
         E: From<TrainError>,
         F: FnOnce(&Path) -> Result<(), E>,
     {
+        let staging = self.empty_staging()?;
+        write(&staging)?;
+        Ok(self.swap_in(&staging, state)?)
+    }
+
+    /// An empty `checkpoint.new/` (whatever a cut commit left there is removed).
+    fn empty_staging(&self) -> Result<PathBuf, TrainError> {
         let staging = self.staging();
         if staging.exists() {
-            std::fs::remove_dir_all(&staging).map_err(TrainError::io("remove", &staging))?;
+            std::fs::remove_dir_all(&staging).map_err(FileError::io("remove", &staging))?;
         }
-        std::fs::create_dir_all(&staging).map_err(TrainError::io("create", &staging))?;
-        write(&staging)?;
+        std::fs::create_dir_all(&staging).map_err(FileError::io("create", &staging))?;
+        Ok(staging)
+    }
+
+    /// Adds `state` to the filled `staging` folder, syncs it and swaps it in for the current
+    /// checkpoint.
+    fn swap_in(&self, staging: &Path, state: &[u8]) -> Result<(), TrainError> {
         let state_path = staging.join(STATE);
-        std::fs::write(&state_path, state).map_err(TrainError::io("write", &state_path))?;
-        sync_folder(&staging, true)?;
+        std::fs::write(&state_path, state).map_err(FileError::io("write", &state_path))?;
+        sync_folder(staging, true)?;
 
         let previous = self.previous();
         if self.dir.exists() {
-            std::fs::rename(&self.dir, &previous).map_err(TrainError::io("rename", &self.dir))?;
+            std::fs::rename(&self.dir, &previous).map_err(FileError::io("rename", &self.dir))?;
         }
-        std::fs::rename(&staging, &self.dir).map_err(TrainError::io("rename", &staging))?;
+        std::fs::rename(staging, &self.dir).map_err(FileError::io("rename", staging))?;
         if let Some(parent) = self.dir.parent() {
             sync_folder(parent, false)?;
         }
         if previous.exists() {
-            std::fs::remove_dir_all(&previous).map_err(TrainError::io("remove", &previous))?;
+            std::fs::remove_dir_all(&previous).map_err(FileError::io("remove", &previous))?;
         }
         Ok(())
     }
@@ -120,12 +133,12 @@ impl Checkpoint {
 /// Flushes a folder's entries (and, with `files`, the files in it) to disk.
 fn sync_folder(dir: &Path, files: bool) -> Result<(), TrainError> {
     if files {
-        for entry in std::fs::read_dir(dir).map_err(TrainError::io("read", dir))? {
-            let path = entry.map_err(TrainError::io("read", dir))?.path();
+        for entry in std::fs::read_dir(dir).map_err(FileError::io("read", dir))? {
+            let path = entry.map_err(FileError::io("read", dir))?.path();
             if path.is_file() {
                 std::fs::File::open(&path)
                     .and_then(|f| f.sync_all())
-                    .map_err(TrainError::io("sync", &path))?;
+                    .map_err(FileError::io("sync", &path))?;
             }
         }
     }
@@ -133,7 +146,7 @@ fn sync_folder(dir: &Path, files: bool) -> Result<(), TrainError> {
     #[cfg(unix)]
     std::fs::File::open(dir)
         .and_then(|f| f.sync_all())
-        .map_err(TrainError::io("sync", dir))?;
+        .map_err(FileError::io("sync", dir))?;
     Ok(())
 }
 
@@ -143,8 +156,8 @@ mod tests {
 
     fn commit(c: &Checkpoint, step: u32) {
         c.commit::<TrainError, _>(format!("{{\"step\":{step}}}").as_bytes(), |d| {
-            std::fs::write(d.join("model.bin"), step.to_le_bytes())
-                .map_err(TrainError::io("write", d))
+            Ok(std::fs::write(d.join("model.bin"), step.to_le_bytes())
+                .map_err(FileError::io("write", d))?)
         })
         .unwrap();
     }

@@ -50,16 +50,6 @@ pub enum TrainError {
         /// What is wrong with it.
         problem: String,
     },
-    /// A file or folder could not be read, written, renamed or removed.
-    #[error("cannot {action} {}: {source}", .path.display())]
-    Io {
-        /// What was being done (read, write, create, rename, remove).
-        action: &'static str,
-        /// The file or folder.
-        path: PathBuf,
-        /// The system's reason.
-        source: std::io::Error,
-    },
     /// One of the run's files could not be read or written.
     #[error(transparent)]
     File(#[from] featleak_datasets::FileError),
@@ -79,19 +69,4 @@ pub enum TrainError {
         /// The run folder.
         folder: PathBuf,
     },
-}
-
-impl TrainError {
-    /// An I/O error on `path` while doing `action`.
-    pub fn io(
-        action: &'static str,
-        path: impl Into<PathBuf>,
-    ) -> impl FnOnce(std::io::Error) -> Self {
-        let path = path.into();
-        move |source| Self::Io {
-            action,
-            path,
-            source,
-        }
-    }
 }

@@ -4,6 +4,8 @@
 
 use crate::TrainError;
 use crate::checkpoint::Checkpoint;
+use featleak_datasets::FileError;
+use featleak_datasets::files::{read_json, write_json};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use std::path::{Path, PathBuf};
@@ -41,13 +43,12 @@ impl RunFolder {
             (true, true) => Ok(run),
             (false, false) => {
                 if out.is_dir() {
-                    let mut entries =
-                        std::fs::read_dir(out).map_err(TrainError::io("read", out))?;
+                    let mut entries = std::fs::read_dir(out).map_err(FileError::io("read", out))?;
                     if entries.next().is_some() {
                         return Err(TrainError::ForeignFolder(out.to_path_buf()));
                     }
                 }
-                std::fs::create_dir_all(out).map_err(TrainError::io("create", out))?;
+                std::fs::create_dir_all(out).map_err(FileError::io("create", out))?;
                 Ok(run)
             }
         }
@@ -88,23 +89,13 @@ impl RunFolder {
 
     /// Writes the configuration (atomically).
     pub fn write_config<T: Serialize>(&self, config: &T) -> Result<(), TrainError> {
-        write_json(&self.config(), config)
+        Ok(write_json(&self.config(), config)?)
     }
 
     /// Reads the configuration; the error says when the folder holds no run of this kind.
     pub fn read_config<T: DeserializeOwned>(&self) -> Result<T, TrainError> {
-        read_json(&self.config())
+        Ok(read_json(&self.config())?)
     }
-}
-
-/// Writes `value` as pretty JSON, atomically; errors name the file.
-pub fn write_json<T: Serialize>(path: &Path, value: &T) -> Result<(), TrainError> {
-    Ok(featleak_datasets::files::write_json(path, value)?)
-}
-
-/// Reads JSON; errors name the file.
-pub fn read_json<T: DeserializeOwned>(path: &Path) -> Result<T, TrainError> {
-    Ok(featleak_datasets::files::read_json(path)?)
 }
 
 #[cfg(test)]
@@ -141,19 +132,5 @@ mod tests {
             std::fs::read_to_string(mine.join("metrics.csv")).unwrap(),
             "precious"
         );
-    }
-
-    #[test]
-    fn json_errors_name_the_file() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("run.json");
-        std::fs::write(&path, "{").unwrap();
-        let e = read_json::<serde_json::Value>(&path).unwrap_err();
-        assert!(
-            e.to_string().contains("run.json: unexpected content"),
-            "{e}"
-        );
-        let e = read_json::<serde_json::Value>(&dir.path().join("none.json")).unwrap_err();
-        assert!(e.to_string().starts_with("cannot read "), "{e}");
     }
 }

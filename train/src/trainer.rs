@@ -6,8 +6,9 @@
 
 use crate::budget::{Budget, Schedule};
 use crate::checkpoint::STATE;
-use crate::folder::{RunFolder, read_json};
+use crate::folder::RunFolder;
 use crate::{TrainError, stop};
+use featleak_datasets::files::read_json;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use std::path::Path;
@@ -134,7 +135,8 @@ pub fn train<T: Trainee>(
     config.schedule.validate()?;
     let checkpoint = run.checkpoint();
     let mut progress = if checkpoint.recover()? {
-        let progress: Progress<T::Metrics, T::State> = read_json(&checkpoint.file(STATE))?;
+        let progress: Progress<T::Metrics, T::State> =
+            read_json(&checkpoint.file(STATE)).map_err(TrainError::from)?;
         trainee.load(checkpoint.dir(), &progress.task)?;
         observer.resumed(progress.step);
         progress

@@ -1,6 +1,7 @@
 //! The training loop on a toy trainee (least squares by SGD on seeded data): budget, validation
 //! rows, checkpoints, exact resume after a stop, and refusals.
 
+use featleak_datasets::FileError;
 use featleak_datasets::schedule::rng;
 use featleak_train::trainer::At;
 use featleak_train::{
@@ -82,12 +83,13 @@ impl Trainee for Line {
             .chain(&self.momentum)
             .flat_map(|v| v.to_le_bytes())
             .collect();
-        std::fs::write(folder.join("model.bin"), bytes).map_err(TrainError::io("write", folder))
+        Ok(std::fs::write(folder.join("model.bin"), bytes)
+            .map_err(FileError::io("write", folder))?)
     }
 
     fn load(&mut self, folder: &Path, _: &Sums) -> Result<(), TrainError> {
         let bytes =
-            std::fs::read(folder.join("model.bin")).map_err(TrainError::io("read", folder))?;
+            std::fs::read(folder.join("model.bin")).map_err(FileError::io("read", folder))?;
         let v: Vec<f64> = bytes
             .chunks_exact(8)
             .map(|c| f64::from_le_bytes(c.try_into().unwrap()))

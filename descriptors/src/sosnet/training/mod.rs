@@ -8,6 +8,7 @@ pub mod loss;
 pub mod net;
 pub mod pairs;
 
+use featleak_datasets::FileError;
 use std::path::{Path, PathBuf};
 
 use burn::optim::{AdamConfig, GradientsParams};
@@ -25,7 +26,6 @@ use serde::{Deserialize, Serialize};
 use crate::DescriptorError;
 use crate::sosnet::Sosnet;
 use crate::sosnet::model::PATCH_SIZE;
-use featleak_datasets::atomic::write_bytes_atomic;
 use featleak_datasets::schedule::rng;
 pub use loss::{SosLossConfig, sos_loss};
 pub use net::{RunningStats, SosnetTrainable, dropout_mask};
@@ -92,7 +92,7 @@ impl DescriptorTrainConfig {
         schedule.validate()?;
         let list = |dir: &Path| -> Result<Vec<PathBuf>, DescriptorError> {
             let found = featleak_datasets::find_images(dir)
-                .map_err(DescriptorError::io("list images in", dir))?;
+                .map_err(FileError::io("list images in", dir))?;
             if found.is_empty() {
                 return Err(DescriptorError::NoImages(dir.to_path_buf()));
             }
@@ -230,14 +230,14 @@ fn cached_pairs(
     mining: &dyn MiningObserver,
 ) -> Result<PatchPairs, DescriptorError> {
     if path.exists() {
-        let bytes = std::fs::read(path).map_err(DescriptorError::io("read", path))?;
+        let bytes = std::fs::read(path).map_err(FileError::io("read", path))?;
         return PatchPairs::from_bytes(path, &bytes);
     }
     mining.start(photos.len());
     let pairs = mine_pairs(photos, &config.pairs, config.seed ^ stream, &|| {
         mining.photo_done()
     })?;
-    write_bytes_atomic(path, &pairs.to_bytes()).map_err(DescriptorError::io("write", path))?;
+    featleak_datasets::files::write_bytes(path, &pairs.to_bytes())?;
     Ok(pairs)
 }
 
@@ -423,14 +423,14 @@ impl Trainee for SosnetTrainee<'_> {
             .into_bytes()
             .map_err(serialise("model"))?;
         let path = folder.join(MODEL);
-        std::fs::write(&path, &*bytes).map_err(DescriptorError::io("write", &path))?;
+        std::fs::write(&path, &*bytes).map_err(FileError::io("write", &path))?;
         let bytes = self
             .optim
             .to_record()
             .into_bytes()
             .map_err(serialise("optimiser"))?;
         let path = folder.join(OPTIMIZER);
-        std::fs::write(&path, &*bytes).map_err(DescriptorError::io("write", &path))
+        Ok(std::fs::write(&path, &*bytes).map_err(FileError::io("write", &path))?)
     }
 
     fn load(&mut self, folder: &Path, _: &DescriptorTrainState) -> Result<(), DescriptorError> {
@@ -439,7 +439,7 @@ impl Trainee for SosnetTrainee<'_> {
             problem: format!("not a SOSNet checkpoint ({e})"),
         };
         let path = folder.join(MODEL);
-        let bytes = std::fs::read(&path).map_err(DescriptorError::io("read", &path))?;
+        let bytes = std::fs::read(&path).map_err(FileError::io("read", &path))?;
         let record = ModuleRecord::from_bytes(burn::tensor::Bytes::from_bytes_vec(bytes))
             .map_err(|e| checkpoint(&path, e.to_string()))?;
         let model = self.model.take().expect("a model between steps");
@@ -449,7 +449,7 @@ impl Trainee for SosnetTrainee<'_> {
                 .map_err(|e| checkpoint(&path, e.to_string()))?,
         );
         let path = folder.join(OPTIMIZER);
-        let bytes = std::fs::read(&path).map_err(DescriptorError::io("read", &path))?;
+        let bytes = std::fs::read(&path).map_err(FileError::io("read", &path))?;
         self.optim = AdamConfig::new()
             .with_epsilon(1e-8)
             .init()
