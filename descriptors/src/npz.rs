@@ -8,14 +8,20 @@
 //! | `extractor` | uint8 | bytes | UTF-8 JSON `{"name": …, "config": …}` (`bytes(a).decode()`) |
 //!
 //! Writes are atomic (temporary file, then rename). `extractor` is optional on reading so that
-//! files made by other tools load too.
+//! files made by other tools load too. Arrays in Fortran order (a transposed numpy array) read
+//! as well. Before anything is read, every array's header is checked: its shape must be what the
+//! key needs, and the bytes it claims must be in the archive member, so a header claiming 10¹²
+//! rows or a compressed member that would expand to gigabytes of a wrong shape is refused
+//! without allocating.
 
 use crate::Keypoint;
 use crate::error::FeatureFileError;
 use crate::features::{Descriptors, ExtractorInfo, FeatureSet};
 use featleak_datasets::atomic::write_atomic;
 use ndarray::{Array1, Array2, Ix1, Ix2, OwnedRepr};
+use ndarray_npy::npy::header::Header;
 use ndarray_npy::{NpzReader, NpzWriter, ReadNpzError};
+use std::collections::HashMap;
 use std::fs::File;
 use std::path::Path;
 
@@ -61,10 +67,15 @@ pub fn read_features(path: &Path) -> Result<FeatureSet, FeatureFileError> {
         path: path.into(),
         problem,
     };
-    let file = File::open(path).map_err(|source| FeatureFileError::Io {
-        path: path.into(),
-        source,
-    })?;
+    let open = || {
+        File::open(path).map_err(|source| FeatureFileError::Io {
+            path: path.into(),
+            source,
+        })
+    };
+    let shapes = array_shapes(open()?).map_err(format)?;
+    check_shapes(&shapes).map_err(format)?;
+    let file = open()?;
     let mut npz =
         NpzReader::new(file).map_err(|e| format(format!("not a readable .npz archive ({e})")))?;
     let names = npz.names().map_err(|e| format(e.to_string()))?;
@@ -80,31 +91,21 @@ pub fn read_features(path: &Path) -> Result<FeatureSet, FeatureFileError> {
     let kps: Array2<f32> = npz
         .by_name::<OwnedRepr<f32>, Ix2>("keypoints")
         .map_err(|e| format(format!("'keypoints' must be a float32 N×6 array ({e})")))?;
-    if kps.ncols() != Keypoint::FIELDS {
-        return Err(format(format!(
-            "'keypoints' has {} columns, expected 6",
-            kps.ncols()
-        )));
-    }
+    let kps = kps.as_standard_layout().into_owned();
     let descriptors = match npz.by_name::<OwnedRepr<f32>, Ix2>("descriptors") {
-        Ok(d) => Descriptors::Float(d),
+        Ok(d) => Descriptors::Float(d.as_standard_layout().into_owned()),
         Err(ReadNpzError::Npy(_)) => Descriptors::Binary(
             npz.by_name::<OwnedRepr<u8>, Ix2>("descriptors")
                 .map_err(|e| {
                     format(format!(
                         "'descriptors' must be a float32 or uint8 2-D array ({e})"
                     ))
-                })?,
+                })?
+                .as_standard_layout()
+                .into_owned(),
         ),
         Err(e) => return Err(format(format!("cannot read 'descriptors' ({e})"))),
     };
-    if descriptors.len() != kps.nrows() {
-        return Err(format(format!(
-            "{} keypoints but {} descriptors",
-            kps.nrows(),
-            descriptors.len()
-        )));
-    }
     let size: Array1<i64> = npz
         .by_name::<OwnedRepr<i64>, Ix1>("image_size")
         .map_err(|e| {
@@ -145,4 +146,70 @@ pub fn read_features(path: &Path) -> Result<FeatureSet, FeatureFileError> {
         descriptors,
         extractor,
     })
+}
+
+/// The shape each `.npy` member of an archive claims (keyed by its name without `.npy`), read
+/// from its header alone; a claim of more bytes than the member holds is refused.
+fn array_shapes(file: File) -> Result<HashMap<String, Vec<usize>>, String> {
+    let mut archive =
+        zip::ZipArchive::new(file).map_err(|e| format!("not a readable .npz archive ({e})"))?;
+    let mut shapes = HashMap::new();
+    for i in 0..archive.len() {
+        let mut member = archive
+            .by_index(i)
+            .map_err(|e| format!("not a readable .npz archive ({e})"))?;
+        let name = member.name().to_string();
+        let key = name.strip_suffix(".npy").unwrap_or(&name).to_string();
+        let held = member.size();
+        let header = Header::from_reader(&mut member)
+            .map_err(|e| format!("'{name}' has no valid .npy header ({e})"))?;
+        // The dtype, e.g. '<f4', ends with the size of one element in bytes.
+        let descr = header.type_descriptor.to_string();
+        let item: u64 = descr
+            .trim_matches('\'')
+            .trim_start_matches(|c: char| !c.is_ascii_digit())
+            .parse()
+            .map_err(|_| format!("'{name}' has an unsupported dtype {descr}"))?;
+        let claimed = header
+            .shape
+            .iter()
+            .try_fold(item, |n, &d| n.checked_mul(d as u64));
+        if claimed.is_none_or(|c| c > held) {
+            let shape: Vec<String> = header.shape.iter().map(ToString::to_string).collect();
+            return Err(format!(
+                "'{name}' claims a {} array of {descr} but holds only {held} bytes",
+                shape.join("×")
+            ));
+        }
+        shapes.insert(key, header.shape);
+    }
+    Ok(shapes)
+}
+
+/// Checks the shapes of the arrays a feature file needs before any is read.
+fn check_shapes(shapes: &HashMap<String, Vec<usize>>) -> Result<(), String> {
+    let shape = |key: &str| shapes.get(key).map(Vec::as_slice);
+    let keypoints = match shape("keypoints") {
+        Some(&[n, Keypoint::FIELDS]) => Some(n),
+        Some(&[_, c]) => {
+            return Err(format!(
+                "'keypoints' has {c} columns, expected {}",
+                Keypoint::FIELDS
+            ));
+        }
+        Some(s) => {
+            return Err(format!(
+                "'keypoints' must be an N×{} array, its shape is {s:?}",
+                Keypoint::FIELDS
+            ));
+        }
+        None => None,
+    };
+    match (shape("descriptors"), keypoints) {
+        (Some(&[n, _]), Some(k)) if n != k => Err(format!("{k} keypoints but {n} descriptors")),
+        (Some(s), _) if s.len() != 2 => Err(format!(
+            "'descriptors' must be a 2-D array, its shape is {s:?}"
+        )),
+        _ => Ok(()),
+    }
 }

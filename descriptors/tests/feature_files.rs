@@ -106,3 +106,93 @@ fn bad_files_name_the_file_and_the_problem() {
     let e = read_features(&rows).unwrap_err().to_string();
     assert!(e.contains("2 keypoints but 3 descriptors"), "{e}");
 }
+
+#[test]
+fn fortran_order_arrays_read_as_numpy_means_them() {
+    use ndarray::ShapeBuilder;
+    let dir = tempfile::tempdir().unwrap();
+    let (c, f) = (dir.path().join("c.npz"), dir.path().join("f.npz"));
+    let features = FeatureSet {
+        image_size: (20, 30),
+        keypoints: vec![kp(1.0, 2.0, 0.5), kp(3.0, 4.0, 0.25), kp(5.0, 6.0, 0.125)],
+        descriptors: Descriptors::Float(Array2::from_shape_fn((3, 4), |(i, j)| (i * 4 + j) as f32)),
+        extractor: info(),
+    };
+    write_features(&c, &features).unwrap();
+    // The same arrays stored transposed in memory, as `np.array(...).T.T` or `np.asfortranarray` do.
+    let fortran = |a: Array2<f32>| {
+        let mut t = Array2::zeros(a.raw_dim().f());
+        t.assign(&a);
+        t
+    };
+    let rows: Vec<f32> = features.keypoints.iter().flat_map(|k| k.to_row()).collect();
+    let mut npz = ndarray_npy::NpzWriter::new(std::fs::File::create(&f).unwrap());
+    npz.add_array(
+        "keypoints",
+        &fortran(Array2::from_shape_vec((3, 6), rows).unwrap()),
+    )
+    .unwrap();
+    let Descriptors::Float(d) = &features.descriptors else {
+        unreachable!()
+    };
+    npz.add_array("descriptors", &fortran(d.clone())).unwrap();
+    npz.add_array("image_size", &ndarray::arr1(&[20i64, 30]))
+        .unwrap();
+    npz.finish().unwrap();
+    let read = read_features(&f).unwrap();
+    assert_eq!(read.keypoints, features.keypoints);
+    assert_eq!(read.descriptors, features.descriptors);
+}
+
+/// A `.npy` header claiming `shape` of float32, followed by `data`.
+fn npy_claiming(shape: &str, data: &[u8]) -> Vec<u8> {
+    let mut dict = format!("{{'descr': '<f4', 'fortran_order': False, 'shape': {shape}, }}");
+    while (10 + dict.len() + 1) % 64 != 0 {
+        dict.push(' ');
+    }
+    dict.push('\n');
+    let mut bytes = b"\x93NUMPY\x01\x00".to_vec();
+    bytes.extend((dict.len() as u16).to_le_bytes());
+    bytes.extend(dict.as_bytes());
+    bytes.extend(data);
+    bytes
+}
+
+#[test]
+fn headers_are_checked_before_anything_is_allocated() {
+    use std::io::Write;
+    let dir = tempfile::tempdir().unwrap();
+    // A header claiming 10¹² keypoints (24 TB) in a member of a few bytes.
+    let lying = dir.path().join("lying.npz");
+    let mut zip = zip::ZipWriter::new(std::fs::File::create(&lying).unwrap());
+    let options = zip::write::SimpleFileOptions::default();
+    zip.start_file("keypoints.npy", options).unwrap();
+    zip.write_all(&npy_claiming("(1000000000000, 6)", &[0; 24]))
+        .unwrap();
+    zip.start_file("descriptors.npy", options).unwrap();
+    zip.write_all(&npy_claiming("(1, 1)", &[0; 4])).unwrap();
+    zip.start_file("image_size.npy", options).unwrap();
+    zip.write_all(&npy_claiming("(2,)", &[0; 8])).unwrap();
+    zip.finish().unwrap();
+    let e = read_features(&lying).unwrap_err().to_string();
+    assert!(
+        e.contains("lying.npz")
+            && e.contains("'keypoints.npy' claims a 1000000000000×6 array of '<f4' but holds only"),
+        "{e}"
+    );
+
+    // A compressed member that would expand to 28 MB of a shape no feature file has: refused
+    // from its header.
+    let bomb = dir.path().join("bomb.npz");
+    let mut npz = ndarray_npy::NpzWriter::new_compressed(std::fs::File::create(&bomb).unwrap());
+    npz.add_array("keypoints", &Array2::<f32>::zeros((1_000_000, 7)))
+        .unwrap();
+    npz.add_array("descriptors", &Array2::<f32>::zeros((1, 8)))
+        .unwrap();
+    npz.add_array("image_size", &ndarray::arr1(&[10i64, 10]))
+        .unwrap();
+    npz.finish().unwrap();
+    assert!(std::fs::metadata(&bomb).unwrap().len() < 1_000_000);
+    let e = read_features(&bomb).unwrap_err().to_string();
+    assert!(e.contains("bomb.npz") && e.contains("has 7 columns"), "{e}");
+}
