@@ -140,12 +140,53 @@ pub fn read_features(path: &Path) -> Result<FeatureSet, FeatureFileError> {
         .into_iter()
         .map(|r| Keypoint::from_row(r.as_slice().expect("standard layout")))
         .collect();
-    Ok(FeatureSet {
+    let features = FeatureSet {
         image_size,
         keypoints,
         descriptors,
         extractor,
-    })
+    };
+    check_values(&features).map_err(format)?;
+    Ok(features)
+}
+
+/// Largest image side a feature file may declare, in pixels.
+pub const MAX_IMAGE_SIDE: u32 = 1 << 16;
+
+/// Refuses what no extractor writes and every later stage would get wrong: an absurd image
+/// size, keypoints with non-finite values or far outside the image, non-finite descriptors.
+fn check_values(features: &FeatureSet) -> Result<(), String> {
+    let (h, w) = features.image_size;
+    if h > MAX_IMAGE_SIDE || w > MAX_IMAGE_SIDE {
+        return Err(format!(
+            "'image_size' says {w}×{h} pixels, more than {MAX_IMAGE_SIDE} a side"
+        ));
+    }
+    for (i, k) in features.keypoints.iter().enumerate() {
+        if k.to_row().iter().any(|v| !v.is_finite()) {
+            return Err(format!(
+                "keypoint {i} holds a value that is not a finite number ({k:?})"
+            ));
+        }
+        // Pixel centres are at integer coordinates: the image spans [−0.5, side − 0.5].
+        if !(-1.0..=w as f32).contains(&k.x) || !(-1.0..=h as f32).contains(&k.y) {
+            return Err(format!(
+                "keypoint {i} at ({}, {}) lies outside the {w}×{h} image",
+                k.x, k.y
+            ));
+        }
+    }
+    if let Descriptors::Float(d) = &features.descriptors
+        && let Some(i) = d
+            .rows()
+            .into_iter()
+            .position(|r| r.iter().any(|v| !v.is_finite()))
+    {
+        return Err(format!(
+            "descriptor {i} holds a value that is not a finite number"
+        ));
+    }
+    Ok(())
 }
 
 /// The shape each `.npy` member of an archive claims (keyed by its name without `.npy`), read

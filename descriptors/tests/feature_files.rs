@@ -196,3 +196,40 @@ fn headers_are_checked_before_anything_is_allocated() {
     let e = read_features(&bomb).unwrap_err().to_string();
     assert!(e.contains("bomb.npz") && e.contains("has 7 columns"), "{e}");
 }
+
+#[test]
+fn values_no_extractor_writes_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let good = || FeatureSet {
+        image_size: (20, 30),
+        keypoints: vec![kp(1.0, 2.0, 0.5), kp(29.0, 19.0, 0.25)],
+        descriptors: Descriptors::Float(Array2::ones((2, 4))),
+        extractor: info(),
+    };
+    let file = dir.path().join("f.npz");
+    write_features(&file, &good()).unwrap();
+    assert_eq!(read_features(&file).unwrap(), good());
+    let refused = |features: FeatureSet, needle: &str| {
+        write_features(&file, &features).unwrap();
+        let e = read_features(&file).unwrap_err().to_string();
+        assert!(e.contains("f.npz") && e.contains(needle), "{e}");
+    };
+    let mut f = good();
+    let Descriptors::Float(d) = &mut f.descriptors else {
+        unreachable!()
+    };
+    d[[1, 2]] = f32::NAN;
+    refused(f, "descriptor 1 holds a value that is not a finite number");
+    let mut f = good();
+    f.keypoints[0].x = f32::INFINITY;
+    refused(f, "keypoint 0 holds a value that is not a finite number");
+    let mut f = good();
+    f.keypoints[1].y = 500.0;
+    refused(f, "keypoint 1 at (29, 500) lies outside the 30×20 image");
+    let mut f = good();
+    f.image_size = (1_000_000_000, 30);
+    refused(
+        f,
+        "'image_size' says 30×1000000000 pixels, more than 65536 a side",
+    );
+}
