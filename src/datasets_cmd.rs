@@ -6,6 +6,7 @@ use featleak_datasets::fetch::{DATASETS, FetchProgress, Fetched, dataset, fetch}
 use indicatif::{ProgressBar, ProgressStyle};
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Duration;
 
 #[derive(Subcommand, Clone, Debug)]
 pub enum DatasetsCommand {
@@ -32,6 +33,18 @@ pub struct FetchArgs {
     /// Expected SHA-256 of the archive (hex); a mismatch deletes the download and fails.
     #[arg(long)]
     pub sha256: Option<String>,
+    /// Seconds to wait for the server to connect, answer or send more data before giving up
+    /// (the download is kept: rerun to continue it).
+    #[arg(long, default_value_t = 30.0, value_parser = positive_seconds)]
+    pub timeout: f64,
+}
+
+/// A number of seconds > 0.
+fn positive_seconds(text: &str) -> Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(s) if s.is_finite() && s > 0.0 => Ok(s),
+        _ => Err(format!("'{text}' is not a number of seconds above 0")),
+    }
 }
 
 pub fn run(command: &DatasetsCommand) -> anyhow::Result<ExitCode> {
@@ -80,6 +93,7 @@ fn fetch_command(args: &FetchArgs) -> anyhow::Result<ExitCode> {
         known.archive,
         sha256,
         &args.to,
+        Duration::from_secs_f64(args.timeout),
         &mut Bar(bar.clone()),
     );
     bar.finish_and_clear();

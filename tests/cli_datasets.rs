@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{featleak, stderr};
+use common::{assert_error, featleak, stderr};
 use featleak_datasets::fetch::{partial_path, sha256_of};
 use std::io::{BufRead, BufReader, Write};
 use std::net::TcpListener;
@@ -187,4 +187,37 @@ fn fetch_resumes_checks_and_extracts() {
         .output()
         .unwrap();
     assert!(stderr(&out).contains("--sha256 must be 64 hexadecimal digits"));
+}
+
+#[test]
+fn fetch_gives_up_on_a_server_that_never_answers() {
+    // Accepts connections and holds them without a word.
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        let held: Vec<_> = listener.incoming().take(4).collect();
+        std::thread::sleep(std::time::Duration::from_secs(60));
+        drop(held);
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("http://127.0.0.1:{port}/hpatches-sequences-release.tar.gz");
+    let started = std::time::Instant::now();
+    let out = featleak()
+        .args(["datasets", "fetch", "hpatches", "--to"])
+        .arg(dir.path().join("h"))
+        .args(["--url", &url, "--timeout", "1"])
+        .output()
+        .unwrap();
+    assert_error(&out, &format!("cannot reach {url}"));
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(50),
+        "gave up long before the server would have closed"
+    );
+    let out = featleak()
+        .args(["datasets", "fetch", "hpatches", "--to"])
+        .arg(dir.path().join("h"))
+        .args(["--url", &url, "--timeout", "0"])
+        .output()
+        .unwrap();
+    assert_error(&out, "'0' is not a number of seconds above 0");
 }

@@ -167,14 +167,16 @@ pub enum Fetched {
     },
 }
 
-/// Fetches `url` (an `archive`) into `to`; `sha256`, when given, must match the archive.
-/// Interrupted downloads leave `.part` files that the next call continues.
+/// Fetches `url` (an `archive`) into `to`; `sha256`, when given, must match the archive. A
+/// server that takes longer than `timeout` to connect, to answer, or to send more of the body
+/// fails the fetch. Interrupted downloads leave `.part` files that the next call continues.
 pub fn fetch(
     name: &str,
     url: &str,
     archive: Archive,
     sha256: Option<&str>,
     to: &Path,
+    timeout: Duration,
     progress: &mut dyn FetchProgress,
 ) -> Result<Fetched, FetchError> {
     let record_path = to.join("fetch.json");
@@ -202,7 +204,7 @@ pub fn fetch(
     let part = download.join(format!("{file_name}.part"));
     let mut resumed_from = 0;
     if !complete.exists() {
-        resumed_from = download_to(url, &part, progress)?;
+        resumed_from = download_to(url, &part, timeout, progress)?;
         std::fs::rename(&part, &complete).map_err(FileError::io("rename", &part))?;
     }
     let (bytes, digest) = sha256_of(&complete)?;
@@ -240,13 +242,17 @@ pub fn fetch(
 fn download_to(
     url: &str,
     part: &Path,
+    timeout: Duration,
     progress: &mut dyn FetchProgress,
 ) -> Result<u64, FetchError> {
     let have = std::fs::metadata(part).map_or(0, |m| m.len());
+    // Each wait is bounded (connecting, each read and write); the whole download is not, so a
+    // large archive on a slow line still completes.
     let agent: ureq::Agent = ureq::Agent::config_builder()
         .http_status_as_error(false)
-        .timeout_connect(Some(Duration::from_secs(30)))
-        .timeout_recv_body(Some(Duration::from_secs(120)))
+        .timeout_connect(Some(timeout))
+        .timeout_per_read(Some(timeout))
+        .timeout_per_write(Some(timeout))
         .build()
         .into();
     let mut request = agent.get(url);
