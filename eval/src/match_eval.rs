@@ -62,6 +62,7 @@ pub fn evaluate(
     job: &MatchEval,
     stage: &dyn Fn(&str, usize) -> featleak_datasets::Tick,
 ) -> Result<Table, EvalError> {
+    job.matching.validate()?;
     let pairs = find_pairs(&job.pairs)?;
     let ransac = RansacConfig::default();
     let mut images: Vec<PathBuf> = pairs

@@ -55,6 +55,19 @@ pub enum MatchError {
         /// Values per descriptor in the second set.
         b: usize,
     },
+    /// The ratio test's threshold is not in (0, 1].
+    #[error("the ratio test's threshold must be in (0, 1], got {0}")]
+    InvalidRatio(f32),
+}
+
+impl MatchConfig {
+    /// Checks the ratio test's threshold is in (0, 1] (a larger one keeps every match, NaN none).
+    pub fn validate(&self) -> Result<(), MatchError> {
+        match self.ratio {
+            Some(r) if !(r > 0.0 && r <= 1.0) => Err(MatchError::InvalidRatio(r)),
+            _ => Ok(()),
+        }
+    }
 }
 
 /// Matches descriptors `a` against `b`. Empty sets give no matches.
@@ -119,6 +132,27 @@ pub fn match_descriptors(
 mod tests {
     use super::*;
     use ndarray::array;
+
+    #[test]
+    fn ratio_thresholds_outside_0_1_are_refused() {
+        for r in [0.0, -0.5, 1.5, f32::NAN, f32::INFINITY] {
+            let c = MatchConfig {
+                mutual: true,
+                ratio: Some(r),
+            };
+            assert!(
+                matches!(c.validate(), Err(MatchError::InvalidRatio(_))),
+                "{r}"
+            );
+        }
+        for r in [None, Some(0.8), Some(1.0)] {
+            let c = MatchConfig {
+                mutual: false,
+                ratio: r,
+            };
+            assert_eq!(c.validate(), Ok(()));
+        }
+    }
 
     #[test]
     fn mutual_and_ratio_filters() {

@@ -193,6 +193,22 @@ impl SweepConfig {
         if self.adaptive.batch_size == 0 {
             return invalid("adaptive.batch_size must be positive".into());
         }
+        let lr = self.adaptive.learning_rate;
+        if !(lr.is_finite() && lr > 0.0) {
+            return invalid(format!(
+                "adaptive.learning_rate must be a finite number above 0, got {lr}"
+            ));
+        }
+        let keep = self.gallery.keep;
+        if !(keep > 0.0 && keep <= 1.0) {
+            return invalid(format!("gallery.keep must be in (0, 1], got {keep}"));
+        }
+        let w = self.leakage_utility_weight;
+        if !w.is_finite() {
+            return invalid(format!(
+                "leakage_utility_weight must be a finite number, got {w}"
+            ));
+        }
         Ok(())
     }
 }
@@ -703,6 +719,45 @@ fn compute_cell(
 
 #[cfg(test)]
 mod tests {
+    use super::SweepConfig;
+
+    #[test]
+    fn invalid_numbers_are_refused_with_their_field() {
+        let example: SweepConfig =
+            toml::from_str(include_str!("../../examples/sweep.toml")).unwrap();
+        example.validate().unwrap();
+        let refused = |edit: &dyn Fn(&mut SweepConfig), needle: &str| {
+            let mut c = example.clone();
+            edit(&mut c);
+            let e = c.validate().unwrap_err().to_string();
+            assert!(e.contains(needle), "{e}");
+        };
+        refused(
+            &|c| c.adaptive.learning_rate = f64::NAN,
+            "adaptive.learning_rate must be a finite number above 0, got NaN",
+        );
+        refused(
+            &|c| c.adaptive.learning_rate = -1e-3,
+            "adaptive.learning_rate must be a finite number above 0",
+        );
+        refused(
+            &|c| c.gallery.keep = 0.0,
+            "gallery.keep must be in (0, 1], got 0",
+        );
+        refused(
+            &|c| c.gallery.keep = 2.0,
+            "gallery.keep must be in (0, 1], got 2",
+        );
+        refused(
+            &|c| c.leakage_utility_weight = f32::INFINITY,
+            "leakage_utility_weight must be a finite number",
+        );
+        refused(
+            &|c| c.keeps = vec![f32::NAN],
+            "keep fractions must be in (0, 1]",
+        );
+    }
+
     /// Resuming rewrites `results.json` with the finished cells read back from it: they must
     /// come back bit for bit (serde_json needs its `float_roundtrip` feature for that; without
     /// it this value is read one ULP off).
