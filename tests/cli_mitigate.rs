@@ -403,4 +403,18 @@ fn sweep_scores_every_cell_resumes_and_reports_the_fine_tuned_and_adaptive_attac
     let o = sweep(&other, &out);
     assert!(!o.status.success());
     assert!(common::stderr(&o).contains("another configuration"));
+
+    // So is the same configuration once its attacker has trained further: its cells are stale.
+    featleak()
+        .args(["attack", "train", "--resume", "--steps", "7", "--out"])
+        .arg(dir.path().join("run"))
+        .assert()
+        .success();
+    let o = sweep(&config, &out);
+    assert!(!o.status.success());
+    assert!(
+        common::stderr(&o).contains("as it was before its model changed"),
+        "{}",
+        common::stderr(&o)
+    );
 }

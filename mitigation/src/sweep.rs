@@ -12,8 +12,10 @@
 //!   effect of the fine-tune itself stays visible.
 //!
 //! Cells are computed one at a time and appended to `results.json` atomically; a rerun with the
-//! same configuration skips finished cells. At keep 1 every strategy reveals everything, so that
-//! cell is computed once per descriptor and shared.
+//! same configuration skips finished cells, unless an attacker's model has changed since (it was
+//! trained further or replaced: `results.json` records each model's SHA-256), which is refused.
+//! At keep 1 every strategy reveals everything, so that cell is computed once per descriptor and
+//! shared.
 
 use crate::MitigationError;
 use crate::leakage::LeakageScorer;
@@ -24,6 +26,7 @@ use featleak_attack::data::{FeatureCache, Prepared, centre_view, prepare};
 use featleak_attack::model::{UNet, UNetConfig};
 use featleak_attack::run::{AttackRun, RunConfig};
 use featleak_attack::training::{FineTuneConfig, evaluate, fine_tune, load_model};
+use featleak_datasets::fetch::sha256_of;
 use featleak_datasets::files::{read_json, save_png, write_json};
 use featleak_datasets::{HomographyPair, find_named_images, find_pairs, load_rgb};
 use featleak_descriptors::{FeatureSet, extract_file};
@@ -31,6 +34,7 @@ use featleak_eval::homography::RansacConfig;
 use featleak_eval::{MatchConfig, score_pair, summarize};
 use featleak_train::RunFolder;
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -275,6 +279,10 @@ pub struct SweepResults {
     pub version: String,
     /// The sweep's configuration.
     pub config: SweepConfig,
+    /// SHA-256 of each attacker's `model.bpk` when its cells were computed (sweeps written
+    /// before this field: none recorded).
+    #[serde(default)]
+    pub attacker_models: BTreeMap<PathBuf, String>,
     /// Finished cells, in the order computed.
     pub cells: Vec<CellResult>,
 }
@@ -338,9 +346,28 @@ pub fn run_sweep(
             tool: "featleak".into(),
             version: env!("CARGO_PKG_VERSION").into(),
             config: config.clone(),
+            attacker_models: BTreeMap::new(),
             cells: Vec::new(),
         }
     };
+    for attacker in &config.attackers {
+        let (_, digest) = sha256_of(&RunFolder::new(attacker).model())?;
+        match results.attacker_models.get(attacker) {
+            Some(saved) if *saved != digest => {
+                return Err(MitigationError::Folder {
+                    folder: out.to_path_buf(),
+                    problem: format!(
+                        "holds cells computed with the attacker {} as it was before its model \
+                         changed (trained further or replaced); choose another output folder",
+                        attacker.display()
+                    ),
+                });
+            }
+            _ => {
+                results.attacker_models.insert(attacker.clone(), digest);
+            }
+        }
+    }
     let strategies = config.parsed_strategies()?;
     for attacker in &config.attackers {
         sweep_attacker(config, &strategies, attacker, &dir, &mut results, observer)?;
