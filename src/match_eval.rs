@@ -83,9 +83,13 @@ pub fn evaluate(args: &MatchEvalArgs) -> anyhow::Result<Table> {
         bars.push(bar.clone());
         Box::new(move || bar.inc(1))
     };
-    let table = match_eval::evaluate(&job, &stage);
+    let outcome = match_eval::evaluate(&job, &stage);
     for bar in bars.lock().expect("not poisoned").drain(..) {
         bar.finish_and_clear();
     }
-    Ok(table?)
+    let (table, skipped) = outcome?;
+    for s in &skipped {
+        eprintln!("warning: left out {s}");
+    }
+    Ok(table)
 }

@@ -107,7 +107,7 @@ fn match_eval_bad_pairs_are_clear_and_empty_pairs_score_zero() {
         .save(seq.join("2.png"))
         .unwrap();
     let out_dir = dir.path().join("out");
-    featleak()
+    let out = featleak()
         .args([
             "match-eval",
             "--pairs",
@@ -115,8 +115,15 @@ fn match_eval_bad_pairs_are_clear_and_empty_pairs_score_zero() {
             "--out",
             out_dir.to_str().unwrap(),
         ])
-        .assert()
-        .success();
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", common::stderr(&out));
+    // Image 3 lost its homography: said, not silently dropped.
+    assert!(
+        common::stderr(&out).contains("warning: left out blank: image 3 has no homography H_1_3"),
+        "{}",
+        common::stderr(&out)
+    );
     let csv = std::fs::read_to_string(out_dir.join("results.csv")).unwrap();
     let row = csv.lines().nth(1).unwrap();
     assert!(

@@ -24,7 +24,7 @@ pub mod warp;
 pub use discover::{IMAGE_EXTENSIONS, find_files, find_images, find_named_images, image_name};
 pub use files::FileError;
 pub use load::{ImageLoadError, load_rgb, rgb_to_gray, to_f32_gray, to_f32_rgb};
-pub use pairs::{HomographyPair, PairError, find_pairs};
+pub use pairs::{FoundPairs, HomographyPair, PairError, find_pairs};
 pub use split::{Split, SplitFractions, split_seeded};
 pub use transform::ResizeCrop;
 

@@ -118,8 +118,24 @@ const LAYOUTS: [Layout; 2] = [
     },
 ];
 
-/// The pairs of one sequence folder, or `None` when `dir` is not one.
-fn sequence_pairs(dir: &Path, name: &str) -> Result<Option<Vec<HomographyPair>>, PairError> {
+/// The homography pairs found below a folder, and what looked like part of a sequence but makes
+/// no pair.
+#[derive(Clone, Debug, PartialEq)]
+pub struct FoundPairs {
+    /// The pairs, sorted by name.
+    pub pairs: Vec<HomographyPair>,
+    /// Why each image or sequence that makes no pair was left out: an image k without the
+    /// homography from image 1, a sequence of image 1 alone.
+    pub skipped: Vec<String>,
+}
+
+/// The pairs of one sequence folder (noting in `skipped` what makes no pair), or `None` when
+/// `dir` is not one.
+fn sequence_pairs(
+    dir: &Path,
+    name: &str,
+    skipped: &mut Vec<String>,
+) -> Result<Option<Vec<HomographyPair>>, PairError> {
     for Layout {
         image_stem,
         homography: h_name,
@@ -129,9 +145,17 @@ fn sequence_pairs(dir: &Path, name: &str) -> Result<Option<Vec<HomographyPair>>,
             continue;
         };
         let mut pairs = Vec::new();
+        let mut unpaired = Vec::new();
         for k in 2..=99 {
             let h_path = dir.join(h_name(k));
             if !h_path.is_file() {
+                if image_file(dir, &image_stem(k)).is_some() {
+                    unpaired.push(format!(
+                        "{name}: image {} has no homography {}",
+                        image_stem(k),
+                        h_name(k)
+                    ));
+                }
                 continue;
             }
             let image_b = image_file(dir, &image_stem(k)).ok_or_else(|| PairError::Layout {
@@ -145,6 +169,10 @@ fn sequence_pairs(dir: &Path, name: &str) -> Result<Option<Vec<HomographyPair>>,
                 homography: read_homography(&h_path)?,
             });
         }
+        if pairs.is_empty() && unpaired.is_empty() {
+            skipped.push(format!("{name}: image {} alone, no pair", image_stem(1)));
+        }
+        skipped.extend(unpaired);
         if !pairs.is_empty() {
             return Ok(Some(pairs));
         }
@@ -152,8 +180,9 @@ fn sequence_pairs(dir: &Path, name: &str) -> Result<Option<Vec<HomographyPair>>,
     Ok(None)
 }
 
-/// All homography pairs in `root` (a sequence folder, or folders of sequences), sorted by name.
-pub fn find_pairs(root: &Path) -> Result<Vec<HomographyPair>, PairError> {
+/// All homography pairs in `root` (a sequence folder, or folders of sequences), sorted by name,
+/// and what was left out.
+pub fn find_pairs(root: &Path) -> Result<FoundPairs, PairError> {
     if !root.is_dir() {
         return Err(PairError::Io {
             path: root.into(),
@@ -163,9 +192,11 @@ pub fn find_pairs(root: &Path) -> Result<Vec<HomographyPair>, PairError> {
     let seq_name = root
         .file_name()
         .map_or_else(|| ".".into(), |n| n.to_string_lossy().into_owned());
-    if let Some(pairs) = sequence_pairs(root, &seq_name)? {
-        return Ok(pairs);
+    let mut skipped = Vec::new();
+    if let Some(pairs) = sequence_pairs(root, &seq_name, &mut skipped)? {
+        return Ok(FoundPairs { pairs, skipped });
     }
+    skipped.clear();
     let mut pairs = Vec::new();
     for entry in walkdir::WalkDir::new(root)
         .min_depth(1)
@@ -183,7 +214,7 @@ pub fn find_pairs(root: &Path) -> Result<Vec<HomographyPair>, PairError> {
                 .expect("below root")
                 .to_string_lossy()
                 .into_owned();
-            pairs.extend(sequence_pairs(entry.path(), &name)?.unwrap_or_default());
+            pairs.extend(sequence_pairs(entry.path(), &name, &mut skipped)?.unwrap_or_default());
         }
     }
     if pairs.is_empty() {
@@ -194,7 +225,7 @@ pub fn find_pairs(root: &Path) -> Result<Vec<HomographyPair>, PairError> {
         });
     }
     pairs.sort_by(|a, b| a.name.cmp(&b.name));
-    Ok(pairs)
+    Ok(FoundPairs { pairs, skipped })
 }
 
 #[cfg(test)]
@@ -219,13 +250,27 @@ mod tests {
         write(&r.join("hp/v_a/H_1_2"), ID);
         write(&r.join("hp/v_a/H_1_3"), "2 0 1\n0 2 1\n0 0 1");
         write(&r.join("ox/graf/H1to2p"), ID);
-        let pairs = find_pairs(r).unwrap();
+        write(&r.join("hp/v_a/4.ppm"), "");
+        write(&r.join("hp/v_lone/1.ppm"), "");
+        let found = find_pairs(r).unwrap();
+        assert_eq!(
+            found.skipped,
+            [
+                "hp/v_a: image 4 has no homography H_1_4",
+                "hp/v_lone: image 1 alone, no pair",
+                "ox/graf: image img3 has no homography H1to3p"
+            ]
+        );
+        let pairs = found.pairs;
         let names: Vec<_> = pairs.iter().map(|p| p.name.as_str()).collect();
         assert_eq!(names, ["hp/v_a/1-2", "hp/v_a/1-3", "ox/graf/1-2"]);
         assert_eq!(pairs[1].homography[0], [2.0, 0.0, 1.0]);
         assert!(pairs[2].image_b.ends_with("img2.png"));
         // A sequence folder itself works too.
-        assert_eq!(find_pairs(&r.join("ox/graf")).unwrap()[0].name, "graf/1-2");
+        assert_eq!(
+            find_pairs(&r.join("ox/graf")).unwrap().pairs[0].name,
+            "graf/1-2"
+        );
     }
 
     #[test]

@@ -154,7 +154,7 @@ mod tests {
         let mut rng = ChaCha8Rng::seed_from_u64(1);
         let hs = [random_homography(40, 30, 0.1, &mut rng)];
         write_sequence(dir.path(), &img, &hs).unwrap();
-        let pairs = crate::find_pairs(dir.path()).unwrap();
+        let pairs = crate::find_pairs(dir.path()).unwrap().pairs;
         assert_eq!(pairs.len(), 1);
         for (got_row, want_row) in pairs[0].homography.iter().zip(&hs[0]) {
             for (got, want) in got_row.iter().zip(want_row) {

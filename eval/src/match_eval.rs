@@ -10,8 +10,8 @@ use crate::plot::{Axes, Series, line_plot_svg};
 use crate::table::{Table, fmt_num};
 use crate::{MatchConfig, PairScores, Summary, score_pair, summarize};
 use featleak_datasets::files::{write_bytes, write_json};
-use featleak_datasets::find_pairs;
 use featleak_datasets::manifest::{Tool, unix_time};
+use featleak_datasets::{FoundPairs, find_pairs};
 use featleak_descriptors::{Extractor, ExtractorConfig, ExtractorInfo, FeatureSet, extract_file};
 use rayon::prelude::*;
 use serde::Serialize;
@@ -53,17 +53,19 @@ struct Results<'a> {
     ransac: RansacConfig,
     mma_thresholds: &'a [f64],
     homography_thresholds: &'a [f64],
+    skipped: &'a [String],
     results: &'a [DescriptorResults],
 }
 
-/// Scores every extractor, writes the outputs into `job.out` and returns the summary table.
-/// `stage` is told each extractor's name and image count and returns what to call per image.
+/// Scores every extractor, writes the outputs into `job.out` and returns the summary table and
+/// what was found below `job.pairs` but makes no pair (also in `results.json`). `stage` is told
+/// each extractor's name and image count and returns what to call per image.
 pub fn evaluate(
     job: &MatchEval,
     stage: &dyn Fn(&str, usize) -> featleak_datasets::Tick,
-) -> Result<Table, EvalError> {
+) -> Result<(Table, Vec<String>), EvalError> {
     job.matching.validate()?;
-    let pairs = find_pairs(&job.pairs)?;
+    let FoundPairs { pairs, skipped } = find_pairs(&job.pairs)?;
     let ransac = RansacConfig::default();
     let mut images: Vec<PathBuf> = pairs
         .iter()
@@ -109,8 +111,8 @@ pub fn evaluate(
             pairs: scores,
         });
     }
-    write_outputs(job, &all, ransac)?;
-    Ok(summary_table(&all))
+    write_outputs(job, &all, &skipped, ransac)?;
+    Ok((summary_table(&all), skipped))
 }
 
 fn summary_table(all: &[DescriptorResults]) -> Table {
@@ -170,6 +172,7 @@ fn pair_table(all: &[DescriptorResults]) -> Table {
 fn write_outputs(
     job: &MatchEval,
     all: &[DescriptorResults],
+    skipped: &[String],
     ransac: RansacConfig,
 ) -> Result<(), EvalError> {
     let matching = job.matching;
@@ -183,6 +186,7 @@ fn write_outputs(
         ransac,
         mma_thresholds: &MMA_THRESHOLDS,
         homography_thresholds: &HOMOGRAPHY_THRESHOLDS,
+        skipped,
         results: all,
     };
     write_json(&job.out.join("results.json"), &results)?;

@@ -511,7 +511,7 @@ fn prepare_attacker(
         });
     }
 
-    let pairs = find_pairs(&config.utility.pairs)?;
+    let pairs = find_pairs(&config.utility.pairs)?.pairs;
     if pairs.is_empty() {
         return Err(MitigationError::Folder {
             folder: config.utility.pairs.clone(),

@@ -326,7 +326,7 @@ fn match_pairs(
     let stage = |name: &str, total: usize| -> featleak_datasets::Tick {
         observer.borrow_mut().matching(name, total)
     };
-    Ok(evaluate(&job, &stage)?)
+    Ok(evaluate(&job, &stage)?.0)
 }
 
 /// Trains (or, in a rerun, resumes) one attacker.
