@@ -28,10 +28,18 @@ pub enum ImageLoadError {
         /// The decoder's error message.
         message: String,
     },
+    /// A JPEG whose data stops before its end-of-image marker: decoders fill the missing part
+    /// with grey, which would silently enter features and scores.
+    #[error("{path}: truncated JPEG (the data ends before the end-of-image marker)")]
+    Truncated {
+        /// The image file.
+        path: PathBuf,
+    },
 }
 
 /// Decodes `path` (format guessed from its content, not its name) into 8-bit RGB.
-/// 16-bit images are reduced to 8 bits, alpha is dropped and grey is replicated.
+/// 16-bit images are reduced to 8 bits, alpha is dropped and grey is replicated. A truncated
+/// JPEG is refused ([`ImageLoadError::Truncated`]).
 pub fn load_rgb(path: &Path) -> Result<RgbImage, ImageLoadError> {
     let bytes = std::fs::read(path).map_err(|source| ImageLoadError::Io {
         path: path.into(),
@@ -40,18 +48,29 @@ pub fn load_rgb(path: &Path) -> Result<RgbImage, ImageLoadError> {
     if bytes.is_empty() {
         return Err(ImageLoadError::Empty { path: path.into() });
     }
-    let img = image::ImageReader::new(std::io::Cursor::new(&bytes))
+    let reader = image::ImageReader::new(std::io::Cursor::new(&bytes))
         .with_guessed_format()
         .map_err(|e| ImageLoadError::Decode {
             path: path.into(),
             message: e.to_string(),
-        })?
-        .decode()
-        .map_err(|e| ImageLoadError::Decode {
-            path: path.into(),
-            message: e.to_string(),
         })?;
+    if reader.format() == Some(image::ImageFormat::Jpeg) && !jpeg_is_complete(&bytes) {
+        return Err(ImageLoadError::Truncated { path: path.into() });
+    }
+    let img = reader.decode().map_err(|e| ImageLoadError::Decode {
+        path: path.into(),
+        message: e.to_string(),
+    })?;
     Ok(img.to_rgb8())
+}
+
+/// Whether a JPEG's last scan is followed by its end-of-image marker (`FF D9`). Inside
+/// entropy-coded data a `FF` byte is always followed by `00` or a restart marker, so an `FF D9`
+/// after the last start-of-scan (`FF DA`) can only be the real end; one inside an embedded
+/// thumbnail comes before the main image's scans.
+fn jpeg_is_complete(bytes: &[u8]) -> bool {
+    let last_scan = bytes.windows(2).rposition(|w| w == [0xFF, 0xDA]);
+    last_scan.is_some_and(|at| bytes[at..].windows(2).any(|w| w == [0xFF, 0xD9]))
 }
 
 /// RGB to grey exactly as OpenCV 4's `cvtColor(..., COLOR_RGB2GRAY)` on 8-bit data:
@@ -93,6 +112,23 @@ pub fn to_f32_rgb(rgb: &RgbImage) -> Rgb32FImage {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn truncated_jpegs_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let scene = crate::synthetic::scene(64, 48, 1);
+        let mut bytes = Vec::new();
+        image::codecs::jpeg::JpegEncoder::new_with_quality(&mut bytes, 90)
+            .encode_image(&scene)
+            .unwrap();
+        let whole = dir.path().join("whole.jpg");
+        std::fs::write(&whole, &bytes).unwrap();
+        assert_eq!(load_rgb(&whole).unwrap().dimensions(), (64, 48));
+        let cut = dir.path().join("cut.jpg");
+        std::fs::write(&cut, &bytes[..bytes.len() * 2 / 3]).unwrap();
+        let e = load_rgb(&cut).unwrap_err().to_string();
+        assert!(e.contains("cut.jpg") && e.contains("truncated JPEG"), "{e}");
+    }
 
     #[test]
     fn gray_matches_opencv_fixed_point() {
