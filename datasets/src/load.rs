@@ -54,7 +54,7 @@ pub fn load_rgb(path: &Path) -> Result<RgbImage, ImageLoadError> {
             path: path.into(),
             message: e.to_string(),
         })?;
-    if reader.format() == Some(image::ImageFormat::Jpeg) && !jpeg_is_complete(&bytes) {
+    if reader.format() == Some(image::ImageFormat::Jpeg) && jpeg_is_truncated(&bytes) {
         return Err(ImageLoadError::Truncated { path: path.into() });
     }
     let img = reader.decode().map_err(|e| ImageLoadError::Decode {
@@ -64,13 +64,14 @@ pub fn load_rgb(path: &Path) -> Result<RgbImage, ImageLoadError> {
     Ok(img.to_rgb8())
 }
 
-/// Whether a JPEG's last scan is followed by its end-of-image marker (`FF D9`). Inside
-/// entropy-coded data a `FF` byte is always followed by `00` or a restart marker, so an `FF D9`
-/// after the last start-of-scan (`FF DA`) can only be the real end; one inside an embedded
-/// thumbnail comes before the main image's scans.
-fn jpeg_is_complete(bytes: &[u8]) -> bool {
+/// Whether a JPEG has image data (a start-of-scan, `FF DA`) that its end-of-image marker
+/// (`FF D9`) does not follow. Inside entropy-coded data a `FF` byte is always followed by `00` or
+/// a restart marker, so an `FF D9` after the last start-of-scan can only be the real end; one
+/// inside an embedded thumbnail comes before the main image's scans. Bytes without any scan are
+/// left to the decoder to refuse.
+fn jpeg_is_truncated(bytes: &[u8]) -> bool {
     let last_scan = bytes.windows(2).rposition(|w| w == [0xFF, 0xDA]);
-    last_scan.is_some_and(|at| bytes[at..].windows(2).any(|w| w == [0xFF, 0xD9]))
+    last_scan.is_some_and(|at| !bytes[at..].windows(2).any(|w| w == [0xFF, 0xD9]))
 }
 
 /// RGB to grey exactly as OpenCV 4's `cvtColor(..., COLOR_RGB2GRAY)` on 8-bit data:
