@@ -6,23 +6,30 @@ use crate::progress;
 use crate::run_budget::RunBudget;
 use anyhow::bail;
 use clap::{Args, Subcommand, ValueEnum};
-use featleak_attack::ComputeDevice;
 use featleak_attack::baselines::{BASELINES, baselines};
+use featleak_attack::loss::LossConfig;
+use featleak_attack::model::InputEncoding;
 use featleak_attack::reconstruct::{ReconstructConfig, Victims, reconstruct};
 use featleak_attack::run::{EpochMetrics, NetworkPreset, NewRun, RunConfig};
 use featleak_attack::session::{JobObserver, SessionObserver, Start, train_attacker};
-use featleak_train::Observer;
+use featleak_attack::{AttackerSource, ComputeDevice, ZOO};
 use featleak_train::trainer::At;
+use featleak_train::{Observer, RunFolder};
 use indicatif::ProgressBar;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+// Parsed once per process: the size of the largest variant costs nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Subcommand, Clone, Debug)]
 pub enum AttackCommand {
     /// Train an inversion network on images you own, under a threat model.
     Train(TrainArgs),
     /// Reconstruct images from their features with a trained network.
     Reconstruct(ReconstructArgs),
+    /// List the pretrained attackers bundled with featleak (use one with `--run zoo:NAME`, or
+    /// fine-tune it with `attack train --init zoo:NAME`).
+    Zoo,
     /// Score two trivial "attacks" on victim images: the mean training image of a run, and
     /// each image's own mean colour — what an attacker beats only by learning something.
     Baselines(BaselinesArgs),
@@ -41,23 +48,27 @@ pub struct BaselinesArgs {
     pub out: PathBuf,
 }
 
+/// `attack train`'s options. The recipe options (all but --out, the budget, --resume and
+/// --device) are optional so that a resumed run can tell the ones given from the defaults: a
+/// resumed run keeps its recipe, and one given with another value is refused.
 #[derive(Args, Clone, Debug)]
 pub struct TrainArgs {
-    /// Descriptor the victim sends (sosnet: bundled weights).
-    #[arg(long, default_value = "sift", value_parser = crate::choices::descriptor())]
-    pub descriptor: String,
-    /// Threat model: a preset (desc+pos, desc+pos+geom, pos-only) or a TOML file.
-    #[arg(long, default_value = "desc+pos")]
-    pub threat: Threat,
-    /// The attacker's training images (searched recursively).
+    /// Descriptor the victim sends (sosnet: bundled weights) [default: sift].
+    #[arg(long, value_parser = crate::choices::descriptor())]
+    pub descriptor: Option<String>,
+    /// Threat model: a preset (desc+pos, desc+pos+geom, pos-only) or a TOML file
+    /// [default: desc+pos].
     #[arg(long)]
-    pub images: PathBuf,
+    pub threat: Option<Threat>,
+    /// The attacker's training images (searched recursively).
+    #[arg(long, required_unless_present = "resume")]
+    pub images: Option<PathBuf>,
     /// Validation images (default: 10 % of --images, seeded).
     #[arg(long)]
     pub val_images: Option<PathBuf>,
-    /// Side of the square reconstruction (pixels, multiple of 16).
-    #[arg(long, default_value_t = 128)]
-    pub size: u32,
+    /// Side of the square reconstruction (pixels, multiple of 16) [default: 128].
+    #[arg(long)]
+    pub size: Option<u32>,
     /// Side of the square the features are extracted from (default: twice --size).
     #[arg(long)]
     pub feature_size: Option<u32>,
@@ -66,27 +77,39 @@ pub struct TrainArgs {
     pub out: PathBuf,
     #[command(flatten)]
     pub budget: RunBudget,
-    /// Network size.
-    #[arg(long, value_enum, default_value_t = Network::Cpu)]
-    pub network: Network,
+    /// Network size [default: cpu].
+    #[arg(long, value_enum)]
+    pub network: Option<Network>,
     /// Override the network's first-level width (level i has width·2^i channels).
     #[arg(long)]
     pub width: Option<usize>,
     /// Override the network's number of 2× poolings.
     #[arg(long)]
     pub depth: Option<usize>,
-
-    #[arg(long, default_value_t = 8)]
-    pub batch_size: usize,
-    /// Peak learning rate (Adam; warm-up, then cosine decay over the budget).
-    #[arg(long, default_value_t = 3e-3)]
-    pub lr: f64,
-
-    #[arg(long, default_value_t = 0)]
-    pub seed: u64,
-    /// Use at most this many training images (0: all).
-    #[arg(long, default_value_t = 0)]
-    pub max_images: usize,
+    /// How the first layer reads the keypoints: `sparse` (a 3×3 conv at the keypoints only) or
+    /// `nearest-fill` (every pixel takes a projection of its nearest keypoint's features and its
+    /// offset to it) [default: sparse].
+    #[arg(long, value_parser = crate::choices::input_encoding())]
+    pub input: Option<String>,
+    /// Weight of the image-gradient L1 term added to the loss L1 + (1 − SSIM) [default: 0, none].
+    #[arg(long)]
+    pub gradient_loss: Option<f64>,
+    /// Start from a trained attacker's weights and network: a run folder or `zoo:NAME`
+    /// (fine-tuning). Its threat model must match this run's.
+    #[arg(long, value_parser = crate::choices::attacker, conflicts_with_all = ["network", "width", "depth", "input"])]
+    pub init: Option<AttackerSource>,
+    /// Images per step [default: 8].
+    #[arg(long)]
+    pub batch_size: Option<usize>,
+    /// Peak learning rate (Adam; warm-up, then cosine decay over the budget) [default: 0.003].
+    #[arg(long)]
+    pub lr: Option<f64>,
+    /// Seed of the initial weights, batches, augmentations and keypoint shares [default: 0].
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// Use at most this many training images [default: 0, all].
+    #[arg(long)]
+    pub max_images: Option<usize>,
     /// Where the network trains: cpu, or wgpu (a GPU; needs a build with `--features wgpu`).
     /// Not part of the run's identity: a run resumes on either.
     #[arg(long, default_value_t = ComputeDevice::Cpu)]
@@ -95,9 +118,10 @@ pub struct TrainArgs {
 
 #[derive(Args, Clone, Debug)]
 pub struct ReconstructArgs {
-    /// Run folder written by `featleak attack train`.
-    #[arg(long)]
-    pub run: PathBuf,
+    /// The attacker: a run folder written by `featleak attack train`, or `zoo:NAME` for a
+    /// bundled one (`featleak attack zoo` lists them).
+    #[arg(long, value_parser = crate::choices::attacker)]
+    pub run: AttackerSource,
     /// Victim images: features are extracted as the threat model says, and scores computed.
     #[arg(
         long,
@@ -142,22 +166,132 @@ impl From<Network> for NetworkPreset {
 impl TrainArgs {
     /// The recipe of a new run.
     fn new_run(&self) -> anyhow::Result<NewRun> {
+        let Some(images) = self.images.clone() else {
+            bail!("a new run needs --images");
+        };
         Ok(NewRun {
-            descriptor: self.descriptor.clone(),
-            threat: self.threat.to_string(),
-            images: self.images.clone(),
+            descriptor: self.descriptor.clone().unwrap_or_else(|| "sift".into()),
+            threat: self
+                .threat
+                .as_ref()
+                .map_or_else(|| "desc+pos".into(), ToString::to_string),
+            images,
             val_images: self.val_images.clone(),
-            size: self.size,
+            size: self.size.unwrap_or(128),
             feature_size: self.feature_size,
-            network: self.network.into(),
+            network: self.network.unwrap_or(Network::Cpu).into(),
             width: self.width,
             depth: self.depth,
-            batch_size: self.batch_size,
-            learning_rate: self.lr,
-            seed: self.seed,
-            max_images: self.max_images,
+            input: self.input.as_deref().map_or(InputEncoding::default(), |i| {
+                InputEncoding::parse(i).expect("clap checked the name")
+            }),
+            loss: LossConfig {
+                gradient: self.gradient_loss.unwrap_or(0.0),
+            },
+            init: self.init.clone(),
+            batch_size: self.batch_size.unwrap_or(8),
+            learning_rate: self.lr.unwrap_or(3e-3),
+            seed: self.seed.unwrap_or(0),
+            max_images: self.max_images.unwrap_or(0),
             budget: self.budget.budget()?,
         })
+    }
+
+    /// The recipe options given with `--resume` whose values differ from the run's `config`,
+    /// as `--option VALUE (the run's: VALUE)`.
+    fn conflicts(&self, config: &RunConfig) -> Vec<String> {
+        let t = &config.training;
+        let threat = &config.threat;
+        let mut out = Vec::new();
+        let mut differs = |option: &str, given: Option<String>, run: String| {
+            if let Some(given) = given
+                && given != run
+            {
+                out.push(format!("--{option} {given} (the run's: {run})"));
+            }
+        };
+        // Folders compare as the same folder however they are spelled.
+        let canonical = |p: &std::path::Path| {
+            std::fs::canonicalize(p)
+                .unwrap_or_else(|_| p.to_path_buf())
+                .display()
+                .to_string()
+        };
+        let path = |p: &Option<PathBuf>| p.as_deref().map(canonical);
+        differs(
+            "descriptor",
+            self.descriptor.clone(),
+            threat.extractor.descriptor.name().into(),
+        );
+        differs(
+            "threat",
+            self.threat.as_ref().map(ToString::to_string),
+            threat.name.clone(),
+        );
+        differs(
+            "images",
+            path(&self.images),
+            canonical(config.images_root.as_ref()),
+        );
+        differs(
+            "val-images",
+            path(&self.val_images),
+            config
+                .val_root
+                .as_deref()
+                .map(|p| canonical(p.as_ref()))
+                .unwrap_or_default(),
+        );
+        differs(
+            "size",
+            self.size.map(|s| s.to_string()),
+            threat.resolution.to_string(),
+        );
+        differs(
+            "feature-size",
+            self.feature_size.map(|s| s.to_string()),
+            threat.feature_resolution.to_string(),
+        );
+        differs(
+            "width",
+            self.width.map(|w| w.to_string()),
+            t.network.base_width.to_string(),
+        );
+        differs(
+            "depth",
+            self.depth.map(|d| d.to_string()),
+            t.network.depth.to_string(),
+        );
+        let input = |i: &InputEncoding| match i {
+            InputEncoding::Sparse => "sparse".to_string(),
+            InputEncoding::NearestFill { .. } => "nearest-fill".to_string(),
+        };
+        differs("input", self.input.clone(), input(&t.network.input));
+        differs(
+            "gradient-loss",
+            self.gradient_loss.map(|g| g.to_string()),
+            t.loss.gradient.to_string(),
+        );
+        differs(
+            "init",
+            self.init.as_ref().map(ToString::to_string),
+            t.init.clone().unwrap_or_default(),
+        );
+        differs(
+            "batch-size",
+            self.batch_size.map(|b| b.to_string()),
+            t.batch_size.to_string(),
+        );
+        differs(
+            "lr",
+            self.lr.map(|l| l.to_string()),
+            t.schedule.peak.to_string(),
+        );
+        differs("seed", self.seed.map(|s| s.to_string()), t.seed.to_string());
+        if self.network.is_some() || self.max_images.is_some() {
+            out.push("--network or --max-images (the run keeps its network and images)".into());
+        }
+        out
     }
 }
 
@@ -243,15 +377,72 @@ pub fn run(command: &AttackCommand) -> anyhow::Result<ExitCode> {
         AttackCommand::Train(args) => train_command(args),
         AttackCommand::Reconstruct(args) => reconstruct_command(args),
         AttackCommand::Baselines(args) => baselines_command(args),
+        AttackCommand::Zoo => zoo_command(),
     }
+}
+
+/// `attack zoo`.
+fn zoo_command() -> anyhow::Result<ExitCode> {
+    println!(
+        "{:<10} {:<11} {:<14} {:>5} {:>8} {:>7}  {:<22} {:>16} {:>16}",
+        "name",
+        "features",
+        "threat",
+        "size",
+        "steps",
+        "hours",
+        "device",
+        "PSNR dB (mean c.)",
+        "SSIM (mean c.)"
+    );
+    for entry in ZOO {
+        let card = entry.card()?;
+        let (t, h) = (&card.training, &card.held_out);
+        println!(
+            "{:<10} {:<11} {:<14} {:>5} {:>8} {:>7.1}  {:<22} {:>8.2} ({:>5.2}) {:>8.3} ({:>5.3})",
+            format!("zoo:{}", entry.name),
+            card.threat.extractor.name(),
+            card.threat.name,
+            format!("{}²", card.threat.resolution),
+            t.steps,
+            t.minutes / 60.0,
+            t.device,
+            h.psnr,
+            h.mean_colour_psnr,
+            h.ssim,
+            h.mean_colour_ssim
+        );
+    }
+    println!(
+        "held-out scores on {}; model cards: attack/zoo/README.md in the source",
+        ZOO.first()
+            .and_then(|e| e.card().ok())
+            .map_or_else(String::new, |c| format!(
+                "{} ({} photos)",
+                c.held_out.images, c.held_out.count
+            ))
+    );
+    Ok(ExitCode::SUCCESS)
 }
 
 /// `attack train`.
 pub fn train_command(args: &TrainArgs) -> anyhow::Result<ExitCode> {
     let start = if args.budget.resume {
+        if let Ok(config) = RunConfig::load(&RunFolder::new(&args.out)) {
+            let conflicts = args.conflicts(&config);
+            if !conflicts.is_empty() {
+                bail!(
+                    "--resume continues the run in {} with the recipe in its run.json; these \
+                     options differ from it: {}. Leave them out, or train a new run into another \
+                     folder",
+                    args.out.display(),
+                    conflicts.join(", ")
+                );
+            }
+        }
         Start::Resume(args.budget.extension()?)
     } else {
-        Start::New(args.new_run()?)
+        Start::New(Box::new(args.new_run()?))
     };
     let mut ui = Ui::default();
     let outcome = train_attacker(&args.out, start, args.device, &mut ui);
@@ -278,7 +469,7 @@ pub fn reconstruct_command(args: &ReconstructArgs) -> anyhow::Result<ExitCode> {
         (None, None) => bail!("give --images or --features"),
     };
     let job = ReconstructConfig {
-        run: args.run.clone(),
+        attacker: args.run.clone(),
         victims,
         out: args.out.clone(),
         share: args.share,

@@ -21,6 +21,16 @@ pub fn strategy() -> PossibleValuesParser {
     PossibleValuesParser::new(STRATEGY_NAMES)
 }
 
+/// `--input`: how the attacker's first layer reads the keypoints, listed by clap.
+pub fn input_encoding() -> PossibleValuesParser {
+    PossibleValuesParser::new(featleak_attack::model::InputEncoding::NAMES)
+}
+
+/// An attacker (`--run`, `--init`): a run folder or `zoo:NAME`.
+pub fn attacker(text: &str) -> Result<featleak_attack::AttackerSource, String> {
+    featleak_attack::AttackerSource::parse(text).map_err(|e| e.to_string())
+}
+
 /// A threat model (`--threat`): a preset, or a TOML file holding a whole one.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Threat {

@@ -32,6 +32,27 @@ fn train_resume_and_reconstruct_with_gallery() {
     assert_error(&o, "already holds a run; pass --resume");
     let o = train_attacker(&images, &run, &["--steps", "5", "--resume"]);
     assert!(o.status.success(), "{}", stderr(&o));
+    // A resumed run keeps its recipe: another value is refused, none needs repeating.
+    let resume = |extra: &[&str]| {
+        featleak()
+            .args([
+                "attack",
+                "train",
+                "--resume",
+                "--out",
+                run.to_str().unwrap(),
+            ])
+            .args(extra)
+            .output()
+            .unwrap()
+    };
+    let o = resume(&["--steps", "6", "--size", "48", "--lr", "0.01"]);
+    assert_error(
+        &o,
+        "--size 48 (the run's: 32), --lr 0.01 (the run's: 0.003)",
+    );
+    let o = resume(&["--steps", "5"]);
+    assert!(o.status.success(), "{}", stderr(&o));
     let state: serde_json::Value =
         serde_json::from_slice(&std::fs::read(run.join("checkpoint/state.json")).unwrap()).unwrap();
     assert_eq!(state["step"], 5);
@@ -144,6 +165,27 @@ fn train_resume_and_reconstruct_with_gallery() {
         &o,
         "features from freak+harris but the attacker was trained on sift+dog",
     );
+
+    // So are RootSIFT descriptors for a plain-SIFT attacker: same name, other values.
+    let root = dir.path().join("rootsift");
+    featleak()
+        .args([
+            "extract",
+            "--root-sift",
+            "--images",
+            victims.to_str().unwrap(),
+        ])
+        .args(["--out", root.to_str().unwrap()])
+        .assert()
+        .success();
+    let o = featleak()
+        .args(["attack", "reconstruct", "--run", run.to_str().unwrap()])
+        .args(["--features", root.to_str().unwrap(), "--out"])
+        .arg(dir.path().join("rec4"))
+        .output()
+        .unwrap();
+    assert_error(&o, "\"root_sift\":true");
+    assert_error(&o, "but the attacker was trained on");
 }
 
 #[test]
@@ -405,4 +447,59 @@ fn a_users_folder_is_never_trained_into_and_a_damaged_run_is_not_restarted() {
         );
         assert_error(&o, needle);
     }
+}
+
+#[test]
+fn bundled_attackers_are_listed_used_and_checked() {
+    let o = featleak().args(["attack", "zoo"]).output().unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    let listing = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        listing.contains("zoo:sift") && listing.contains("BSDS500 test"),
+        "{listing}"
+    );
+
+    let dir = tempfile::tempdir().unwrap();
+    let (victims, out) = (dir.path().join("victims"), dir.path().join("rec"));
+    scenes(&victims, 2, 192, 144);
+    let o = featleak()
+        .args(["attack", "reconstruct", "--run", "zoo:sift", "--images"])
+        .args([victims.to_str().unwrap(), "--out", out.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    let rec = image::open(out.join("s0.png")).unwrap();
+    assert_eq!((rec.width(), rec.height()), (128, 128));
+    let html = std::fs::read_to_string(out.join("index.html")).unwrap();
+    assert!(html.contains("zoo:sift"));
+    assert!(
+        std::fs::read_dir(&victims).unwrap().count() == 2,
+        "nothing is cached beside the victims"
+    );
+
+    let o = featleak()
+        .args(["attack", "reconstruct", "--run", "zoo:nope", "--images"])
+        .args([victims.to_str().unwrap(), "--out", out.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert_error(&o, "zoo:nope: no such bundled attacker (the zoo has: sift");
+
+    let images = dir.path().join("images");
+    scenes(&images, 3, 96, 72);
+    let train = |extra: &[&str]| {
+        featleak()
+            .args([
+                "attack", "train", "--steps", "1", "--init", "zoo:sift", "--images",
+            ])
+            .args([images.to_str().unwrap(), "--out"])
+            .arg(dir.path().join("run"))
+            .args(extra)
+            .output()
+            .unwrap()
+    };
+    assert_error(
+        &train(&["--descriptor", "freak"]),
+        "--init zoo:sift attacks sift+dog under 'desc+pos'; this run attacks freak+harris",
+    );
+    assert_error(&train(&["--width", "8"]), "cannot be used with");
 }

@@ -64,6 +64,7 @@ fn main() {
         base_width,
         depth,
         out_channels: 3,
+        input: Default::default(),
     };
     println!(
         "config {cfg:?}, params {}",
@@ -118,7 +119,7 @@ fn main() {
                 median(opt)
             );
             // First layer alone, forward + backward.
-            let layer = net.first.clone();
+            let layer = net.first.clone().expect("a sparse first layer");
             let r = Tensor::<4>::random(
                 [batch, base_width, s, s],
                 burn::tensor::Distribution::Uniform(-1.0, 1.0),

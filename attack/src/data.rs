@@ -31,13 +31,20 @@ pub struct Prepared {
 /// Where extracted features are cached: one `.npz` per (image file, extractor, feature
 /// resolution, mirroring), keyed by a SHA-256 of those and the file's size and modification time.
 pub struct FeatureCache {
-    dir: PathBuf,
+    dir: Option<PathBuf>,
 }
 
 impl FeatureCache {
     /// A cache in `dir` (created when needed).
     pub fn new(dir: impl Into<PathBuf>) -> Self {
-        Self { dir: dir.into() }
+        Self {
+            dir: Some(dir.into()),
+        }
+    }
+
+    /// No cache: features are extracted every time and not written anywhere.
+    pub fn none() -> Self {
+        Self { dir: None }
     }
 
     fn key(
@@ -79,11 +86,13 @@ impl FeatureCache {
         mirrored: bool,
         image: &RgbImage,
     ) -> Result<FeatureSet, AttackError> {
-        let file = self.dir.join(format!(
-            "{}.npz",
-            self.key(path, extractor, resolution, mirrored)
-        ));
-        if let Ok(f) = read_features(&file) {
+        let file = self.dir.as_ref().map(|dir| {
+            dir.join(format!(
+                "{}.npz",
+                self.key(path, extractor, resolution, mirrored)
+            ))
+        });
+        if let Some(Ok(f)) = file.as_deref().map(read_features) {
             return Ok(f);
         }
         let features =
@@ -93,8 +102,10 @@ impl FeatureCache {
                     path: path.to_path_buf(),
                     source,
                 })?;
-        std::fs::create_dir_all(&self.dir).map_err(FileError::io("create", &self.dir))?;
-        write_features(&file, &features)?;
+        if let (Some(dir), Some(file)) = (&self.dir, &file) {
+            std::fs::create_dir_all(dir).map_err(FileError::io("create", dir))?;
+            write_features(file, &features)?;
+        }
         Ok(features)
     }
 }

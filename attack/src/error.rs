@@ -82,6 +82,14 @@ pub enum AttackError {
         /// What is wrong.
         problem: String,
     },
+    /// A bundled attacker is unknown, or its card or weights are unusable.
+    #[error("zoo:{name}: {problem}")]
+    Zoo {
+        /// The name after `zoo:`.
+        name: String,
+        /// What is wrong.
+        problem: String,
+    },
     /// A model or optimiser could not be serialised.
     #[error("cannot serialise the {what}: {problem}")]
     Serialise {

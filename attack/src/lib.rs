@@ -2,7 +2,7 @@
 //! inversion network (a UNet in burn whose first convolution runs only at keypoints) and its CPU
 //! kernels, its training data, trainer and run recipe, and the jobs the command line runs:
 //! training sessions ([`session`]), reconstructions ([`reconstruct`]) and the baselines every
-//! score is held against ([`baselines`]).
+//! score is held against ([`baselines`]), and the pretrained attackers bundled with it ([`zoo`]).
 
 #![deny(missing_docs)]
 
@@ -18,8 +18,10 @@ pub mod run;
 pub mod session;
 pub mod threat;
 pub mod training;
+pub mod zoo;
 
 pub use device::{ComputeDevice, DeviceError};
 pub use error::AttackError;
 pub use model::{UNet, UNetConfig};
 pub use threat::{PRESETS, Position, Reveals, Share, ThreatModel};
+pub use zoo::{Attacker, AttackerSource, ZOO};

@@ -12,8 +12,10 @@
 //!   PyTorch's reference UNet used for the measured baseline.
 //! * Head: 1×1 conv to `out_channels`, then sigmoid (outputs in [0, 1]).
 //!
-//! The first conv (C_in → base_width, 3×3, bias) is a [`SparseConv2d`]: [`UNet::forward`] runs
-//! it on a [`SparseBatch`], [`UNet::forward_dense`] on the dense map. The other 3×3 convs are
+//! The first layer takes the revealed keypoints as a [`SparseBatch`] and depends on the
+//! [`InputEncoding`]: a [`SparseConv2d`] (C_in → base_width, 3×3, bias) computed at the
+//! keypoints only, or a [`NearestFill`] that densifies the map (each pixel takes a projection of
+//! its nearest keypoint's features and its offset to it) before a dense 3×3 conv. The other 3×3 convs are
 //! [`Conv3x3`] (burn's forward, a hand-written CPU backward) and have no bias (each is followed by
 //! BatchNorm, which absorbs it). BatchNorm + ReLU run as one fused op while training on the CPU
 //! ([`bn_relu`]).
@@ -28,6 +30,7 @@ use serde::{Deserialize, Serialize};
 use crate::device::is_flex;
 use crate::kernels::bn_relu::bn_relu;
 use crate::kernels::conv3x3::Conv3x3;
+use crate::kernels::nearest_fill::NearestFill;
 use crate::kernels::sparse_conv::{SparseBatch, SparseConv2d, to_dense};
 
 /// Errors of [`UNetConfig::validate`] / [`UNetConfig::check_input`].
@@ -61,6 +64,36 @@ pub enum UNetError {
     Record(String),
 }
 
+/// How the first layer reads the revealed keypoints.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "kebab-case", deny_unknown_fields)]
+pub enum InputEncoding {
+    /// A 3×3 convolution of the sparse map (zero away from keypoints), computed at the
+    /// keypoints only.
+    #[default]
+    Sparse,
+    /// Every pixel filled with a learned `embed`-channel projection of its nearest keypoint's
+    /// features, plus its offset and distance to that keypoint ([`NearestFill`]).
+    NearestFill {
+        /// Channels of the projection.
+        embed: usize,
+    },
+}
+
+impl InputEncoding {
+    /// Names accepted by [`Self::parse`].
+    pub const NAMES: &[&str] = &["sparse", "nearest-fill"];
+
+    /// `sparse`, or `nearest-fill` with a 32-channel projection.
+    pub fn parse(name: &str) -> Option<Self> {
+        match name {
+            "sparse" => Some(Self::Sparse),
+            "nearest-fill" => Some(Self::NearestFill { embed: 32 }),
+            _ => None,
+        }
+    }
+}
+
 /// Architecture hyper-parameters (serialisable next to the weights).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct UNetConfig {
@@ -72,6 +105,9 @@ pub struct UNetConfig {
     pub depth: usize,
     /// Output channels (3 = RGB).
     pub out_channels: usize,
+    /// How the first layer reads the keypoints (runs written before this field: sparse).
+    #[serde(default)]
+    pub input: InputEncoding,
 }
 
 impl UNetConfig {
@@ -86,6 +122,7 @@ impl UNetConfig {
 
             depth: 4,
             out_channels: 3,
+            input: InputEncoding::default(),
         }
     }
 
@@ -96,6 +133,7 @@ impl UNetConfig {
             base_width: 64,
             depth: 4,
             out_channels: 3,
+            input: InputEncoding::default(),
         }
     }
 
@@ -106,7 +144,11 @@ impl UNetConfig {
 
     /// Checks that the sizes make a network.
     pub fn validate(&self) -> Result<(), UNetError> {
-        if self.in_channels == 0 || self.base_width == 0 || self.out_channels == 0 {
+        let embed = match self.input {
+            InputEncoding::Sparse => 1,
+            InputEncoding::NearestFill { embed } => embed,
+        };
+        if self.in_channels == 0 || self.base_width == 0 || self.out_channels == 0 || embed == 0 {
             return Err(UNetError::Config("channel counts must be positive".into()));
         }
         if self.depth > 8 {
@@ -153,7 +195,13 @@ impl UNetConfig {
         self.validate()?;
         let widths = self.widths();
         let w0 = widths[0];
-        let first = SparseConv2d::new(self.in_channels, w0, device);
+        let (first, fill) = match self.input {
+            InputEncoding::Sparse => (Some(SparseConv2d::new(self.in_channels, w0, device)), None),
+            InputEncoding::NearestFill { embed } => (
+                None,
+                Some(NearestFill::new(self.in_channels, embed, w0, device)),
+            ),
+        };
         let first_bn = BatchNormConfig::new(w0).init(device);
         let first_b = ConvBnRelu::new(w0, w0, device);
         let downs = (1..=self.depth)
@@ -169,6 +217,7 @@ impl UNetConfig {
         let pool = MaxPool2dConfig::new([2, 2]).with_strides([2, 2]).init();
         Ok(UNet {
             first,
+            fill,
             first_bn,
             first_b,
             downs,
@@ -266,8 +315,10 @@ pub fn uses_sparse_first_layer(device: &Device) -> bool {
 /// The inversion UNet. Build it with [`UNetConfig::init`].
 #[derive(Module, Debug)]
 pub struct UNet {
-    /// First conv (C_in → w0, 3×3, bias), sparse-aware.
-    pub first: SparseConv2d,
+    /// First conv (C_in → w0, 3×3, bias), sparse-aware ([`InputEncoding::Sparse`]).
+    pub first: Option<SparseConv2d>,
+    /// Densifying first layer ([`InputEncoding::NearestFill`]).
+    pub fill: Option<NearestFill>,
     /// Batch norm of the first conv.
     pub first_bn: BatchNorm,
     /// Second conv of the first level.
@@ -317,38 +368,48 @@ impl UNet {
     /// Sparse input. Output B×3×H×W in [0, 1]. Panics if the input does not fit (see
     /// [`UNetConfig::check_input`]).
     ///
-    /// On the CPU the first layer runs at the keypoints only ([`Self::forward_sparse`]); on a GPU
-    /// the input is scattered into a dense map first ([`to_dense`]) and the first layer is the
-    /// plain convolution, which a GPU runs several times faster than the sparse layer's host-side
-    /// index building and scatter-add (see [`uses_sparse_first_layer`]). Both compute the same
-    /// function.
+    /// With [`InputEncoding::Sparse`], on the CPU the first layer runs at the keypoints only
+    /// ([`Self::forward_sparse`]); on a GPU the input is scattered into a dense map first
+    /// ([`to_dense`]) and the first layer is the plain convolution, which a GPU runs several
+    /// times faster than the sparse layer's host-side index building and scatter-add (see
+    /// [`uses_sparse_first_layer`]). Both compute the same function.
     pub fn forward(&self, x: &SparseBatch) -> Tensor<4> {
-        if uses_sparse_first_layer(&x.features.device()) {
-            self.forward_sparse(x)
-        } else {
-            if let Err(e) = self.config.check_input(x.channels, x.height, x.width) {
-                panic!("UNet::forward: {e}");
+        self.check(x.channels, x.height, x.width);
+        match (&self.first, &self.fill) {
+            (Some(first), _) if !uses_sparse_first_layer(&x.features.device()) => {
+                self.forward_after_first(first.forward_dense(to_dense(x)))
             }
-            self.forward_after_first(self.first.forward_dense(to_dense(x)))
+            _ => self.forward_sparse(x),
         }
     }
 
     /// Sparse input, first layer sparse (rest dense) whatever the device. Output B×3×H×W in
     /// [0, 1]. Panics if the input does not fit (see [`UNetConfig::check_input`]).
     pub fn forward_sparse(&self, x: &SparseBatch) -> Tensor<4> {
-        if let Err(e) = self.config.check_input(x.channels, x.height, x.width) {
-            panic!("UNet::forward: {e}");
-        }
-        self.forward_after_first(self.first.forward(x))
+        self.check(x.channels, x.height, x.width);
+        let y0 = match (&self.first, &self.fill) {
+            (Some(first), _) => first.forward(x),
+            (None, Some(fill)) => fill.forward(x),
+            (None, None) => unreachable!("UNetConfig::init builds one first layer"),
+        };
+        self.forward_after_first(y0)
     }
 
-    /// Dense input B×C_in×H×W (the reference path). Output B×3×H×W in [0, 1].
+    /// Dense input B×C_in×H×W (the reference path; pixels whose channels are all zero hold no
+    /// keypoint). Output B×3×H×W in [0, 1].
     pub fn forward_dense(&self, x: Tensor<4>) -> Tensor<4> {
         let [_, c, h, w] = x.dims();
-        if let Err(e) = self.config.check_input(c, h, w) {
-            panic!("UNet::forward_dense: {e}");
+        self.check(c, h, w);
+        match &self.first {
+            Some(first) => self.forward_after_first(first.forward_dense(x)),
+            None => self.forward_sparse(&SparseBatch::from_dense(x)),
         }
-        self.forward_after_first(self.first.forward_dense(x))
+    }
+
+    fn check(&self, channels: usize, height: usize, width: usize) {
+        if let Err(e) = self.config.check_input(channels, height, width) {
+            panic!("UNet: {e}");
+        }
     }
 
     fn forward_after_first(&self, y0: Tensor<4>) -> Tensor<4> {

@@ -6,10 +6,10 @@
 use crate::AttackError;
 use crate::data::{FeatureCache, centre_view, make_batch, reveal_items};
 use crate::device::ComputeDevice;
-use crate::run::{AttackRun, RunConfig};
 use crate::session::{JobObserver, prepare_all};
-use crate::threat::Share;
-use crate::training::{load_model, to_device, to_images};
+use crate::threat::{Share, ThreatModel};
+use crate::training::{to_device, to_images};
+use crate::zoo::{Attacker, AttackerSource};
 use featleak_datasets::FileError;
 use featleak_datasets::files::{save_png, write_bytes, write_json};
 use featleak_datasets::schedule::rng;
@@ -17,7 +17,6 @@ use featleak_datasets::{ResizeCrop, find_files, find_named_images, image_name};
 use featleak_descriptors::{FeatureSet, read_features};
 use featleak_eval::gallery::{Gallery, GalleryRow, draw_keypoints};
 use featleak_eval::score_report::{NamedScores, ScoreReport, score_images};
-use featleak_train::RunFolder;
 use image::RgbImage;
 use std::path::{Path, PathBuf};
 
@@ -33,8 +32,8 @@ pub enum Victims {
 /// A reconstruction job.
 #[derive(Clone, Debug)]
 pub struct ReconstructConfig {
-    /// The attacker's run folder.
-    pub run: PathBuf,
+    /// The attacker: a run folder or a bundled one.
+    pub attacker: AttackerSource,
     /// Whose features.
     pub victims: Victims,
     /// Output folder: NAME.png per victim, metrics.json (with images) and index.html.
@@ -60,12 +59,10 @@ pub fn reconstruct(
     job: &ReconstructConfig,
     observer: &mut dyn JobObserver,
 ) -> Result<Option<ScoreReport>, AttackError> {
-    let run = RunFolder::new(&job.run);
-    let config = RunConfig::load(&run)?;
-    let threat = &config.threat;
     let (device, description) = job.device.open()?;
     observer.device(&description);
-    let model = load_model(&run.model(), &config.training.network, &device)?;
+    let Attacker { threat, model, .. } = job.attacker.load(&device)?;
+    let threat = &threat;
     if let Some(s) = job.share
         && !(s > 0.0 && s <= 1.0)
     {
@@ -75,8 +72,8 @@ pub fn reconstruct(
     }
     let share = job.share.map_or(threat.attack_share, Share::fixed);
     let victims = match &job.victims {
-        Victims::Images(dir) => from_images(dir, &run, &config, observer)?,
-        Victims::Features(dir) => from_feature_files(dir, &config)?,
+        Victims::Images(dir) => from_images(dir, &job.attacker.feature_cache(), threat, observer)?,
+        Victims::Features(dir) => from_feature_files(dir, threat)?,
     };
     let r = threat.resolution;
     let tick = observer.stage("reconstruct", victims.len());
@@ -148,7 +145,7 @@ pub fn reconstruct(
         "reconstruct_gallery.html",
         include_str!("../templates/reconstruct_gallery.html"),
         &GalleryPage {
-            run: job.run.display().to_string(),
+            run: job.attacker.to_string(),
             threat: &threat.name,
             share_min: share.min.to_string(),
             share_max: share.max.to_string(),
@@ -162,7 +159,7 @@ pub fn reconstruct(
 /// The variables of `templates/reconstruct_gallery.html` besides the gallery.
 #[derive(serde::Serialize)]
 struct GalleryPage<'a> {
-    /// The run folder.
+    /// The attacker (run folder or `zoo:NAME`).
     run: String,
     /// The threat model's name.
     threat: &'a str,
@@ -173,12 +170,12 @@ struct GalleryPage<'a> {
     size: u32,
 }
 
-/// Victims from images: prepared as the run's training images were (features cached in the
-/// run), seen whole.
+/// Victims from images: prepared as the attacker's training images were (features cached in
+/// `cache`), seen whole.
 fn from_images(
     dir: &Path,
-    run: &RunFolder,
-    config: &RunConfig,
+    cache: &FeatureCache,
+    threat: &ThreatModel,
     observer: &mut dyn JobObserver,
 ) -> Result<Vec<Victim>, AttackError> {
     let paths = find_named_images(dir).map_err(FileError::io("list images in", dir))?;
@@ -188,12 +185,11 @@ fn from_images(
             folder: dir.to_path_buf(),
         });
     }
-    let cache = FeatureCache::new(run.cache());
-    let (prepared, _) = prepare_all(&paths, &config.threat, &cache, false, ("extract", observer))?;
+    let (prepared, _) = prepare_all(&paths, threat, cache, false, ("extract", observer))?;
     Ok(prepared
         .into_iter()
         .map(|p| {
-            let (target, features) = p.view(&centre_view(&config.threat));
+            let (target, features) = p.view(&centre_view(threat));
             Victim {
                 name: p.name,
                 reference: Some(target),
@@ -204,8 +200,7 @@ fn from_images(
 }
 
 /// Victims from feature files alone, checked against the attacker's extractor.
-fn from_feature_files(dir: &Path, config: &RunConfig) -> Result<Vec<Victim>, AttackError> {
-    let threat = &config.threat;
+fn from_feature_files(dir: &Path, threat: &ThreatModel) -> Result<Vec<Victim>, AttackError> {
     let files = find_files(dir, |p| p.extension().is_some_and(|e| e == "npz"))
         .map_err(FileError::io("list feature files in", dir))?;
     if files.is_empty() {
@@ -230,6 +225,17 @@ fn from_feature_files(dir: &Path, config: &RunConfig) -> Result<Vec<Victim>, Att
                     "features from {} but the attacker was trained on {}",
                     features.extractor.name,
                     threat.extractor.name()
+                )));
+            }
+            // Same name, other descriptor settings (RootSIFT against SIFT, other SOSNet
+            // weights): other values than the attacker learned from.
+            let theirs = features.extractor.config.get("descriptor");
+            let ours = serde_json::to_value(&threat.extractor.descriptor).expect("serialisable");
+            if let Some(theirs) = theirs
+                && *theirs != ours
+            {
+                return Err(mismatch(format!(
+                    "descriptors computed with {theirs} but the attacker was trained on {ours}"
                 )));
             }
             let dimension = threat.extractor.descriptor.dimension();

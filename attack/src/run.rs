@@ -4,8 +4,10 @@
 //! `metrics.csv`, `curves.svg` and the feature cache.
 
 use crate::AttackError;
-use crate::model::UNetConfig;
+use crate::loss::LossConfig;
+use crate::model::{InputEncoding, UNetConfig};
 use crate::threat::ThreatModel;
+use crate::zoo::AttackerSource;
 use featleak_datasets::FileError;
 use featleak_datasets::{SplitFractions, find_named_images, split_seeded};
 use featleak_train::{Budget, MetricsRow, RunFolder, Schedule, TrainError};
@@ -29,6 +31,13 @@ pub struct TrainConfig {
     pub schedule: Schedule,
     /// Images per step.
     pub batch_size: usize,
+    /// The loss (runs written before this field: L1 + (1 − SSIM)).
+    #[serde(default)]
+    pub loss: LossConfig,
+    /// The attacker whose weights the network starts from (a run folder or `zoo:NAME`); none:
+    /// freshly initialised.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub init: Option<String>,
     /// Write a checkpoint at least this often (seconds).
     pub checkpoint_seconds: f64,
     /// Seed of the initial weights, the batches, the augmentations and the keypoint shares.
@@ -96,6 +105,13 @@ pub struct NewRun {
     pub width: Option<usize>,
     /// Number of poolings override.
     pub depth: Option<usize>,
+    /// How the first layer reads the keypoints.
+    pub input: InputEncoding,
+    /// The loss.
+    pub loss: LossConfig,
+    /// Start from this attacker's weights (its network replaces `network`, `width`, `depth`
+    /// and `input`; its threat model must reveal what this run's does, from the same extractor).
+    pub init: Option<AttackerSource>,
     /// Images per step.
     pub batch_size: usize,
     /// Peak learning rate.
@@ -123,6 +139,7 @@ impl RunConfig {
             warmup_steps: WARMUP_STEPS,
         };
         schedule.validate()?;
+        spec.loss.validate().map_err(AttackError::Recipe)?;
         if spec.batch_size == 0 {
             return Err(AttackError::Recipe(
                 "the batch size must be at least 1".into(),
@@ -141,6 +158,21 @@ impl RunConfig {
         };
         network.base_width = spec.width.unwrap_or(network.base_width);
         network.depth = spec.depth.unwrap_or(network.depth);
+        network.input = spec.input;
+        if let Some(init) = &spec.init {
+            let (from, init_network) = init.describe()?;
+            if from.extractor != threat.extractor || from.reveals != threat.reveals {
+                return Err(AttackError::Recipe(format!(
+                    "--init {init} attacks {} under '{}'; this run attacks {} under '{}': \
+                     it cannot start from those weights",
+                    from.extractor.name(),
+                    from.name,
+                    threat.extractor.name(),
+                    threat.name
+                )));
+            }
+            network = init_network;
+        }
         network.validate()?;
         let multiple = 1u32 << network.depth;
         if !spec.size.is_multiple_of(multiple) {
@@ -192,6 +224,8 @@ impl RunConfig {
                 budget: spec.budget,
                 schedule,
                 batch_size: spec.batch_size,
+                loss: spec.loss,
+                init: spec.init.as_ref().map(ToString::to_string),
                 checkpoint_seconds: CHECKPOINT_SECONDS,
                 seed: spec.seed,
             },

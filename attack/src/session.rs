@@ -17,7 +17,7 @@ use std::path::{Path, PathBuf};
 #[derive(Clone, Debug)]
 pub enum Start {
     /// A new run from this recipe.
-    New(NewRun),
+    New(Box<NewRun>),
     /// The run already in the folder, with a new budget when one is given.
     Resume(Option<Budget>),
 }

@@ -5,10 +5,11 @@
 use crate::AttackError;
 use crate::data::{Batch, Prepared, centre_view, make_batch, random_view, reveal_items};
 use crate::kernels::sparse_conv::SparseBatch;
-use crate::loss::l1_ssim_loss;
+use crate::loss::LossConfig;
 use crate::model::{UNet, UNetConfig};
 use crate::run::{AttackRun, EpochLoss, EpochMetrics, MODEL, OPTIMIZER, RunConfig};
 use crate::threat::{Share, ThreatModel};
+use crate::zoo::AttackerSource;
 use burn::module::Module;
 use burn::optim::{AdamConfig, GradientsParams};
 use burn::prelude::*;
@@ -111,16 +112,26 @@ fn model_bytes(model: &UNet) -> Result<burn::tensor::Bytes, AttackError> {
 /// and says when it belongs to another architecture.
 pub fn load_model(path: &Path, config: &UNetConfig, device: &Device) -> Result<UNet, AttackError> {
     let bytes = std::fs::read(path).map_err(FileError::io("read", path))?;
-    let problem = |problem: String| AttackError::Checkpoint {
+    load_model_bytes(bytes, config, device).map_err(|problem| AttackError::Checkpoint {
         path: path.to_path_buf(),
         problem,
-    };
+    })
+}
+
+/// A network of architecture `config` from a saved record's bytes; the error says whether the
+/// bytes are no model at all or the weights of another architecture.
+pub fn load_model_bytes(
+    bytes: Vec<u8>,
+    config: &UNetConfig,
+    device: &Device,
+) -> Result<UNet, String> {
     let record = ModuleRecord::from_bytes(burn::tensor::Bytes::from_bytes_vec(bytes))
-        .map_err(|e| problem(format!("not a featleak model ({e})")))?;
+        .map_err(|e| format!("not a featleak model ({e})"))?;
     config
-        .init(device)?
+        .init(device)
+        .map_err(|e| e.to_string())?
         .try_load_record(record)
-        .map_err(|e| problem(format!("weights for another network than {config:?} ({e})")))
+        .map_err(|e| format!("weights for another network than {config:?} ({e})"))
 }
 
 /// One optimiser step at `step` of a run seeded `seed`: a seeded batch of random views of
@@ -132,6 +143,7 @@ fn optimise(
     threat: &ThreatModel,
     train: &[Prepared],
     share: Share,
+    loss: &LossConfig,
     (seed, step, batch_size): (u64, u64, usize),
     lr: f64,
     device: &Device,
@@ -144,7 +156,7 @@ fn optimise(
     let items = reveal_items(views, threat, share, &mut r);
     let batch = make_batch(&items, &threat.sparse_map());
     let (input, target) = to_device(&batch, device)?;
-    let loss = l1_ssim_loss(model.forward(&input), target);
+    let loss = loss.loss(model.forward(&input), target);
     let loss_value: f64 = loss.clone().into_scalar::<f32>() as f64;
     if !loss_value.is_finite() {
         return Err(TrainError::LossNotFinite {
@@ -195,7 +207,7 @@ pub fn deep_copy(model: &UNet, network: &UNetConfig, device: &Device) -> Result<
 /// A fine-tuned copy of `model` (`network` is its architecture; `model` itself is left as it
 /// is), trained on an autodiff `device` on `train`, whose features are already what the victim
 /// reveals (e.g. mitigated): every keypoint of them is shown. Adam from a fresh state, warm-up
-/// over the first tenth of the steps, then cosine decay.
+/// over the first tenth of the steps, then cosine decay; loss L1 + (1 − SSIM).
 pub fn fine_tune(
     model: &UNet,
     network: &UNetConfig,
@@ -221,6 +233,7 @@ pub fn fine_tune(
             threat,
             train,
             Share::fixed(1.0),
+            &LossConfig::default(),
             (config.seed, step, config.batch_size),
             lr,
             device,
@@ -242,8 +255,8 @@ pub struct AttackTrainee<'a> {
 }
 
 impl<'a> AttackTrainee<'a> {
-    /// A freshly initialised network (seeded by the run's seed) for `config`, on an autodiff
-    /// `device`.
+    /// A freshly initialised network (seeded by the run's seed), or the weights of the run's
+    /// `init` attacker, for `config`, on an autodiff `device`.
     pub fn new(
         config: &'a RunConfig,
         train: &'a [Prepared],
@@ -255,7 +268,10 @@ impl<'a> AttackTrainee<'a> {
         }
         // Parameter initialisation draws from the backend's generator: seed it.
         device.seed(config.training.seed);
-        let model = config.training.network.init(device)?;
+        let model = match &config.training.init {
+            Some(init) => AttackerSource::parse(init)?.load(device)?.model,
+            None => config.training.network.init(device)?,
+        };
         Ok(Self {
             model: Some(model),
             optim: adam(),
@@ -297,6 +313,7 @@ impl Trainee for AttackTrainee<'_> {
             &self.config.threat,
             self.train,
             self.config.threat.train_share,
+            &t.loss,
             (t.seed, step, t.batch_size),
             lr,
             self.device,

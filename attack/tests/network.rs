@@ -108,6 +108,7 @@ fn unet_sparse_equals_dense_and_shapes() {
         base_width: 4,
         depth: 2,
         out_channels: 3,
+        input: Default::default(),
     };
     let net = cfg.init(&dev).unwrap();
     let x = SparseBatch::random(&mut rng, 2, 16, 20, 9, 30, &dev);
@@ -143,6 +144,70 @@ fn unet_sparse_equals_dense_and_shapes() {
     assert_eq!(millions(pp, 0), 31.0);
 }
 
+#[test]
+fn unet_nearest_fill_densifies_and_learns_its_projection() {
+    let dev = device();
+    let mut rng = ChaCha8Rng::seed_from_u64(4);
+    let cfg = UNetConfig {
+        in_channels: 9,
+        base_width: 4,
+        depth: 2,
+        out_channels: 3,
+        input: InputEncoding::NearestFill { embed: 5 },
+    };
+    let net = cfg.init(&dev).unwrap();
+    assert_eq!(net.num_params(), unet_params(&cfg));
+    let x = SparseBatch::random(&mut rng, 2, 16, 20, 9, 30, &dev);
+    let y = net.forward(&x);
+    assert_eq!(y.dims(), [2, 3, 16, 20]);
+    assert_eq!(max_abs(net.forward_dense(to_dense(&x)), y.clone()), 0.0);
+
+    // The filled map: every pixel holds the projection of its nearest keypoint.
+    let fill = net.fill.as_ref().unwrap();
+    let filled = fill.fill(&x);
+    assert_eq!(filled.dims(), [2, 8, 16, 20]);
+    let projected = fill.embed.forward(x.features.clone());
+    let host = |t: Tensor<2>| t.into_data().try_into_vec::<f32>().unwrap();
+    let (projected, filled) = (
+        host(projected),
+        filled.into_data().try_into_vec::<f32>().unwrap(),
+    );
+    let index = x.host_index();
+    let (hw, w) = (16 * 20, 20usize);
+    for (b, p) in [(0usize, 0usize), (0, 77), (1, 141), (1, 319)] {
+        let nearest = (0..index.len())
+            .filter(|&k| index[k] as usize / hw == b)
+            .map(|k| {
+                let q = index[k] as usize % hw;
+                let d = (q % w).abs_diff(p % w).pow(2) + (q / w).abs_diff(p / w).pow(2);
+                (d, k)
+            })
+            .min()
+            .unwrap();
+        let at = |c: usize| filled[((b * 8 + c) * 16 + p / w) * 20 + p % w];
+        let k = (0..index.len())
+            .find(|&k| (0..5).all(|c| (projected[k * 5 + c] - at(c)).abs() < 1e-6))
+            .expect("a keypoint's projection");
+        let q = index[k] as usize % hw;
+        let d = (q % w).abs_diff(p % w).pow(2) + (q / w).abs_diff(p / w).pow(2);
+        assert_eq!(d, nearest.0, "item {b} pixel {p}: a nearest keypoint");
+        let distance = (d as f32).sqrt() / 8.0;
+        assert!((at(7) - distance.min(4.0)).abs() < 1e-6);
+    }
+
+    // The loss reaches the projection and the features through the gather.
+    let feats = x.features.clone().require_grad();
+    let x = SparseBatch {
+        features: feats.clone(),
+        ..x
+    };
+    let grads = net.forward(&x).sum().backward();
+    let fill = net.fill.as_ref().unwrap();
+    let g = fill.embed.weight.grad(&grads).expect("projection gradient");
+    assert!(g.abs().sum().into_scalar::<f32>() > 0.0);
+    assert!(feats.grad(&grads).unwrap().abs().sum().into_scalar::<f32>() > 0.0);
+}
+
 /// What `num_params` must count for `cfg`, layer by layer from attack/src/model.rs, with
 /// widths `w_i = base_width · 2^i`. burn's `num_params` visits BatchNorm's running mean and
 /// variance as well as γ and β, so a BatchNorm of `c` channels counts `4c`.
@@ -153,8 +218,15 @@ fn unet_params(cfg: &UNetConfig) -> usize {
     let conv_bn_relu = |c_in: usize, c_out: usize| conv3x3(c_in, c_out) + bn(c_out);
     let double_conv =
         |c_in: usize, c_out: usize| conv_bn_relu(c_in, c_out) + conv_bn_relu(c_out, c_out);
-    // Level 0: sparse 3×3 conv with bias, BatchNorm, then one ConvBnRelu.
-    let first = conv3x3(cfg.in_channels, w[0]) + w[0] + bn(w[0]) + conv_bn_relu(w[0], w[0]);
+    // Level 0: sparse 3×3 conv with bias (or projection with bias and a 3×3 conv of the filled
+    // map and its 3 geometry channels), BatchNorm, then one ConvBnRelu.
+    let input = match cfg.input {
+        InputEncoding::Sparse => conv3x3(cfg.in_channels, w[0]) + w[0],
+        InputEncoding::NearestFill { embed } => {
+            cfg.in_channels * embed + embed + conv3x3(embed + 3, w[0])
+        }
+    };
+    let first = input + bn(w[0]) + conv_bn_relu(w[0], w[0]);
     // Encoder levels 1..=depth.
     let downs: usize = (1..=cfg.depth).map(|i| double_conv(w[i - 1], w[i])).sum();
     // Decoder: transposed conv 2×2 with bias w_i → w_{i−1}, then double conv on the concatenation.
@@ -267,6 +339,7 @@ fn adam_step_and_save_load_round_trip() {
         base_width: 4,
         depth: 2,
         out_channels: 3,
+        input: Default::default(),
     };
     let mut net = cfg.init(&dev).unwrap();
     let mut optim = AdamConfig::new().with_epsilon(1e-8).init();

@@ -149,6 +149,7 @@ mod tests {
             base_width: 4,
             depth: 2,
             out_channels: 3,
+            input: Default::default(),
         }
         .init(&device)
         .unwrap();

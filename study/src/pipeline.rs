@@ -4,10 +4,12 @@
 use crate::config::{IMAGE_SIZE, KEEPS, PAIR_SEQUENCES, WARP_STRENGTH, WARPS};
 use crate::{StudyConfig, StudyDir, StudyError};
 use featleak_attack::baselines::baselines;
+use featleak_attack::loss::LossConfig;
+use featleak_attack::model::InputEncoding;
 use featleak_attack::reconstruct::{ReconstructConfig, Victims, reconstruct};
 use featleak_attack::run::{NetworkPreset, NewRun};
 use featleak_attack::session::{SessionObserver, Start, train_attacker};
-use featleak_attack::{AttackError, ComputeDevice};
+use featleak_attack::{AttackError, AttackerSource, ComputeDevice};
 use featleak_datasets::FileError;
 use featleak_datasets::files::{read_json, save_png, write_bytes, write_json};
 use featleak_datasets::manifest::Tool;
@@ -128,7 +130,7 @@ pub fn run_study(
     observer.stage(6, "reconstructions of the held-out images");
     for a in &attackers {
         let job = ReconstructConfig {
-            run: dir.run(&a.name),
+            attacker: AttackerSource::Run(dir.run(&a.name)),
             victims: Victims::Images(dir.held_out()),
             out: dir.reconstructions(&a.name),
             share: None,
@@ -348,7 +350,7 @@ fn train_one(
     let start = if out.join(featleak_train::RunFolder::CONFIG).exists() {
         Start::Resume(Some(budget))
     } else {
-        Start::New(NewRun {
+        Start::New(Box::new(NewRun {
             descriptor: attacker.descriptor.clone(),
             threat: attacker.threat.clone(),
             images: dir.train_images(),
@@ -358,12 +360,15 @@ fn train_one(
             network: NetworkPreset::Cpu,
             width: Some(config.width),
             depth: None,
+            input: InputEncoding::default(),
+            loss: LossConfig::default(),
+            init: None,
             batch_size: 8,
             learning_rate: 3e-3,
             seed: config.seed,
             max_images: 0,
             budget,
-        })
+        }))
     };
     match train_attacker(&out, start, ComputeDevice::Cpu, observer) {
         // The study resumes its runs itself: say how to continue it, not the run.

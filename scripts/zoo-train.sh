@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# Trains (or continues) one attacker of the zoo with the default recipe on the training photos,
+# scores it on the 200 BSDS500 test photos against each photo's mean colour, and writes its card
+# and weights into attack/zoo/ (tools/zoo_card.py).
+#
+#   scripts/zoo-train.sh DATA RUNS NAME MINUTES [DEVICE]
+#
+# DATA is the data folder (../shared/data); RUNS keeps the run folders; NAME is sift, freak or
+# sosnet (desc+pos) or pos-only (the positions of SIFT keypoints). MINUTES is the run's total
+# budget: rerun with the same RUNS and a larger MINUTES to resume the run exactly and train on.
+# DEVICE is cpu (default) or wgpu. Needs `cargo build --release` (with `--features wgpu` for a GPU).
+set -euo pipefail
+[ $# -ge 4 ] || { sed -n 2,12p "$0" >&2; exit 2; }
+here=$(cd "$(dirname "$0")" && pwd)
+# shellcheck source=scripts/training-photos.sh
+. "$here/training-photos.sh"
+data=$(cd "$1" && pwd)
+runs=$2 name=$3 minutes=$4 device=${5:-cpu}
+bin=${FEATLEAK_BIN:-target/release/featleak}
+case $name in
+  sift | freak | sosnet) recipe=(--descriptor "$name" --threat desc+pos) ;;
+  pos-only) recipe=(--descriptor sift --threat pos-only) ;;
+  *) echo "NAME must be sift, freak, sosnet or pos-only" >&2; exit 2 ;;
+esac
+victims=$data/photos/bsds500/test
+run=$runs/$name
+training_photos "$data" "$runs/train-photos"
+
+if [ -e "$run/run.json" ]; then
+  "$bin" attack train --out "$run" --resume --minutes "$minutes" --device "$device"
+else
+  "$bin" attack train "${recipe[@]}" --images "$runs/train-photos" --val-images "$victims" \
+    --minutes "$minutes" --seed 0 --out "$run" --device "$device"
+fi
+rm -rf "$runs/$name-held-out" "$runs/$name-baselines"
+"$bin" attack reconstruct --run "$run" --images "$victims" --out "$runs/$name-held-out" --device "$device"
+"$bin" attack baselines --run "$run" --images "$victims" --out "$runs/$name-baselines"
+cpu=$(lscpu | sed -n 's/^Model name: *//p' | head -1)
+case $device in
+  cpu) machine="$cpu, $(nproc) threads" ;;
+  *) machine="$device on $(hostname)" ;;
+esac
+python3 "$here/../tools/zoo_card.py" "$run" "$name" "$runs/$name-held-out/metrics.json" \
+  "$runs/$name-baselines/mean-colour.json" --images "BSDS500 test" --device "$machine"
