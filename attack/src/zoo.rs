@@ -94,11 +94,6 @@ impl ZooEntry {
             problem: format!("its card is not readable ({e})"),
         })
     }
-
-    /// Size of the bundled weights in bytes.
-    pub fn weights_len(&self) -> usize {
-        self.weights.len()
-    }
 }
 
 /// Where an attacker comes from.
