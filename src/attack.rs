@@ -262,11 +262,7 @@ impl TrainArgs {
             self.depth.map(|d| d.to_string()),
             t.network.depth.to_string(),
         );
-        let input = |i: &InputEncoding| match i {
-            InputEncoding::Sparse => "sparse".to_string(),
-            InputEncoding::NearestFill { .. } => "nearest-fill".to_string(),
-        };
-        differs("input", self.input.clone(), input(&t.network.input));
+        differs("input", self.input.clone(), t.network.input.name().into());
         differs(
             "gradient-loss",
             self.gradient_loss.map(|g| g.to_string()),
@@ -395,6 +391,7 @@ fn zoo_command() -> anyhow::Result<ExitCode> {
         "PSNR dB (mean c.)",
         "SSIM (mean c.)"
     );
+    let mut held_out = None;
     for entry in ZOO {
         let card = entry.card()?;
         let (t, h) = (&card.training, &card.held_out);
@@ -412,15 +409,11 @@ fn zoo_command() -> anyhow::Result<ExitCode> {
             h.ssim,
             h.mean_colour_ssim
         );
+        held_out.get_or_insert_with(|| format!("{} ({} photos)", h.images, h.count));
     }
     println!(
         "held-out scores on {}; model cards: attack/zoo/README.md in the source",
-        ZOO.first()
-            .and_then(|e| e.card().ok())
-            .map_or_else(String::new, |c| format!(
-                "{} ({} photos)",
-                c.held_out.images, c.held_out.count
-            ))
+        held_out.unwrap_or_default()
     );
     Ok(ExitCode::SUCCESS)
 }

@@ -201,23 +201,19 @@ fn fetch_gives_up_on_a_server_that_never_answers() {
     });
     let dir = tempfile::tempdir().unwrap();
     let url = format!("http://127.0.0.1:{port}/hpatches-sequences-release.tar.gz");
+    let fetch = |timeout: &str| {
+        featleak()
+            .args(["datasets", "fetch", "hpatches", "--to"])
+            .arg(dir.path().join("h"))
+            .args(["--url", &url, "--timeout", timeout])
+            .output()
+            .unwrap()
+    };
     let started = std::time::Instant::now();
-    let out = featleak()
-        .args(["datasets", "fetch", "hpatches", "--to"])
-        .arg(dir.path().join("h"))
-        .args(["--url", &url, "--timeout", "1"])
-        .output()
-        .unwrap();
-    assert_error(&out, &format!("cannot reach {url}"));
+    assert_error(&fetch("1"), &format!("cannot reach {url}"));
     assert!(
         started.elapsed() < std::time::Duration::from_secs(50),
         "gave up long before the server would have closed"
     );
-    let out = featleak()
-        .args(["datasets", "fetch", "hpatches", "--to"])
-        .arg(dir.path().join("h"))
-        .args(["--url", &url, "--timeout", "0"])
-        .output()
-        .unwrap();
-    assert_error(&out, "'0' is not a number of seconds above 0");
+    assert_error(&fetch("0"), "'0' is not a number of seconds above 0");
 }

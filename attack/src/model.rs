@@ -92,6 +92,14 @@ impl InputEncoding {
             _ => None,
         }
     }
+
+    /// The name [`Self::parse`] reads back.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Self::Sparse => "sparse",
+            Self::NearestFill { .. } => "nearest-fill",
+        }
+    }
 }
 
 /// Architecture hyper-parameters (serialisable next to the weights).

@@ -157,6 +157,9 @@ fn unet_nearest_fill_densifies_and_learns_its_projection() {
     };
     let net = cfg.init(&dev).unwrap();
     assert_eq!(net.num_params(), unet_params(&cfg));
+    for name in InputEncoding::NAMES {
+        assert_eq!(InputEncoding::parse(name).unwrap().name(), *name);
+    }
     let x = SparseBatch::random(&mut rng, 2, 16, 20, 9, 30, &dev);
     let y = net.forward(&x);
     assert_eq!(y.dims(), [2, 3, 16, 20]);
