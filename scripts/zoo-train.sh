@@ -3,19 +3,24 @@
 # scores it on the 200 BSDS500 test photos against each photo's mean colour, and writes its card
 # and weights into attack/zoo/ (tools/zoo_card.py).
 #
-#   scripts/zoo-train.sh DATA RUNS NAME MINUTES [DEVICE]
+#   scripts/zoo-train.sh DATA RUNS NAME BUDGET [DEVICE]
 #
 # DATA is the data folder (../shared/data); RUNS keeps the run folders; NAME is sift, freak or
-# sosnet (desc+pos) or pos-only (the positions of SIFT keypoints). MINUTES is the run's total
-# budget: rerun with the same RUNS and a larger MINUTES to resume the run exactly and train on.
-# DEVICE is cpu (default) or wgpu. Needs `cargo build --release` (with `--features wgpu` for a GPU).
+# sosnet (desc+pos) or pos-only (the positions of SIFT keypoints). BUDGET is the run's total
+# budget in minutes (`70`) or in optimiser steps (`steps=6560`): rerun with the same RUNS and a
+# larger BUDGET to resume the run exactly and train on. DEVICE is cpu (default) or wgpu.
+# Needs `cargo build --release` (with `--features wgpu` for a GPU).
 set -euo pipefail
 [ $# -ge 4 ] || { sed -n 2,12p "$0" >&2; exit 2; }
 here=$(cd "$(dirname "$0")" && pwd)
 # shellcheck source=scripts/training-photos.sh
 . "$here/training-photos.sh"
 data=$(cd "$1" && pwd)
-runs=$2 name=$3 minutes=$4 device=${5:-cpu}
+runs=$2 name=$3 device=${5:-cpu}
+case $4 in
+  steps=*) budget=(--steps "${4#steps=}") ;;
+  *) budget=(--minutes "$4") ;;
+esac
 bin=${FEATLEAK_BIN:-target/release/featleak}
 case $name in
   sift | freak | sosnet) recipe=(--descriptor "$name" --threat desc+pos) ;;
@@ -27,10 +32,10 @@ run=$runs/$name
 training_photos "$data" "$runs/train-photos"
 
 if [ -e "$run/run.json" ]; then
-  "$bin" attack train --out "$run" --resume --minutes "$minutes" --device "$device"
+  "$bin" attack train --out "$run" --resume "${budget[@]}" --device "$device"
 else
   "$bin" attack train "${recipe[@]}" --images "$runs/train-photos" --val-images "$victims" \
-    --minutes "$minutes" --seed 0 --out "$run" --device "$device"
+    "${budget[@]}" --seed 0 --out "$run" --device "$device"
 fi
 rm -rf "$runs/$name-held-out" "$runs/$name-baselines"
 "$bin" attack reconstruct --run "$run" --images "$victims" --out "$runs/$name-held-out" --device "$device"
