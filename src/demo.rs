@@ -37,17 +37,22 @@ pub struct DemoArgs {
     pub held_out: usize,
     /// Descriptors the attackers and the sweep cover, comma separated: sift, freak, sosnet
     /// (features and matching accuracy always include SOSNet with the bundled weights).
-    #[arg(long, value_delimiter = ',', default_value = "sift,freak", value_parser = crate::choices::descriptor())]
+    #[arg(long, value_delimiter = ',', default_value = "sift", value_parser = crate::choices::descriptor())]
     pub descriptors: Vec<String>,
     /// Side of the reconstructions (features come from twice this side).
-    #[arg(long, default_value_t = 64)]
+    #[arg(long, default_value_t = 128)]
     pub size: u32,
-    /// First-level width of the attackers' UNets (level i has width·2^i channels; 16 is the
-    /// `attack train` default, 8 trains about twice as fast).
+    /// Train every attacker from scratch instead of fine-tuning the bundled attacker of its
+    /// descriptor (`featleak attack zoo`) where there is one.
+    #[arg(long)]
+    pub no_zoo: bool,
+    /// First-level width of the UNets of attackers trained from scratch (level i has width·2^i
+    /// channels; 16 is the `attack train` default, 8 trains about twice as fast).
     #[arg(long, default_value_t = 8)]
     pub width: usize,
-    /// Training steps of each attacker (deterministic: same seed, same tables).
-    #[arg(long, default_value_t = 150)]
+    /// Training steps of each attacker: fine-tuning steps on the training scenes for those
+    /// started from the zoo (deterministic: same seed, same tables).
+    #[arg(long, default_value_t = 100)]
     pub steps: u64,
     /// Training minutes of each attacker instead of --steps (tables then depend on the
     /// machine's speed).
@@ -71,6 +76,7 @@ impl From<&DemoArgs> for StudyConfig {
             held_out: a.held_out,
             descriptors: a.descriptors.clone(),
             size: a.size,
+            zoo: !a.no_zoo,
             width: a.width,
             steps: a.steps,
             minutes: a.minutes,

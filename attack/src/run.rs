@@ -161,7 +161,7 @@ impl RunConfig {
         network.input = spec.input;
         if let Some(init) = &spec.init {
             let (from, init_network) = init.describe()?;
-            if from.extractor != threat.extractor || from.reveals != threat.reveals {
+            if !from.attacks_like(&threat) {
                 return Err(AttackError::Recipe(format!(
                     "--init {init} attacks {} under '{}'; this run attacks {} under '{}': \
                      it cannot start from those weights",

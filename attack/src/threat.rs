@@ -83,6 +83,12 @@ pub struct ThreatModel {
 pub const PRESETS: &[&str] = &["desc+pos", "desc+pos+geom", "pos-only"];
 
 impl ThreatModel {
+    /// Whether an attacker trained under `self` attacks what one under `other` does: the same
+    /// extractor, revealing the same things (shares and resolutions may differ).
+    pub fn attacks_like(&self, other: &Self) -> bool {
+        self.extractor == other.extractor && self.reveals == other.reveals
+    }
+
     /// A built-in threat model for `descriptor` on its usual detector (DoG for `sift` and
     /// `sosnet`, Harris for `freak`):
     /// `desc+pos` (descriptors at exact positions, the seed paper's default), `desc+pos+geom`

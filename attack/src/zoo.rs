@@ -86,6 +86,18 @@ pub struct ZooCard {
     pub held_out: HeldOutScores,
 }
 
+/// The bundled attacker named `name` if it attacks what `threat` describes (same extractor,
+/// same revealed information), so that a run under `threat` can start from it.
+pub fn entry_for(
+    name: &str,
+    threat: &ThreatModel,
+) -> Result<Option<&'static ZooEntry>, AttackError> {
+    let Some(entry) = ZOO.iter().find(|e| e.name == name) else {
+        return Ok(None);
+    };
+    Ok(entry.card()?.threat.attacks_like(threat).then_some(entry))
+}
+
 impl ZooEntry {
     /// The entry's card.
     pub fn card(&self) -> Result<ZooCard, AttackError> {

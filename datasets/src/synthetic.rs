@@ -1,6 +1,10 @@
 //! Procedural, photo-like scenes so that every command can run on a machine with no data:
 //! a sky gradient over a textured ground plane in perspective, buildings with window grids,
 //! shaded spheres, triangles, soft value-noise texture and sensor noise. Seeded and deterministic.
+//!
+//! Colours follow natural statistics: each kind of surface draws from its own family of hues
+//! (blue or overcast skies, grass, earth or pavement, concrete, brick or plaster walls, foliage
+//! and stone), with a rare vivid object, so that, as in photos, colour goes with structure.
 
 use image::{Rgb, RgbImage};
 use rand::{Rng, SeedableRng};
@@ -8,8 +12,113 @@ use rand_chacha::ChaCha8Rng;
 
 type Color = [f32; 3];
 
-fn random_color(rng: &mut ChaCha8Rng) -> Color {
-    [rng.random(), rng.random(), rng.random()]
+/// A family of natural colours: ranges of hue (degrees), saturation and value.
+struct Family {
+    hue: (f32, f32),
+    saturation: (f32, f32),
+    value: (f32, f32),
+}
+
+const CLEAR_SKY: Family = Family {
+    hue: (195.0, 225.0),
+    saturation: (0.25, 0.6),
+    value: (0.7, 0.95),
+};
+const OVERCAST_SKY: Family = Family {
+    hue: (190.0, 230.0),
+    saturation: (0.0, 0.1),
+    value: (0.6, 0.85),
+};
+const HAZE: Family = Family {
+    hue: (20.0, 60.0),
+    saturation: (0.0, 0.2),
+    value: (0.8, 1.0),
+};
+const GRASS: Family = Family {
+    hue: (70.0, 120.0),
+    saturation: (0.3, 0.65),
+    value: (0.25, 0.55),
+};
+const EARTH: Family = Family {
+    hue: (20.0, 40.0),
+    saturation: (0.3, 0.55),
+    value: (0.3, 0.6),
+};
+const PAVEMENT: Family = Family {
+    hue: (20.0, 220.0),
+    saturation: (0.0, 0.08),
+    value: (0.35, 0.65),
+};
+const CONCRETE: Family = Family {
+    hue: (0.0, 60.0),
+    saturation: (0.0, 0.1),
+    value: (0.5, 0.85),
+};
+const BRICK: Family = Family {
+    hue: (5.0, 20.0),
+    saturation: (0.45, 0.7),
+    value: (0.35, 0.6),
+};
+const PLASTER: Family = Family {
+    hue: (30.0, 50.0),
+    saturation: (0.15, 0.35),
+    value: (0.7, 0.9),
+};
+const GLASS: Family = Family {
+    hue: (200.0, 230.0),
+    saturation: (0.1, 0.4),
+    value: (0.15, 0.4),
+};
+const FOLIAGE: Family = Family {
+    hue: (75.0, 140.0),
+    saturation: (0.35, 0.7),
+    value: (0.2, 0.5),
+};
+const STONE: Family = Family {
+    hue: (20.0, 50.0),
+    saturation: (0.05, 0.25),
+    value: (0.35, 0.7),
+};
+const TERRACOTTA: Family = Family {
+    hue: (10.0, 25.0),
+    saturation: (0.5, 0.7),
+    value: (0.4, 0.65),
+};
+const SLATE: Family = Family {
+    hue: (200.0, 230.0),
+    saturation: (0.1, 0.25),
+    value: (0.25, 0.45),
+};
+const VIVID: Family = Family {
+    hue: (0.0, 360.0),
+    saturation: (0.6, 0.9),
+    value: (0.5, 0.9),
+};
+
+/// Share of objects (spheres, triangles) painted in a vivid colour rather than a natural one.
+const VIVID_SHARE: f64 = 0.15;
+
+/// A colour of one of `families`, chosen uniformly.
+fn natural_color(rng: &mut ChaCha8Rng, families: &[&Family]) -> Color {
+    let f = families[rng.random_range(0..families.len())];
+    let mut draw = |(lo, hi): (f32, f32)| lo + (hi - lo) * rng.random::<f32>();
+    hsv(draw(f.hue), draw(f.saturation), draw(f.value))
+}
+
+/// An object's colour: natural (`families`), or vivid for [`VIVID_SHARE`] of objects.
+fn object_color(rng: &mut ChaCha8Rng, families: &[&Family]) -> Color {
+    if rng.random_bool(VIVID_SHARE) {
+        natural_color(rng, &[&VIVID])
+    } else {
+        natural_color(rng, families)
+    }
+}
+
+/// RGB in [0, 1] of a hue in degrees, a saturation and a value.
+fn hsv(hue: f32, saturation: f32, value: f32) -> Color {
+    let k = |n: f32| (n + hue / 60.0).rem_euclid(6.0);
+    let f = |n: f32| value - value * saturation * k(n).min(4.0 - k(n)).clamp(0.0, 1.0);
+    [f(5.0), f(3.0), f(1.0)]
 }
 
 fn mix(a: Color, b: Color, t: f32) -> Color {
@@ -59,8 +168,10 @@ pub fn scene(width: u32, height: u32, seed: u64) -> RgbImage {
 
     // Sky and ground plane in perspective.
     let horizon = h * rng.random_range(0.25..0.6);
-    let (sky_top, sky_bottom) = (random_color(&mut rng), random_color(&mut rng));
-    let (ground_a, ground_b) = (random_color(&mut rng), random_color(&mut rng));
+    let sky_top = natural_color(&mut rng, &[&CLEAR_SKY, &CLEAR_SKY, &OVERCAST_SKY]);
+    let sky_bottom = mix(sky_top, natural_color(&mut rng, &[&HAZE]), 0.6);
+    let ground_a = natural_color(&mut rng, &[&GRASS, &EARTH, &PAVEMENT]);
+    let ground_b = scale(ground_a, rng.random_range(0.65..0.85));
     let tile = rng.random_range(0.5..2.0f32);
     let yaw = rng.random_range(-0.6..0.6f32);
     let cloud_cell = rng.random_range(12.0..40.0);
@@ -97,8 +208,8 @@ pub fn scene(width: u32, height: u32, seed: u64) -> RgbImage {
         let x0 = rng.random_range(0.0..w - bw);
         let y1 = horizon + rng.random_range(0.0..(h - horizon) * 0.5);
         let y0 = (y1 - bh).max(0.0);
-        let wall = random_color(&mut rng);
-        let glass = random_color(&mut rng);
+        let wall = natural_color(&mut rng, &[&CONCRETE, &BRICK, &PLASTER]);
+        let glass = natural_color(&mut rng, &[&GLASS]);
         let (win_w, win_h) = (
             rng.random_range(4.0..12.0f32),
             rng.random_range(4.0..12.0f32),
@@ -118,7 +229,7 @@ pub fn scene(width: u32, height: u32, seed: u64) -> RgbImage {
     for _ in 0..rng.random_range(2..6) {
         let (cx, cy) = (rng.random_range(0.0..w), rng.random_range(0.0..h));
         let r = rng.random_range(0.04..0.18) * w.min(h) * 2.0;
-        let base = random_color(&mut rng);
+        let base = object_color(&mut rng, &[&FOLIAGE, &STONE]);
         let light = (
             rng.random_range(-1.0..1.0f32),
             rng.random_range(-1.0..0.0f32),
@@ -139,7 +250,7 @@ pub fn scene(width: u32, height: u32, seed: u64) -> RgbImage {
         let pts: Vec<(f32, f32)> = (0..3)
             .map(|_| (rng.random_range(0.0..w), rng.random_range(0.0..h)))
             .collect();
-        let color = random_color(&mut rng);
+        let color = object_color(&mut rng, &[&TERRACOTTA, &SLATE, &STONE]);
         let edge = |a: (f32, f32), b: (f32, f32), p: (f32, f32)| {
             (b.0 - a.0) * (p.1 - a.1) - (b.1 - a.1) * (p.0 - a.0)
         };
@@ -161,13 +272,17 @@ pub fn scene(width: u32, height: u32, seed: u64) -> RgbImage {
     // Texture, vignetting and sensor noise.
     let texture_cell = rng.random_range(3.0..8.0);
     let texture = ValueNoise::new(&mut rng, width, height, texture_cell);
-    let strength = rng.random_range(0.05..0.2f32);
+    let strength = rng.random_range(0.1..0.3f32);
+    let coarse_cell = rng.random_range(10.0..24.0);
+    let coarse = ValueNoise::new(&mut rng, width, height, coarse_cell);
+    let coarse_strength = rng.random_range(0.1..0.25f32);
     let mut out = RgbImage::new(width, height);
     for (i, c) in px.iter().enumerate() {
         let (x, y) = ((i as u32 % width) as f32, (i as u32 / width) as f32);
         let (vx, vy) = (x / w - 0.5, y / h - 0.5);
         let gain = (1.0 - 0.5 * (vx * vx + vy * vy))
-            * (1.0 - strength / 2.0 + strength * texture.at(x, y));
+            * (1.0 - strength / 2.0 + strength * texture.at(x, y))
+            * (1.0 - coarse_strength / 2.0 + coarse_strength * coarse.at(x, y));
         let noise: f32 = rng.random_range(-0.02..0.02);
         let to_u8 = |v: f32| ((v * gain + noise).clamp(0.0, 1.0) * 255.0).round() as u8;
         out.put_pixel(
@@ -182,6 +297,16 @@ pub fn scene(width: u32, height: u32, seed: u64) -> RgbImage {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn hsv_matches_the_primaries_and_greys() {
+        let close = |a: Color, b: Color| a.iter().zip(b).all(|(x, y)| (x - y).abs() < 1e-6);
+        assert!(close(hsv(0.0, 1.0, 1.0), [1.0, 0.0, 0.0]));
+        assert!(close(hsv(120.0, 1.0, 1.0), [0.0, 1.0, 0.0]));
+        assert!(close(hsv(240.0, 1.0, 0.5), [0.0, 0.0, 0.5]));
+        assert!(close(hsv(30.0, 1.0, 1.0), [1.0, 0.5, 0.0]));
+        assert!(close(hsv(200.0, 0.0, 0.4), [0.4, 0.4, 0.4]));
+    }
 
     #[test]
     fn scenes_are_deterministic_and_varied() {

@@ -112,7 +112,9 @@ impl LeakageScorer {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use featleak_attack::data::Prepared;
     use featleak_attack::model::UNetConfig;
+    use featleak_attack::training::{FineTuneConfig, fine_tune};
     use featleak_descriptors::Extractor;
 
     /// The attack loss of `model` on `features` of `image` (inference mode), all revealed.
@@ -144,14 +146,34 @@ mod tests {
         let device = Device::flex().autodiff();
         device.seed(3);
         let channels = threat.sparse_map().channels(128);
-        let model = UNetConfig {
+        let network = UNetConfig {
             in_channels: channels,
             base_width: 4,
             depth: 2,
             out_channels: 3,
             input: Default::default(),
-        }
-        .init(&device)
+        };
+        // A few steps on the image, so that the output depends on the keypoints (a freshly
+        // initialised network's loss barely moves when one is withheld).
+        let seen = Prepared {
+            name: "scene".into(),
+            image: image.clone(),
+            features: features.clone(),
+        };
+        let tune = FineTuneConfig {
+            steps: 30,
+            batch_size: 1,
+            learning_rate: 1e-2,
+            seed: 3,
+        };
+        let model = fine_tune(
+            &network.init(&device).unwrap(),
+            &network,
+            &threat,
+            &[seen],
+            &tune,
+            &device,
+        )
         .unwrap();
         let scorer = LeakageScorer::new(model.clone(), threat.clone(), device);
         let scores = scorer.scores(&[(&image, &features)], 1).unwrap().remove(0);
@@ -184,9 +206,9 @@ mod tests {
         let vs: f64 = scores.iter().map(|&s| (s as f64 - ms).powi(2)).sum();
         let vt: f64 = truth.iter().map(|t| (t - mt).powi(2)).sum();
         let corr = cov / (vs * vt).sqrt();
-        // Measured r = 0.36 on this untrained network: first order, not exact, but informative.
+        // First order, not exact, but informative: r = 0.75–0.97 over device seeds 1–6.
         assert!(
-            corr > 0.3,
+            corr > 0.5,
             "first-order scores vs leave-one-out: r = {corr:.3}"
         );
     }

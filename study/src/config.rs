@@ -1,6 +1,8 @@
 //! Every choice of a study, and what follows from them.
 
 use crate::StudyError;
+use featleak_attack::threat::ThreatModel;
+use featleak_attack::zoo::{ZooEntry, entry_for};
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
 
@@ -22,9 +24,13 @@ pub struct StudyConfig {
     pub descriptors: Vec<String>,
     /// Side of the reconstructions (features come from twice this side).
     pub size: u32,
-    /// First-level width of the attackers' UNets.
+    /// Start each attacker from the bundled (zoo) attacker of its name where one attacks the
+    /// same extractor and revealed information (fine-tuning; its network replaces `width`).
+    #[serde(default = "yes")]
+    pub zoo: bool,
+    /// First-level width of the UNets of attackers trained from scratch.
     pub width: usize,
-    /// Training steps of each attacker.
+    /// Training steps of each attacker (fine-tuning steps for those started from the zoo).
     pub steps: u64,
     /// Training minutes of each attacker instead of `steps`.
     pub minutes: Option<f64>,
@@ -42,16 +48,26 @@ impl Default for StudyConfig {
             scenes: 160,
             max_images: 400,
             held_out: 24,
-            descriptors: vec!["sift".into(), "freak".into()],
-            size: 64,
+            descriptors: vec!["sift".into()],
+            size: 128,
+            zoo: true,
             width: 8,
-            steps: 150,
+            steps: 100,
             minutes: None,
             adaptive_steps: 5,
             seed: 0,
         }
     }
 }
+
+fn yes() -> bool {
+    true
+}
+
+/// Peak learning rate of attackers trained from scratch.
+pub const LEARNING_RATE: f64 = 3e-3;
+/// Peak learning rate of attackers fine-tuned from the zoo.
+pub const FINE_TUNE_LEARNING_RATE: f64 = 1e-3;
 
 /// Size of the study's images (scenes are generated at it, photos are cropped and resized to it).
 pub const IMAGE_SIZE: (u32, u32) = (320, 240);
@@ -127,6 +143,16 @@ impl StudyConfig {
         v
     }
 
+    /// The zoo attacker `attacker` starts from: the entry of its name when `zoo` is on and the
+    /// entry attacks the same extractor and revealed information; `None` trains from scratch.
+    pub fn zoo_start(&self, attacker: &Attacker) -> Result<Option<&'static ZooEntry>, StudyError> {
+        if !self.zoo {
+            return Ok(None);
+        }
+        let threat = ThreatModel::resolve(&attacker.threat, &attacker.descriptor)?;
+        Ok(entry_for(&attacker.name, &threat)?)
+    }
+
     /// The images the study runs on, in words.
     pub fn corpus_words(&self) -> String {
         match &self.images {
@@ -162,6 +188,43 @@ impl StudyConfig {
             None => c.push_str(&format!(" --steps {}", self.steps)),
         }
         c.push_str(&format!(" --adaptive-steps {}", self.adaptive_steps));
+        if !self.zoo {
+            c.push_str(" --no-zoo");
+        }
         c
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn attacker(name: &str, descriptor: &str, threat: &str) -> Attacker {
+        Attacker {
+            name: name.into(),
+            descriptor: descriptor.into(),
+            threat: threat.into(),
+        }
+    }
+
+    #[test]
+    fn attackers_start_from_the_zoo_entry_that_attacks_the_same_thing() {
+        let on = StudyConfig::default();
+        let start = |c: &StudyConfig, a: &Attacker| c.zoo_start(a).unwrap().map(|e| e.name);
+        assert_eq!(
+            start(&on, &attacker("sift", "sift", "desc+pos")),
+            Some("sift")
+        );
+        // An entry of that name for another extractor or threat model is not used.
+        assert_eq!(start(&on, &attacker("sift", "freak", "desc+pos")), None);
+        assert_eq!(start(&on, &attacker("sift", "sift", "pos-only")), None);
+        assert_eq!(start(&on, &attacker("pos-only", "freak", "pos-only")), None);
+        let off = StudyConfig {
+            zoo: false,
+            ..StudyConfig::default()
+        };
+        assert_eq!(start(&off, &attacker("sift", "sift", "desc+pos")), None);
+        assert!(off.command_line().ends_with(" --no-zoo"));
+        assert!(!on.command_line().contains("--no-zoo"));
     }
 }

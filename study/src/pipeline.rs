@@ -1,7 +1,9 @@
 //! The study's stages: images → features → pairs → matching → attackers → reconstructions and
 //! baselines → mitigation sweep → report.
 
-use crate::config::{IMAGE_SIZE, KEEPS, PAIR_SEQUENCES, WARP_STRENGTH, WARPS};
+use crate::config::{
+    FINE_TUNE_LEARNING_RATE, IMAGE_SIZE, KEEPS, LEARNING_RATE, PAIR_SEQUENCES, WARP_STRENGTH, WARPS,
+};
 use crate::{StudyConfig, StudyDir, StudyError};
 use featleak_attack::baselines::baselines;
 use featleak_attack::loss::LossConfig;
@@ -123,7 +125,14 @@ pub fn run_study(
     );
     let attackers = config.attackers();
     for a in &attackers {
-        observer.note(&format!("{}: {} under {}", a.name, a.descriptor, a.threat));
+        let start = match config.zoo_start(a)? {
+            Some(entry) => format!(", fine-tuned from zoo:{}", entry.name),
+            None => String::new(),
+        };
+        observer.note(&format!(
+            "{}: {} under {}{start}",
+            a.name, a.descriptor, a.threat
+        ));
         train_one(&dir, config, a, observer.attack())?;
     }
 
@@ -350,6 +359,7 @@ fn train_one(
     let start = if out.join(featleak_train::RunFolder::CONFIG).exists() {
         Start::Resume(Some(budget))
     } else {
+        let init = config.zoo_start(attacker)?;
         Start::New(Box::new(NewRun {
             descriptor: attacker.descriptor.clone(),
             threat: attacker.threat.clone(),
@@ -362,9 +372,13 @@ fn train_one(
             depth: None,
             input: InputEncoding::default(),
             loss: LossConfig::default(),
-            init: None,
+            init: init.map(AttackerSource::Zoo),
             batch_size: 8,
-            learning_rate: 3e-3,
+            learning_rate: if init.is_some() {
+                FINE_TUNE_LEARNING_RATE
+            } else {
+                LEARNING_RATE
+            },
             seed: config.seed,
             max_images: 0,
             budget,

@@ -5,10 +5,10 @@
 
 use crate::config::{Attacker, PAIR_SEQUENCES, POS_ONLY, WARPS};
 use crate::{StudyConfig, StudyDir, StudyError};
-use featleak_attack::ThreatModel;
 use featleak_attack::baselines::{BASELINES, load_square};
 use featleak_attack::run::{AttackRun, RunConfig};
 use featleak_attack::threat::Position;
+use featleak_attack::{AttackerSource, ThreatModel};
 use featleak_datasets::FileError;
 use featleak_datasets::files::{read_json, write_bytes};
 use featleak_eval::gallery::{Gallery, GalleryRow, svg_data_uri};
@@ -37,6 +37,8 @@ pub struct ReportInputs<'a> {
 
 /// Rows of the gallery in the report.
 const GALLERY_ROWS: usize = 12;
+/// The baseline the verdict holds the first attacker against (one of [`BASELINES`]).
+const MEAN_COLOUR: &str = "mean-colour";
 
 /// The variables of `templates/demo_report.html`.
 #[derive(Serialize)]
@@ -120,7 +122,7 @@ pub fn write_report(inputs: &ReportInputs) -> Result<PathBuf, StudyError> {
     let attack = attack_table(&runs, &steps, &scores, &baselines);
     let sweep_table = results_table(&sweep.cells).without_columns(&["seconds", "attacker"]);
     let equal_utility = equal_utility_table(&sweep.cells);
-    let verdict = verdict(&scores);
+    let verdict = verdict(&scores, &baselines);
 
     let page = Page {
         corpus: inputs.settings.corpus_words(),
@@ -241,7 +243,7 @@ fn attack_table(
         t.push(row(
             name,
             &format!("{} {}", run.threat.extractor.name(), run.threat.name),
-            done.to_string(),
+            training_words(run, *done),
             s,
         ));
     }
@@ -251,20 +253,48 @@ fn attack_table(
     t
 }
 
-/// One sentence: does the first attacker beat the pos-only baseline?
-fn verdict(scores: &[(String, ScoreReport)]) -> String {
+/// A run's training steps; for one started from a bundled attacker, its steps first
+/// (`zoo:sift (6560) + 100`).
+fn training_words(run: &RunConfig, done: u64) -> String {
+    let Some(init) = &run.training.init else {
+        return done.to_string();
+    };
+    match AttackerSource::parse(init).map(|s| match s {
+        AttackerSource::Zoo(entry) => entry.card().ok().map(|c| c.training.steps),
+        AttackerSource::Run(_) => None,
+    }) {
+        Ok(Some(before)) => format!("{init} ({before}) + {done}"),
+        _ => format!("{init} + {done}"),
+    }
+}
+
+/// Two sentences: how far the first attacker beats each image's mean colour, and whether it
+/// beats the pos-only baseline.
+fn verdict(scores: &[(String, ScoreReport)], baselines: &[(String, ScoreReport)]) -> String {
     let (Some((name, main)), Some((_, pos))) =
         (scores.first(), scores.iter().find(|(n, _)| n == POS_ONLY))
     else {
         return String::new();
     };
+    let colour =
+        baselines
+            .iter()
+            .find(|(n, _)| n == MEAN_COLOUR)
+            .map_or(String::new(), |(_, c)| {
+                format!(
+                    "The {name} attacker's reconstructions score {:+.2} dB PSNR and {:+.4} SSIM \
+                 over each image's mean colour. ",
+                    main.mean.psnr - c.mean.psnr,
+                    main.mean.ssim - c.mean.ssim
+                )
+            });
     let (ds, dp) = (
         main.mean.ssim - pos.mean.ssim,
         main.mean.psnr - pos.mean.psnr,
     );
     let beats = ds > 0.0;
     format!(
-        "The {name} attacker {} its pos-only baseline (keypoint positions alone): SSIM {:.4} against \
+        "{colour}The {name} attacker {} its pos-only baseline (keypoint positions alone): SSIM {:.4} against \
          {:.4} ({ds:+.4}), PSNR {:.2} dB against {:.2} dB ({dp:+.2} dB). {}",
         if beats { "beats" } else { "does not beat" },
         main.mean.ssim,
