@@ -113,7 +113,7 @@ fn demo_runs_every_stage_and_is_reproducible() {
         "| sift | sift+dog desc+pos | zoo:sift (",
         ") + 4 |",
         "| freak | freak+harris desc+pos | 4 |",
-        "| pos-only | sift+dog pos-only |",
+        "| pos-only | sift+dog pos-only | 4 |",
         "over each image's mean colour",
         "baseline: mean-colour",
         "| freak+dog | 30 |",

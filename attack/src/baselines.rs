@@ -14,8 +14,12 @@ use image::{Rgb, RgbImage};
 use rayon::prelude::*;
 use std::path::{Path, PathBuf};
 
+/// The mean training image baseline's name.
+pub const MEAN_IMAGE: &str = "mean-image";
+/// Each victim's own mean colour baseline's name.
+pub const MEAN_COLOUR: &str = "mean-colour";
 /// The baselines' names, as their files in the output folder (`NAME.json`) call them.
-pub const BASELINES: [&str; 2] = ["mean-image", "mean-colour"];
+pub const BASELINES: [&str; 2] = [MEAN_IMAGE, MEAN_COLOUR];
 
 /// Loads `path` as the attacker sees it: resized and centre-cropped to `r`×`r`.
 pub fn load_square(path: &Path, r: u32) -> Result<RgbImage, AttackError> {

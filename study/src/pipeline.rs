@@ -11,6 +11,7 @@ use featleak_attack::model::InputEncoding;
 use featleak_attack::reconstruct::{ReconstructConfig, Victims, reconstruct};
 use featleak_attack::run::{NetworkPreset, NewRun};
 use featleak_attack::session::{SessionObserver, Start, train_attacker};
+use featleak_attack::zoo::ZooEntry;
 use featleak_attack::{AttackError, AttackerSource, ComputeDevice};
 use featleak_datasets::FileError;
 use featleak_datasets::files::{read_json, save_png, write_bytes, write_json};
@@ -125,7 +126,8 @@ pub fn run_study(
     );
     let attackers = config.attackers();
     for a in &attackers {
-        let start = match config.zoo_start(a)? {
+        let init = config.zoo_start(a)?;
+        let start = match init {
             Some(entry) => format!(", fine-tuned from zoo:{}", entry.name),
             None => String::new(),
         };
@@ -133,7 +135,7 @@ pub fn run_study(
             "{}: {} under {}{start}",
             a.name, a.descriptor, a.threat
         ));
-        train_one(&dir, config, a, observer.attack())?;
+        train_one(&dir, config, a, init, observer.attack())?;
     }
 
     observer.stage(6, "reconstructions of the held-out images");
@@ -340,11 +342,12 @@ fn match_pairs(
     Ok(evaluate(&job, &stage)?.0)
 }
 
-/// Trains (or, in a rerun, resumes) one attacker.
+/// Trains (or, in a rerun, resumes) one attacker, fine-tuning `init` when given.
 fn train_one(
     dir: &StudyDir,
     config: &StudyConfig,
     attacker: &crate::config::Attacker,
+    init: Option<&'static ZooEntry>,
     observer: &mut dyn SessionObserver,
 ) -> Result<(), StudyError> {
     let out = dir.run(&attacker.name);
@@ -359,7 +362,6 @@ fn train_one(
     let start = if out.join(featleak_train::RunFolder::CONFIG).exists() {
         Start::Resume(Some(budget))
     } else {
-        let init = config.zoo_start(attacker)?;
         Start::New(Box::new(NewRun {
             descriptor: attacker.descriptor.clone(),
             threat: attacker.threat.clone(),

@@ -5,7 +5,7 @@
 
 use crate::config::{Attacker, PAIR_SEQUENCES, POS_ONLY, WARPS};
 use crate::{StudyConfig, StudyDir, StudyError};
-use featleak_attack::baselines::{BASELINES, load_square};
+use featleak_attack::baselines::{BASELINES, MEAN_COLOUR, load_square};
 use featleak_attack::run::{AttackRun, RunConfig};
 use featleak_attack::threat::Position;
 use featleak_attack::{AttackerSource, ThreatModel};
@@ -37,8 +37,6 @@ pub struct ReportInputs<'a> {
 
 /// Rows of the gallery in the report.
 const GALLERY_ROWS: usize = 12;
-/// The baseline the verdict holds the first attacker against (one of [`BASELINES`]).
-const MEAN_COLOUR: &str = "mean-colour";
 
 /// The variables of `templates/demo_report.html`.
 #[derive(Serialize)]
