@@ -37,3 +37,4 @@ test-data: deps
 fixtures:
 	python3 tools/make_sift_fixtures.py
 	python3 tools/make_metric_fixtures.py
+	python3 tools/make_decode_fixtures.py

@@ -16,6 +16,11 @@ pub fn detector() -> PossibleValuesParser {
     PossibleValuesParser::new(DETECTOR_NAMES)
 }
 
+/// `--gray`: how an image becomes grey for extraction, listed by clap.
+pub fn gray() -> PossibleValuesParser {
+    PossibleValuesParser::new(featleak_datasets::GrayConversion::NAMES)
+}
+
 /// `--strategy`: the keypoint-subset strategies, listed by clap.
 pub fn strategy() -> PossibleValuesParser {
     PossibleValuesParser::new(STRATEGY_NAMES)

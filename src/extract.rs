@@ -4,6 +4,7 @@ use crate::choices;
 use crate::progress;
 use anyhow::bail;
 use clap::Args;
+use featleak_datasets::GrayConversion;
 use featleak_descriptors::ExtractorConfig;
 use featleak_descriptors::folder::{self, ExtractFolder, FolderObserver, Summary};
 use indicatif::ProgressBar;
@@ -22,6 +23,11 @@ pub struct ExtractArgs {
     /// Keep at most this many keypoints per image, strongest first (0: all).
     #[arg(long, default_value_t = featleak_descriptors::extractor::DEFAULT_MAX_KEYPOINTS)]
     pub max_keypoints: usize,
+    /// How each image becomes grey: cvtcolor (decode to RGB, then OpenCV's cvtColor),
+    /// imread-grayscale (OpenCV's IMREAD_GRAYSCALE on the file, as hloc reads images) or pil
+    /// (decode to RGB, then Pillow's convert('L')). Recorded in the manifest's extractor config.
+    #[arg(long, default_value = "cvtcolor", value_parser = choices::gray())]
+    pub gray: String,
     /// Apply RootSIFT to SIFT descriptors.
     #[arg(long)]
     pub root_sift: bool,
@@ -54,6 +60,7 @@ impl ExtractArgs {
     fn extractor(&self) -> anyhow::Result<ExtractorConfig> {
         let mut config = ExtractorConfig::named(&self.descriptor, &self.detector)?;
         config.max_keypoints = self.max_keypoints;
+        config.gray = GrayConversion::parse(&self.gray).map_err(anyhow::Error::msg)?;
         if self.root_sift {
             match &mut config.descriptor {
                 featleak_descriptors::DescriptorConfig::Sift(s) => s.root_sift = true,

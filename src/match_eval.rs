@@ -3,6 +3,7 @@
 use crate::choices;
 use crate::progress;
 use clap::Args;
+use featleak_datasets::GrayConversion;
 use featleak_descriptors::{DescriptorConfig, ExtractorConfig};
 use featleak_eval::MatchConfig;
 use featleak_eval::match_eval::{self, MatchEval};
@@ -23,6 +24,11 @@ pub struct MatchEvalArgs {
     /// Keep at most this many keypoints per image, strongest first (0: all).
     #[arg(long, default_value_t = featleak_descriptors::extractor::DEFAULT_MAX_KEYPOINTS)]
     pub max_keypoints: usize,
+    /// How each image becomes grey: cvtcolor (decode to RGB, then OpenCV's cvtColor),
+    /// imread-grayscale (OpenCV's IMREAD_GRAYSCALE on the file, as hloc reads images) or pil
+    /// (decode to RGB, then Pillow's convert('L')).
+    #[arg(long, default_value = "cvtcolor", value_parser = choices::gray())]
+    pub gray: String,
     /// Folder of HPatches (1.ppm … H_1_k) or Oxford (img1.ppm … H1tokp) sequences.
     #[arg(long)]
     pub pairs: PathBuf,
@@ -59,6 +65,7 @@ pub fn evaluate(args: &MatchEvalArgs) -> anyhow::Result<Table> {
         .map(|name| {
             let mut config = ExtractorConfig::named(name, &args.detector)?;
             config.max_keypoints = args.max_keypoints;
+            config.gray = GrayConversion::parse(&args.gray).map_err(anyhow::Error::msg)?;
             if let DescriptorConfig::Sosnet(s) = &mut config.descriptor {
                 s.weights = args.weights.clone();
             }

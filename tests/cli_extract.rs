@@ -237,6 +237,46 @@ fn a_second_run_reuses_finished_files_and_refuses_another_extractor() {
 }
 
 #[test]
+fn gray_option_chooses_and_records_the_grey_conversion() {
+    use featleak_datasets::GrayConversion;
+    use featleak_descriptors::{Extractor, ExtractorConfig};
+    let dir = tempfile::tempdir().unwrap();
+    let (images, out) = (dir.path().join("images"), dir.path().join("out"));
+    write_scene(&images.join("a.jpg"), 20);
+    write_scene(&images.join("b.png"), 21);
+    let run = |gray: &str| {
+        featleak()
+            .args(["extract", "--gray", gray, "--images"])
+            .args([images.to_str().unwrap(), "--out", out.to_str().unwrap()])
+            .output()
+            .unwrap()
+    };
+    let done = run("imread-grayscale");
+    assert!(done.status.success(), "{}", stderr_of(&done));
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("manifest.json")).unwrap()).unwrap();
+    assert_eq!(manifest["extractor"]["config"]["gray"], "imread-grayscale");
+    let mut config = ExtractorConfig::named("sift", "dog").unwrap();
+    config.gray = GrayConversion::ImreadGrayscale;
+    let extractor = config.build().unwrap();
+    for name in ["a.jpg", "b.png"] {
+        let gray = GrayConversion::ImreadGrayscale
+            .load(&images.join(name))
+            .unwrap();
+        let expected = extractor.extract(&gray).unwrap();
+        let ours = read_features(&out.join(name).with_extension("npz")).unwrap();
+        assert_eq!(ours.keypoints, expected.keypoints, "{name}");
+        assert_eq!(ours.extractor.config["gray"], "imread-grayscale");
+    }
+    // Resuming with another conversion is refused, saying which setting differs.
+    assert_error(
+        &run("pil"),
+        r#"this run: sift+dog with gray = "pil", was "imread-grayscale""#,
+    );
+    assert_error(&run("luma"), "imread-grayscale");
+}
+
+#[test]
 fn demo_refuses_too_few_scenes() {
     let dir = tempfile::tempdir().unwrap();
     let out = featleak()

@@ -144,3 +144,56 @@ fn bundled_sosnet_matches_at_least_as_well_as_sift() {
     assert_eq!(r[1].0, "sosnet+dog");
     assert!(sosnet >= sift, "SOSNet MMA@3 {sosnet} < SIFT {sift}");
 }
+
+/// Issue #18 acceptance: on BSDS500 test JPEGs given as they are, featleak decodes and converts
+/// to grey as opencv-python (or Pillow) does, so SIFT and FREAK equal OpenCV's, under each grey
+/// conversion (tools/check_freak_photos.py; needs Python with tools/requirements.txt: the
+/// repository's .venv, or FEATLEAK_PYTHON).
+#[test]
+#[ignore = "needs FEATLEAK_DATA and Python with opencv-contrib-python"]
+fn sift_and_freak_on_jpeg_photos_equal_opencv_python() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let python = std::env::var_os("FEATLEAK_PYTHON")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            let venv = root.join(".venv/bin/python");
+            if venv.exists() {
+                venv
+            } else {
+                "python3".into()
+            }
+        });
+    let photos = data().join("photos/bsds500/test");
+    let dir = tempfile::tempdir().unwrap();
+    for gray in ["cvtcolor", "imread-grayscale", "pil"] {
+        let json = dir.path().join(format!("{gray}.json"));
+        let out = std::process::Command::new(&python)
+            .arg(root.join("tools/check_freak_photos.py"))
+            .arg(&photos)
+            .args(["--count", "16", "--source", "jpeg", "--gray", gray])
+            .arg("--featleak")
+            .arg(env!("CARGO_BIN_EXE_featleak"))
+            .arg("--json")
+            .arg(&json)
+            .output()
+            .unwrap_or_else(|e| panic!("cannot run {}: {e}", python.display()));
+        let printed = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(out.status.success(), "{gray}: {printed}");
+        let r: serde_json::Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+        let sift = &r["sift+dog"];
+        assert_eq!(sift["photos"], 16, "{gray}: {printed}");
+        assert_eq!(sift["identical"], 16, "{gray}: SIFT differs: {printed}");
+        for freak in ["freak+harris", "freak+dog"] {
+            assert_eq!(r[freak]["same_keypoints"], 16, "{gray} {freak}: {printed}");
+            assert_eq!(
+                r[freak]["identical_descriptors_percent"].as_f64(),
+                Some(100.0),
+                "{gray} {freak}: {printed}"
+            );
+        }
+    }
+}

@@ -6,12 +6,12 @@
 use crate::AttackError;
 use crate::threat::{Share, ThreatModel};
 use featleak_datasets::FileError;
-use featleak_datasets::{ResizeCrop, load_rgb, rgb_to_gray};
+use featleak_datasets::{GrayConversion, ResizeCrop, load_rgb};
 use featleak_descriptors::{
     Extractor, FeatureExtractor, FeatureSet, SparseMapConfig, rasterize_sparse, read_features,
     write_features,
 };
-use image::RgbImage;
+use image::{GrayImage, RgbImage};
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 use sha2::{Digest, Sha256};
@@ -84,7 +84,7 @@ impl FeatureCache {
         extractor: &FeatureExtractor,
         resolution: u32,
         mirrored: bool,
-        image: &RgbImage,
+        gray: impl FnOnce() -> Result<GrayImage, AttackError>,
     ) -> Result<FeatureSet, AttackError> {
         let file = self.dir.as_ref().map(|dir| {
             dir.join(format!(
@@ -95,13 +95,12 @@ impl FeatureCache {
         if let Some(Ok(f)) = file.as_deref().map(read_features) {
             return Ok(f);
         }
-        let features =
-            extractor
-                .extract(&rgb_to_gray(image))
-                .map_err(|source| AttackError::Extract {
-                    path: path.to_path_buf(),
-                    source,
-                })?;
+        let features = extractor
+            .extract(&gray()?)
+            .map_err(|source| AttackError::Extract {
+                path: path.to_path_buf(),
+                source,
+            })?;
         if let (Some(dir), Some(file)) = (&self.dir, &file) {
             std::fs::create_dir_all(dir).map_err(FileError::io("create", dir))?;
             write_features(file, &features)?;
@@ -113,6 +112,12 @@ impl FeatureCache {
 /// Loads `path`, resizes and centre-crops it to the threat model's feature resolution (mirrored
 /// when asked) and extracts (or reads cached) features. Images smaller than the reconstruction
 /// resolution are refused.
+///
+/// The grey image features are extracted from follows the extractor's [`GrayConversion`]: for
+/// `cvtcolor` and `pil`, the resized RGB image converted; for `imread-grayscale`, the file read
+/// as grey by OpenCV (`IMREAD_GRAYSCALE`, as hloc reads images), replicated into RGB, resized,
+/// cropped (and mirrored) exactly as the RGB image is, and one channel taken: what resizing an
+/// `IMREAD_GRAYSCALE` image gives, pixel for pixel the same geometry as the attacker's target.
 pub fn prepare(
     path: &Path,
     name: &str,
@@ -132,16 +137,50 @@ pub fn prepare(
         });
     }
     let f = threat.feature_resolution;
-    let mut image = ResizeCrop::cover((height, width), (f, f)).apply(&rgb);
+    let geometry = ResizeCrop::cover((height, width), (f, f));
+    let mut image = geometry.apply(&rgb);
     if mirrored {
         image::imageops::flip_horizontal_in_place(&mut image);
     }
-    let features = cache.get_or_extract(path, extractor, f, mirrored, &image)?;
+    let conversion = extractor.config().gray;
+    let gray = || match conversion {
+        GrayConversion::ImreadGrayscale => {
+            let file_gray = conversion.load(path)?;
+            if file_gray.dimensions() != (width, height) {
+                return Err(AttackError::Mismatch {
+                    path: path.to_path_buf(),
+                    problem: format!(
+                        "read as grey it is {}×{}, as RGB {width}×{height}",
+                        file_gray.width(),
+                        file_gray.height()
+                    ),
+                });
+            }
+            Ok(gray_through(&geometry, mirrored, &file_gray))
+        }
+        other => Ok(other.from_rgb(&image)),
+    };
+    let features = cache.get_or_extract(path, extractor, f, mirrored, gray)?;
     Ok(Prepared {
         name: name.to_string(),
         image,
         features,
     })
+}
+
+/// `gray` seen through `geometry` (and mirrored) exactly as an RGB image is: replicated into
+/// RGB, resized and cropped, one channel kept.
+fn gray_through(geometry: &ResizeCrop, mirrored: bool, gray: &GrayImage) -> GrayImage {
+    let (w, h) = gray.dimensions();
+    let rgb = RgbImage::from_raw(w, h, gray.as_raw().iter().flat_map(|&v| [v; 3]).collect())
+        .expect("buffer size matches dimensions");
+    let mut out = geometry.apply(&rgb);
+    if mirrored {
+        image::imageops::flip_horizontal_in_place(&mut out);
+    }
+    let (w, h) = out.dimensions();
+    GrayImage::from_raw(w, h, out.as_raw().iter().step_by(3).copied().collect())
+        .expect("buffer size matches dimensions")
 }
 
 impl Prepared {
@@ -305,6 +344,33 @@ mod tests {
             e.contains("small.png") && e.contains("80×40, smaller than the 64×64"),
             "{e}"
         );
+    }
+
+    #[test]
+    fn imread_grayscale_extracts_from_the_file_read_as_grey_through_the_same_geometry() {
+        let dir = tempfile::tempdir().unwrap();
+        let img = dir.path().join("a.png");
+        featleak_datasets::synthetic::scene(160, 120, 6)
+            .save(&img)
+            .unwrap();
+        let mut t = threat();
+        t.extractor.gray = GrayConversion::ImreadGrayscale;
+        let extractor = t.extractor.build().unwrap();
+        let cache = FeatureCache::none();
+        let geometry = ResizeCrop::cover((120, 160), (96, 96));
+        // OpenCV's grey read of the file, resized as a grey image, mirrored.
+        let mut expected = geometry.apply(&GrayConversion::ImreadGrayscale.load(&img).unwrap());
+        image::imageops::flip_horizontal_in_place(&mut expected);
+        let file_gray = GrayConversion::ImreadGrayscale.load(&img).unwrap();
+        assert_eq!(gray_through(&geometry, true, &file_gray), expected);
+
+        let p = prepare(&img, "a", &t, &extractor, &cache, true).unwrap();
+        assert_eq!(p.features, extractor.extract(&expected).unwrap());
+        // The RGB target is the same as under cvtcolor; the features are not.
+        let c = threat();
+        let q = prepare(&img, "a", &c, &c.extractor.build().unwrap(), &cache, true).unwrap();
+        assert_eq!(p.image, q.image);
+        assert_ne!(p.features.keypoints, q.features.keypoints);
     }
 
     #[test]

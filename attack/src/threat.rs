@@ -327,6 +327,38 @@ mod tests {
     }
 
     #[test]
+    fn threat_models_without_a_grey_conversion_read_as_cvtcolor() {
+        use featleak_datasets::GrayConversion;
+        // The bundled card predates `extractor.gray`: it reads as the default conversion, so
+        // zoo:sift still attacks the desc+pos preset.
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("zoo/sift.json");
+        let card: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+        let mut old = card["threat"].clone();
+        old["extractor"].as_object_mut().unwrap().remove("gray");
+        let threat: ThreatModel = serde_json::from_value(old).unwrap();
+        let preset = ThreatModel::preset("desc+pos", "sift").unwrap();
+        assert_eq!(threat.extractor, preset.extractor);
+        assert!(threat.attacks_like(&preset));
+        let as_is: ThreatModel = serde_json::from_value(card["threat"].clone()).unwrap();
+        assert_eq!(as_is.extractor.gray, GrayConversion::CvtColor);
+
+        // A threat-model TOML file chooses it in [extractor]; it is part of what is attacked.
+        let mut hloc = preset.clone();
+        hloc.extractor.gray = GrayConversion::ImreadGrayscale;
+        let text = toml::to_string(&hloc).unwrap();
+        assert!(text.contains("gray = \"imread-grayscale\""), "{text}");
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("hloc.toml");
+        std::fs::write(&file, &text).unwrap();
+        assert_eq!(
+            ThreatModel::resolve(file.to_str().unwrap(), "ignored").unwrap(),
+            hloc
+        );
+        assert!(!hloc.attacks_like(&preset));
+    }
+
+    #[test]
     fn reveal_subsets_quantises_and_hides_geometry() {
         let mut m = ThreatModel::preset("desc+pos", "sift").unwrap();
         let f = features(40);

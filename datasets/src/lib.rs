@@ -23,7 +23,10 @@ pub mod warp;
 
 pub use discover::{IMAGE_EXTENSIONS, find_files, find_images, find_named_images, image_name};
 pub use files::FileError;
-pub use load::{ImageLoadError, load_rgb, rgb_to_gray, to_f32_gray, to_f32_rgb};
+pub use load::{
+    GrayConversion, ImageLoadError, load_rgb, rgb_to_gray, rgb_to_gray_libpng, rgb_to_gray_pil,
+    to_f32_gray, to_f32_rgb,
+};
 pub use pairs::{FoundPairs, HomographyPair, PairError, find_pairs};
 pub use split::{Split, SplitFractions, split_seeded};
 pub use transform::ResizeCrop;

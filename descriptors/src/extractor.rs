@@ -6,6 +6,7 @@ use crate::features::{Descriptors, ExtractorInfo, FeatureSet};
 use crate::freak::{Freak, FreakConfig};
 use crate::sift::SiftConfig;
 use crate::sosnet::{PatchSampling, Sosnet, sample_patches};
+use featleak_datasets::GrayConversion;
 use image::GrayImage;
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
@@ -93,6 +94,10 @@ pub struct ExtractorConfig {
     pub descriptor: DescriptorConfig,
     /// Keep at most this many keypoints, strongest first (0: all).
     pub max_keypoints: usize,
+    /// How an image file becomes the grey image extracted from (`cvtcolor` when absent, as in
+    /// configurations written before it was recorded).
+    #[serde(default)]
+    pub gray: GrayConversion,
 }
 
 /// Default keypoint budget.
@@ -117,6 +122,7 @@ impl ExtractorConfig {
             detector,
             descriptor,
             max_keypoints: DEFAULT_MAX_KEYPOINTS,
+            gray: GrayConversion::default(),
         })
     }
 
@@ -227,17 +233,61 @@ impl Extractor for FeatureExtractor {
     }
 }
 
-/// Features of the image file at `path`, decoded to RGB and converted to grey as every extractor
-/// expects; errors name the file.
+/// Features of the image file at `path`, turned into grey as the extractor's configuration says
+/// ([`ExtractorConfig::gray`]); errors name the file.
 pub fn extract_file(
     extractor: &FeatureExtractor,
     path: &std::path::Path,
 ) -> Result<FeatureSet, crate::DescriptorError> {
-    let rgb = featleak_datasets::load_rgb(path)?;
+    let gray = extractor.config.gray.load(path)?;
     extractor
-        .extract(&featleak_datasets::rgb_to_gray(&rgb))
+        .extract(&gray)
         .map_err(|e| crate::DescriptorError::InFile {
             path: path.to_path_buf(),
             source: Box::new(e.into()),
         })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn configs_without_a_grey_conversion_read_as_cvtcolor() {
+        let default = ExtractorConfig::named("sift", "dog").unwrap();
+        let mut old = serde_json::to_value(&default).unwrap();
+        assert_eq!(old["gray"], "cvtcolor", "the choice is recorded");
+        old.as_object_mut().unwrap().remove("gray");
+        assert_eq!(
+            serde_json::from_value::<ExtractorConfig>(old).unwrap(),
+            default
+        );
+        let mut hloc = default.clone();
+        hloc.gray = GrayConversion::ImreadGrayscale;
+        let text = serde_json::to_string(&hloc).unwrap();
+        assert!(text.contains(r#""gray":"imread-grayscale""#), "{text}");
+        assert_eq!(
+            serde_json::from_str::<ExtractorConfig>(&text).unwrap(),
+            hloc
+        );
+        assert_ne!(hloc, default);
+    }
+
+    #[test]
+    fn extract_file_converts_to_grey_as_configured() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("scene.png");
+        featleak_datasets::synthetic::scene(128, 96, 4)
+            .save(&path)
+            .unwrap();
+        for gray in GrayConversion::ALL {
+            let mut config = ExtractorConfig::named("sift", "dog").unwrap();
+            config.gray = gray;
+            let extractor = config.build().unwrap();
+            let from_file = extract_file(&extractor, &path).unwrap();
+            let expected = extractor.extract(&gray.load(&path).unwrap()).unwrap();
+            assert_eq!(from_file, expected, "{gray}");
+            assert_eq!(from_file.extractor.config["gray"], gray.name());
+        }
+    }
 }

@@ -156,7 +156,8 @@ pub fn extract_folder(
                 &job.out,
                 format!(
                     "holds features of another extractor ({}; this run: {}); use another --out or --overwrite",
-                    previous.extractor.name, info.name
+                    previous.extractor.name,
+                    differing_settings(&previous.extractor, &info)
                 ),
             ));
         }
@@ -242,6 +243,31 @@ pub fn extract_folder(
     };
     write_json(&manifest_path, &manifest)?;
     Ok(summary)
+}
+
+/// `ours`' name, followed by the settings whose values differ from `theirs` when the names are
+/// the same (`sift+dog with gray = imread-grayscale, was cvtcolor`).
+fn differing_settings(theirs: &ExtractorInfo, ours: &ExtractorInfo) -> String {
+    if theirs.name != ours.name {
+        return ours.name.clone();
+    }
+    let none = serde_json::Value::Null;
+    let keys: std::collections::BTreeSet<&String> = [&theirs.config, &ours.config]
+        .into_iter()
+        .filter_map(|c| c.as_object())
+        .flat_map(|o| o.keys())
+        .collect();
+    let differing: Vec<String> = keys
+        .into_iter()
+        .filter_map(|k| {
+            let (was, now) = (
+                theirs.config.get(k).unwrap_or(&none),
+                ours.config.get(k).unwrap_or(&none),
+            );
+            (was != now).then(|| format!("{k} = {now}, was {was}"))
+        })
+        .collect();
+    format!("{} with {}", ours.name, differing.join(", "))
 }
 
 /// Extracts one image and writes its feature file; the error names the image.
