@@ -13,6 +13,7 @@ use featleak_attack::reconstruct::{ReconstructConfig, Victims, reconstruct};
 use featleak_attack::run::{EpochMetrics, NetworkPreset, NewRun, RunConfig};
 use featleak_attack::session::{JobObserver, SessionObserver, Start, train_attacker};
 use featleak_attack::{AttackerSource, ComputeDevice, ZOO};
+use featleak_datasets::GrayConversion;
 use featleak_train::trainer::At;
 use featleak_train::{Observer, RunFolder};
 use indicatif::ProgressBar;
@@ -91,6 +92,11 @@ pub struct TrainArgs {
     /// offset to it) [default: sparse].
     #[arg(long, value_parser = crate::choices::input_encoding())]
     pub input: Option<String>,
+    /// How image files become grey for extraction: cvtcolor (OpenCV's cvtColor on the
+    /// decoded image), imread-grayscale (OpenCV's IMREAD_GRAYSCALE, as hloc reads images) or pil
+    /// [default: the threat model's, cvtcolor for a preset].
+    #[arg(long, value_parser = crate::choices::gray())]
+    pub gray: Option<String>,
     /// Weight of the image-gradient L1 term added to the loss L1 + (1 − SSIM) [default: 0, none].
     #[arg(long)]
     pub gradient_loss: Option<f64>,
@@ -169,31 +175,32 @@ impl TrainArgs {
         let Some(images) = self.images.clone() else {
             bail!("a new run needs --images");
         };
+        let d = NewRun::defaults(images, self.budget.budget()?);
         Ok(NewRun {
-            descriptor: self.descriptor.clone().unwrap_or_else(|| "sift".into()),
-            threat: self
-                .threat
-                .as_ref()
-                .map_or_else(|| "desc+pos".into(), ToString::to_string),
-            images,
+            descriptor: self.descriptor.clone().unwrap_or(d.descriptor),
+            threat: self.threat.as_ref().map_or(d.threat, ToString::to_string),
             val_images: self.val_images.clone(),
-            size: self.size.unwrap_or(128),
+            size: self.size.unwrap_or(d.size),
             feature_size: self.feature_size,
-            network: self.network.unwrap_or(Network::Cpu).into(),
+            network: self.network.map_or(d.network, Into::into),
             width: self.width,
             depth: self.depth,
-            input: self.input.as_deref().map_or(InputEncoding::default(), |i| {
+            input: self.input.as_deref().map_or(d.input, |i| {
                 InputEncoding::parse(i).expect("clap checked the name")
             }),
+            gray: self
+                .gray
+                .as_deref()
+                .map(|g| GrayConversion::parse(g).expect("clap checked the name")),
             loss: LossConfig {
-                gradient: self.gradient_loss.unwrap_or(0.0),
+                gradient: self.gradient_loss.unwrap_or(d.loss.gradient),
             },
             init: self.init.clone(),
-            batch_size: self.batch_size.unwrap_or(8),
-            learning_rate: self.lr.unwrap_or(3e-3),
-            seed: self.seed.unwrap_or(0),
-            max_images: self.max_images.unwrap_or(0),
-            budget: self.budget.budget()?,
+            batch_size: self.batch_size.unwrap_or(d.batch_size),
+            learning_rate: self.lr.unwrap_or(d.learning_rate),
+            seed: self.seed.unwrap_or(d.seed),
+            max_images: self.max_images.unwrap_or(d.max_images),
+            ..d
         })
     }
 
@@ -264,6 +271,11 @@ impl TrainArgs {
         );
         differs("input", self.input.clone(), t.network.input.name().into());
         differs(
+            "gray",
+            self.gray.clone(),
+            threat.extractor.gray.name().into(),
+        );
+        differs(
             "gradient-loss",
             self.gradient_loss.map(|g| g.to_string()),
             t.loss.gradient.to_string(),
@@ -320,6 +332,9 @@ impl JobObserver for Ui {
     }
     fn skipped(&mut self, reason: &str) {
         eprintln!("skipped {reason}");
+    }
+    fn note(&mut self, message: &str) {
+        eprintln!("note: {message}");
     }
 }
 

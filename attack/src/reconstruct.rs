@@ -73,7 +73,7 @@ pub fn reconstruct(
     let share = job.share.map_or(threat.attack_share, Share::fixed);
     let victims = match &job.victims {
         Victims::Images(dir) => from_images(dir, &job.attacker.feature_cache(), threat, observer)?,
-        Victims::Features(dir) => from_feature_files(dir, threat)?,
+        Victims::Features(dir) => from_feature_files(dir, threat, observer)?,
     };
     let r = threat.resolution;
     let tick = observer.stage("reconstruct", victims.len());
@@ -199,8 +199,14 @@ fn from_images(
         .collect())
 }
 
-/// Victims from feature files alone, checked against the attacker's extractor.
-fn from_feature_files(dir: &Path, threat: &ThreatModel) -> Result<Vec<Victim>, AttackError> {
+/// Victims from feature files alone, checked against the attacker's extractor. Files whose
+/// images became grey another way than the attacker's (features of the same kind, rounded
+/// differently) are attacked, and the observer told once.
+fn from_feature_files(
+    dir: &Path,
+    threat: &ThreatModel,
+    observer: &mut dyn JobObserver,
+) -> Result<Vec<Victim>, AttackError> {
     let files = find_files(dir, |p| p.extension().is_some_and(|e| e == "npz"))
         .map_err(FileError::io("list feature files in", dir))?;
     if files.is_empty() {
@@ -210,7 +216,9 @@ fn from_feature_files(dir: &Path, threat: &ThreatModel) -> Result<Vec<Victim>, A
         });
     }
     let r = threat.resolution;
-    files
+    let our_gray = threat.extractor.gray.name();
+    let mut other_gray = std::collections::BTreeMap::<String, usize>::new();
+    let victims = files
         .into_iter()
         .map(|f| {
             let features = read_features(&f)?;
@@ -238,6 +246,11 @@ fn from_feature_files(dir: &Path, threat: &ThreatModel) -> Result<Vec<Victim>, A
                     "descriptors computed with {theirs} but the attacker was trained on {ours}"
                 )));
             }
+            if let Some(theirs) = features.extractor.config.get("gray")
+                && theirs.as_str() != Some(our_gray)
+            {
+                *other_gray.entry(theirs.to_string()).or_default() += 1;
+            }
             let dimension = threat.extractor.descriptor.dimension();
             if features.descriptors.dimension() != dimension {
                 return Err(mismatch(format!(
@@ -252,5 +265,13 @@ fn from_feature_files(dir: &Path, threat: &ThreatModel) -> Result<Vec<Victim>, A
                 features: features.transformed(&t),
             })
         })
-        .collect()
+        .collect::<Result<Vec<_>, _>>()?;
+    for (theirs, count) in other_gray {
+        observer.note(&format!(
+            "{count} feature files in {} come from images made grey by {theirs}, the attacker's \
+             by \"{our_gray}\": same features up to rounding, attacked as they are",
+            dir.display()
+        ));
+    }
+    Ok(victims)
 }

@@ -9,7 +9,7 @@ use crate::model::{InputEncoding, UNetConfig};
 use crate::threat::ThreatModel;
 use crate::zoo::AttackerSource;
 use featleak_datasets::FileError;
-use featleak_datasets::{SplitFractions, find_named_images, split_seeded};
+use featleak_datasets::{GrayConversion, SplitFractions, find_named_images, split_seeded};
 use featleak_train::{Budget, MetricsRow, RunFolder, Schedule, TrainError};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
@@ -107,6 +107,8 @@ pub struct NewRun {
     pub depth: Option<usize>,
     /// How the first layer reads the keypoints.
     pub input: InputEncoding,
+    /// How image files become grey for extraction; `None` keeps the threat model's.
+    pub gray: Option<GrayConversion>,
     /// The loss.
     pub loss: LossConfig,
     /// Start from this attacker's weights (its network replaces `network`, `width`, `depth`
@@ -123,6 +125,37 @@ pub struct NewRun {
     /// When training ends.
     pub budget: Budget,
 }
+
+impl NewRun {
+    /// The default recipe (`featleak attack train` without options): a SIFT `desc+pos`
+    /// attacker, 128² from 256² features, the CPU network with sparse input, L1 + (1 − SSIM),
+    /// batch 8, peak learning rate [`DEFAULT_LEARNING_RATE`], seed 0, every image.
+    pub fn defaults(images: PathBuf, budget: Budget) -> Self {
+        Self {
+            descriptor: "sift".into(),
+            threat: "desc+pos".into(),
+            images,
+            val_images: None,
+            size: 128,
+            feature_size: None,
+            network: NetworkPreset::Cpu,
+            width: None,
+            depth: None,
+            input: InputEncoding::default(),
+            gray: None,
+            loss: LossConfig::default(),
+            init: None,
+            batch_size: 8,
+            learning_rate: DEFAULT_LEARNING_RATE,
+            seed: 0,
+            max_images: 0,
+            budget,
+        }
+    }
+}
+
+/// Peak learning rate of the default recipe (training from scratch).
+pub const DEFAULT_LEARNING_RATE: f64 = 3e-3;
 
 /// Steps of learning-rate warm-up of every attacker run.
 pub const WARMUP_STEPS: u64 = 50;
@@ -148,6 +181,9 @@ impl RunConfig {
         let mut threat = ThreatModel::resolve(&spec.threat, &spec.descriptor)?;
         threat.resolution = spec.size;
         threat.feature_resolution = spec.feature_size.unwrap_or(2 * spec.size);
+        if let Some(gray) = spec.gray {
+            threat.extractor.gray = gray;
+        }
         threat.validate()?;
         let channels = threat
             .sparse_map()

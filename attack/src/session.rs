@@ -33,6 +33,8 @@ pub trait JobObserver {
     }
     /// An image could not be used (the reason names it).
     fn skipped(&mut self, _reason: &str) {}
+    /// Something the user should know that does not stop the job.
+    fn note(&mut self, _message: &str) {}
 }
 
 /// Hears what a training session does: the job, then the trainer's steps.

@@ -84,9 +84,14 @@ pub const PRESETS: &[&str] = &["desc+pos", "desc+pos+geom", "pos-only"];
 
 impl ThreatModel {
     /// Whether an attacker trained under `self` attacks what one under `other` does: the same
-    /// extractor, revealing the same things (shares and resolutions may differ).
+    /// extractor, revealing the same things (shares, resolutions and the grey conversion may
+    /// differ: the conversions differ by rounding, so their features are of one kind).
     pub fn attacks_like(&self, other: &Self) -> bool {
-        self.extractor == other.extractor && self.reveals == other.reveals
+        let gray_as_other = ExtractorConfig {
+            gray: other.extractor.gray,
+            ..self.extractor.clone()
+        };
+        gray_as_other == other.extractor && self.reveals == other.reveals
     }
 
     /// A built-in threat model for `descriptor` on its usual detector (DoG for `sift` and
@@ -355,7 +360,12 @@ mod tests {
             ThreatModel::resolve(file.to_str().unwrap(), "ignored").unwrap(),
             hloc
         );
-        assert!(!hloc.attacks_like(&preset));
+        // Another grey conversion of the same extractor is attacked alike (zoo:sift may start
+        // an hloc-style run); another extractor is not.
+        assert!(hloc.attacks_like(&preset) && preset.attacks_like(&hloc));
+        let mut other = hloc.clone();
+        other.extractor.max_keypoints = 500;
+        assert!(!other.attacks_like(&preset));
     }
 
     #[test]

@@ -3,9 +3,8 @@
 
 use burn::prelude::*;
 use featleak_attack::kernels::sparse_conv::SparseBatch;
-use featleak_attack::loss::LossConfig;
 use featleak_attack::model::InputEncoding;
-use featleak_attack::run::{NetworkPreset, NewRun, RunConfig};
+use featleak_attack::run::{NewRun, RunConfig};
 use featleak_attack::training::load_model_bytes;
 use featleak_attack::{AttackerSource, ZOO};
 use featleak_train::Budget;
@@ -71,24 +70,17 @@ fn unknown_names_and_mismatched_threat_models_are_refused() {
     let recipe = |descriptor: &str, threat: &str| NewRun {
         descriptor: descriptor.into(),
         threat: threat.into(),
-        images: dir.path().to_path_buf(),
-        val_images: None,
         size: 32,
-        feature_size: None,
-        network: NetworkPreset::Cpu,
-        width: None,
-        depth: None,
-        input: InputEncoding::Sparse,
-        loss: LossConfig::default(),
         init: Some(AttackerSource::parse("zoo:sift").unwrap()),
         batch_size: 2,
         learning_rate: 1e-3,
-        seed: 0,
-        max_images: 0,
-        budget: Budget {
-            steps: Some(1),
-            minutes: None,
-        },
+        ..NewRun::defaults(
+            dir.path().to_path_buf(),
+            Budget {
+                steps: Some(1),
+                minutes: None,
+            },
+        )
     };
     // Same extractor and threat model: the run takes the zoo network whatever --input said.
     let config = RunConfig::new(&recipe("sift", "desc+pos")).unwrap();

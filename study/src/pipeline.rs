@@ -2,14 +2,12 @@
 //! baselines → mitigation sweep → report.
 
 use crate::config::{
-    FINE_TUNE_LEARNING_RATE, IMAGE_SIZE, KEEPS, LEARNING_RATE, PAIR_SEQUENCES, WARP_STRENGTH, WARPS,
+    FINE_TUNE_LEARNING_RATE, IMAGE_SIZE, KEEPS, PAIR_SEQUENCES, WARP_STRENGTH, WARPS,
 };
 use crate::{StudyConfig, StudyDir, StudyError};
 use featleak_attack::baselines::baselines;
-use featleak_attack::loss::LossConfig;
-use featleak_attack::model::InputEncoding;
 use featleak_attack::reconstruct::{ReconstructConfig, Victims, reconstruct};
-use featleak_attack::run::{NetworkPreset, NewRun};
+use featleak_attack::run::{DEFAULT_LEARNING_RATE, NewRun};
 use featleak_attack::session::{SessionObserver, Start, train_attacker};
 use featleak_attack::zoo::ZooEntry;
 use featleak_attack::{AttackError, AttackerSource, ComputeDevice};
@@ -365,25 +363,16 @@ fn train_one(
         Start::New(Box::new(NewRun {
             descriptor: attacker.descriptor.clone(),
             threat: attacker.threat.clone(),
-            images: dir.train_images(),
-            val_images: None,
             size: config.size,
-            feature_size: None,
-            network: NetworkPreset::Cpu,
             width: Some(config.width),
-            depth: None,
-            input: InputEncoding::default(),
-            loss: LossConfig::default(),
             init: init.map(AttackerSource::Zoo),
-            batch_size: 8,
             learning_rate: if init.is_some() {
                 FINE_TUNE_LEARNING_RATE
             } else {
-                LEARNING_RATE
+                DEFAULT_LEARNING_RATE
             },
             seed: config.seed,
-            max_images: 0,
-            budget,
+            ..NewRun::defaults(dir.train_images(), budget)
         }))
     };
     match train_attacker(&out, start, ComputeDevice::Cpu, observer) {
