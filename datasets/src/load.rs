@@ -37,6 +37,23 @@ pub enum ImageLoadError {
         /// The decoder's error message.
         message: String,
     },
+    /// A header claiming more pixels than its file could hold (more than [`MAX_EXPANSION`]
+    /// decoded bytes per byte of file, plus [`EXPANSION_SLACK`]): refused before decoding, as a
+    /// crafted 4 kB JPEG claiming 30000×30000 pixels would take gigabytes.
+    #[error(
+        "{path}: its header claims {width}×{height} pixels from a file of {bytes} bytes, more \
+         than any image compresses (refused before decoding)"
+    )]
+    Oversized {
+        /// The image file.
+        path: PathBuf,
+        /// Claimed width.
+        width: u32,
+        /// Claimed height.
+        height: u32,
+        /// The file's size.
+        bytes: usize,
+    },
     /// A JPEG whose data stops before its end-of-image marker: decoders fill the missing part
     /// with grey, which would silently enter features and scores.
     #[error("{path}: truncated JPEG (the data ends before the end-of-image marker)")]
@@ -73,7 +90,14 @@ pub fn load_rgb(path: &Path) -> Result<RgbImage, ImageLoadError> {
     Ok(img.to_rgb8())
 }
 
-/// The file's bytes; a missing, unreadable or empty file is an error naming it.
+/// Most decoded bytes (RGBA) an image may claim per byte of its file: a uniform JPEG or PNG
+/// compresses a few hundred times, photos ten to twenty.
+pub const MAX_EXPANSION: u64 = 1024;
+/// Decoded bytes an image may claim whatever its file's size.
+pub const EXPANSION_SLACK: u64 = 64 << 20;
+
+/// The file's bytes; a missing, unreadable or empty file, or one whose header claims more pixels
+/// than it could hold ([`ImageLoadError::Oversized`]), is an error naming it.
 fn read_image_bytes(path: &Path) -> Result<Vec<u8>, ImageLoadError> {
     let bytes = std::fs::read(path).map_err(|source| ImageLoadError::Io {
         path: path.into(),
@@ -81,6 +105,22 @@ fn read_image_bytes(path: &Path) -> Result<Vec<u8>, ImageLoadError> {
     })?;
     if bytes.is_empty() {
         return Err(ImageLoadError::Empty { path: path.into() });
+    }
+    // The header alone; formats the `image` crate cannot read are left to the decoder.
+    let claimed = image::ImageReader::new(std::io::Cursor::new(&bytes))
+        .with_guessed_format()
+        .ok()
+        .and_then(|r| r.into_dimensions().ok());
+    if let Some((width, height)) = claimed {
+        let decoded = u64::from(width) * u64::from(height) * 4;
+        if decoded > MAX_EXPANSION * bytes.len() as u64 + EXPANSION_SLACK {
+            return Err(ImageLoadError::Oversized {
+                path: path.into(),
+                width,
+                height,
+                bytes: bytes.len(),
+            });
+        }
     }
     Ok(bytes)
 }
@@ -295,6 +335,34 @@ pub fn to_f32_rgb(rgb: &RgbImage) -> Rgb32FImage {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn headers_claiming_more_pixels_than_the_file_holds_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let good = dir.path().join("odd_420.jpg");
+        std::fs::copy(
+            concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/tests/fixtures/decode/odd_420.jpg"
+            ),
+            &good,
+        )
+        .unwrap();
+        let mut bytes = std::fs::read(&good).unwrap();
+        // The baseline frame header (FF C0): length (2), precision (1), height (2), width (2).
+        let sof = bytes.windows(2).position(|w| w == [0xFF, 0xC0]).unwrap();
+        bytes[sof + 5..sof + 9].copy_from_slice(&[0x75, 0x30, 0x75, 0x30]);
+        let big = dir.path().join("big.jpg");
+        std::fs::write(&big, &bytes).unwrap();
+        for gray in GrayConversion::ALL {
+            let e = gray.load(&big).unwrap_err().to_string();
+            assert!(
+                e.contains("big.jpg") && e.contains("claims 30000×30000 pixels"),
+                "{gray}: {e}"
+            );
+        }
+        assert!(load_rgb(&good).is_ok());
+    }
 
     #[test]
     fn truncated_jpegs_are_refused() {

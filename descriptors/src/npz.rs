@@ -23,6 +23,7 @@ use ndarray_npy::npy::header::Header;
 use ndarray_npy::{NpzReader, NpzWriter, ReadNpzError};
 use std::collections::HashMap;
 use std::fs::File;
+use std::io::Read;
 use std::path::Path;
 
 /// Writes `features` to `path` atomically.
@@ -189,9 +190,22 @@ fn check_values(features: &FeatureSet) -> Result<(), String> {
     Ok(())
 }
 
+/// Most bytes the arrays of a feature file may hold per byte of the file (plus
+/// [`EXPANSION_SLACK`]): numpy's compression of real features gains a few times, a compression
+/// bomb thousands.
+pub const MAX_EXPANSION: u64 = 64;
+/// Bytes the arrays may hold whatever the file's size.
+pub const EXPANSION_SLACK: u64 = 1 << 20;
+
 /// The shape each `.npy` member of an archive claims (keyed by its name without `.npy`), read
-/// from its header alone; a claim of more bytes than the member holds is refused.
+/// from its header alone; a claim of more bytes than the member holds is refused, and so are
+/// members that would expand to more than [`MAX_EXPANSION`] times the file.
 fn array_shapes(file: File) -> Result<HashMap<String, Vec<usize>>, String> {
+    let file_len = file.metadata().map_err(|e| e.to_string())?.len();
+    let most = MAX_EXPANSION
+        .saturating_mul(file_len)
+        .saturating_add(EXPANSION_SLACK);
+    let mut total: u64 = 0;
     let mut archive =
         zip::ZipArchive::new(file).map_err(|e| format!("not a readable .npz archive ({e})"))?;
     let mut shapes = HashMap::new();
@@ -202,7 +216,16 @@ fn array_shapes(file: File) -> Result<HashMap<String, Vec<usize>>, String> {
         let name = member.name().to_string();
         let key = name.strip_suffix(".npy").unwrap_or(&name).to_string();
         let held = member.size();
-        let header = Header::from_reader(&mut member)
+        total = total.saturating_add(held);
+        if total > most {
+            return Err(format!(
+                "its arrays would expand to at least {total} bytes from a {file_len}-byte file \
+                 (over {MAX_EXPANSION}×): not features numpy writes (a compression bomb?)"
+            ));
+        }
+        let preamble = npy_preamble(&mut member, held)
+            .map_err(|problem| format!("'{name}' has no valid .npy header ({problem})"))?;
+        let header = Header::from_reader(&mut std::io::Cursor::new(preamble).chain(&mut member))
             .map_err(|e| format!("'{name}' has no valid .npy header ({e})"))?;
         // The dtype, e.g. '<f4', ends with the size of one element in bytes.
         let descr = header.type_descriptor.to_string();
@@ -225,6 +248,40 @@ fn array_shapes(file: File) -> Result<HashMap<String, Vec<usize>>, String> {
         shapes.insert(key, header.shape);
     }
     Ok(shapes)
+}
+
+/// Largest `.npy` header read, in bytes (numpy itself refuses headers above 10 000 bytes).
+const MAX_NPY_HEADER: u64 = 1 << 16;
+
+/// The magic string, version and header length of a `.npy` member, checked before its header is
+/// read: a header length beyond [`MAX_NPY_HEADER`] or the member's `held` bytes is refused
+/// instead of allocated.
+fn npy_preamble(member: &mut impl Read, held: u64) -> Result<Vec<u8>, String> {
+    let mut preamble = vec![0; 8];
+    member
+        .read_exact(&mut preamble)
+        .map_err(|_| "shorter than a .npy preamble".to_string())?;
+    if &preamble[..6] != b"\x93NUMPY" {
+        return Err("no .npy magic string".into());
+    }
+    let width = match preamble[6] {
+        1 => 2,
+        2 | 3 => 4,
+        v => return Err(format!("unknown .npy format version {v}")),
+    };
+    let mut len = vec![0; width];
+    member
+        .read_exact(&mut len)
+        .map_err(|_| "shorter than a .npy preamble".to_string())?;
+    let header_len = len.iter().rev().fold(0u64, |n, &b| (n << 8) | u64::from(b));
+    if header_len > MAX_NPY_HEADER.min(held) {
+        return Err(format!(
+            "its header claims {header_len} bytes, more than {} allowed",
+            MAX_NPY_HEADER.min(held)
+        ));
+    }
+    preamble.extend(len);
+    Ok(preamble)
 }
 
 /// Checks the shapes of the arrays a feature file needs before any is read.

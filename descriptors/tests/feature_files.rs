@@ -181,8 +181,22 @@ fn headers_are_checked_before_anything_is_allocated() {
         "{e}"
     );
 
-    // A compressed member that would expand to 28 MB of a shape no feature file has: refused
-    // from its header.
+    // A .npy header whose length field claims 660 MB (version 3 reads it as 4 bytes): refused
+    // before that header is allocated (found by tests/fuzz_readers.rs).
+    let long = dir.path().join("long_header.npz");
+    let mut zip = zip::ZipWriter::new(std::fs::File::create(&long).unwrap());
+    zip.start_file("keypoints.npy", options).unwrap();
+    zip.write_all(b"\x93NUMPY\x03\x00v\x00{'descr': '<f4'}")
+        .unwrap();
+    zip.finish().unwrap();
+    let e = read_features(&long).unwrap_err().to_string();
+    assert!(
+        e.contains("long_header.npz") && e.contains("its header claims 662372470 bytes"),
+        "{e}"
+    );
+
+    // A compressed member that would expand to 28 MB (from 28 kB) of a shape no feature file
+    // has: refused from the sizes the archive declares.
     let bomb = dir.path().join("bomb.npz");
     let mut npz = ndarray_npy::NpzWriter::new_compressed(std::fs::File::create(&bomb).unwrap());
     npz.add_array("keypoints", &Array2::<f32>::zeros((1_000_000, 7)))
@@ -194,7 +208,27 @@ fn headers_are_checked_before_anything_is_allocated() {
     npz.finish().unwrap();
     assert!(std::fs::metadata(&bomb).unwrap().len() < 1_000_000);
     let e = read_features(&bomb).unwrap_err().to_string();
-    assert!(e.contains("bomb.npz") && e.contains("has 7 columns"), "{e}");
+    assert!(
+        e.contains("bomb.npz") && e.contains("a compression bomb?"),
+        "{e}"
+    );
+
+    // One of the right shape, 10⁷ keypoints of zeros (240 MB from 230 kB): refused before any
+    // member is decompressed, from the sizes the archive declares.
+    let bomb = dir.path().join("shaped.npz");
+    let mut npz = ndarray_npy::NpzWriter::new_compressed(std::fs::File::create(&bomb).unwrap());
+    npz.add_array("keypoints", &Array2::<f32>::zeros((10_000_000, 6)))
+        .unwrap();
+    npz.add_array("descriptors", &Array2::<f32>::zeros((10_000_000, 1)))
+        .unwrap();
+    npz.add_array("image_size", &ndarray::arr1(&[10i64, 10]))
+        .unwrap();
+    npz.finish().unwrap();
+    let e = read_features(&bomb).unwrap_err().to_string();
+    assert!(
+        e.contains("shaped.npz") && e.contains("a compression bomb?"),
+        "{e}"
+    );
 }
 
 #[test]
