@@ -27,20 +27,20 @@ pub struct DemoArgs {
     #[arg(long, default_value = "demo-out")]
     pub out: PathBuf,
     /// Number of scenes to generate (without --images).
-    #[arg(long, default_value_t = 160)]
+    #[arg(long, default_value_t = StudyConfig::default().scenes)]
     pub scenes: usize,
     /// Use at most this many of the --images photos (0: all).
-    #[arg(long, default_value_t = 400)]
+    #[arg(long, default_value_t = StudyConfig::default().max_images)]
     pub max_images: usize,
     /// Images held out as victims (never trained on); the first few also make the pairs.
-    #[arg(long, default_value_t = 24)]
+    #[arg(long, default_value_t = StudyConfig::default().held_out)]
     pub held_out: usize,
     /// Descriptors the attackers and the sweep cover, comma separated: sift, freak, sosnet
     /// (features and matching accuracy always include SOSNet with the bundled weights).
     #[arg(long, value_delimiter = ',', default_value = "sift", value_parser = crate::choices::descriptor())]
     pub descriptors: Vec<String>,
     /// Side of the reconstructions (features come from twice this side).
-    #[arg(long, default_value_t = 128)]
+    #[arg(long, default_value_t = StudyConfig::default().size)]
     pub size: u32,
     /// Train every attacker from scratch instead of fine-tuning the bundled attacker of its
     /// descriptor (`featleak attack zoo`) where there is one.
@@ -48,21 +48,21 @@ pub struct DemoArgs {
     pub no_zoo: bool,
     /// First-level width of the UNets of attackers trained from scratch (level i has width·2^i
     /// channels; 16 is the `attack train` default, 8 trains about twice as fast).
-    #[arg(long, default_value_t = 8)]
+    #[arg(long, default_value_t = StudyConfig::default().width)]
     pub width: usize,
     /// Training steps of each attacker: fine-tuning steps on the training scenes for those
     /// started from the zoo (deterministic: same seed, same tables).
-    #[arg(long, default_value_t = 100)]
+    #[arg(long, default_value_t = StudyConfig::default().steps)]
     pub steps: u64,
     /// Training minutes of each attacker instead of --steps (tables then depend on the
     /// machine's speed).
     #[arg(long)]
     pub minutes: Option<f64>,
     /// Fine-tuning steps of the sweep's adaptive attacker.
-    #[arg(long, default_value_t = 5)]
+    #[arg(long, default_value_t = StudyConfig::default().adaptive_steps)]
     pub adaptive_steps: u64,
     /// Seed of the scenes, splits, warps and every later stage.
-    #[arg(long, default_value_t = 0)]
+    #[arg(long, default_value_t = StudyConfig::default().seed)]
     pub seed: u64,
 }
 

@@ -51,6 +51,8 @@ fn train_resume_and_reconstruct_with_gallery() {
         &o,
         "--size 48 (the run's: 32), --lr 0.01 (the run's: 0.003)",
     );
+    let o = resume(&["--steps", "6", "--gray", "pil"]);
+    assert_error(&o, "--gray pil (the run's: cvtcolor)");
     let o = resume(&["--steps", "5"]);
     assert!(o.status.success(), "{}", stderr(&o));
     let state: serde_json::Value =
@@ -120,7 +122,7 @@ fn train_resume_and_reconstruct_with_gallery() {
         .assert()
         .success();
     let out2 = dir.path().join("rec2");
-    featleak()
+    let o2 = featleak()
         .args([
             "attack",
             "reconstruct",
@@ -130,9 +132,32 @@ fn train_resume_and_reconstruct_with_gallery() {
             feats.to_str().unwrap(),
         ])
         .args(["--out", out2.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(o2.status.success(), "{}", stderr(&o2));
+    assert!(out2.join("s1.png").exists() && !out2.join("metrics.json").exists());
+    assert!(!stderr(&o2).contains("note:"), "{}", stderr(&o2));
+
+    // Features of images made grey another way are the same kind: attacked, and said so.
+    let pil = dir.path().join("pil");
+    featleak()
+        .args(["extract", "--gray", "pil", "--images"])
+        .args([victims.to_str().unwrap(), "--out", pil.to_str().unwrap()])
         .assert()
         .success();
-    assert!(out2.join("s1.png").exists() && !out2.join("metrics.json").exists());
+    let o = featleak()
+        .args(["attack", "reconstruct", "--run", run.to_str().unwrap()])
+        .args(["--features", pil.to_str().unwrap(), "--out"])
+        .arg(dir.path().join("rec-pil"))
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("note: 2 feature files in")
+            && stderr(&o).contains("made grey by \"pil\", the attacker's by \"cvtcolor\""),
+        "{}",
+        stderr(&o)
+    );
 
     // Features of another extractor are refused with a clear error.
     let other = dir.path().join("freak");
@@ -455,7 +480,9 @@ fn bundled_attackers_are_listed_used_and_checked() {
     assert!(o.status.success(), "{}", stderr(&o));
     let listing = String::from_utf8_lossy(&o.stdout);
     assert!(
-        listing.contains("zoo:sift") && listing.contains("BSDS500 test"),
+        listing.contains("zoo:sift")
+            && listing.contains("zoo:pos-only")
+            && listing.contains("BSDS500 test"),
         "{listing}"
     );
 
@@ -502,4 +529,10 @@ fn bundled_attackers_are_listed_used_and_checked() {
         "--init zoo:sift attacks sift+dog under 'desc+pos'; this run attacks freak+harris",
     );
     assert_error(&train(&["--width", "8"]), "cannot be used with");
+    // Another grey conversion of the same extractor starts from it, and is recorded.
+    let o = train(&["--gray", "imread-grayscale", "--size", "32"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let config: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.path().join("run/run.json")).unwrap()).unwrap();
+    assert_eq!(config["threat"]["extractor"]["gray"], "imread-grayscale");
 }

@@ -109,11 +109,12 @@ fn demo_runs_every_stage_and_is_reproducible() {
     assert_eq!(check_links(&index), 6 * 4 + 3 + 2);
     let tables = std::fs::read_to_string(a.join("report/tables.md")).unwrap();
     for needle in [
-        // SIFT fine-tunes the bundled attacker; FREAK (no zoo entry) trains from scratch.
+        // SIFT and pos-only fine-tune their bundled attackers; FREAK (no zoo entry) trains
+        // from scratch.
         "| sift | sift+dog desc+pos | zoo:sift (",
         ") + 4 |",
         "| freak | freak+harris desc+pos | 4 |",
-        "| pos-only | sift+dog pos-only | 4 |",
+        "| pos-only | sift+dog pos-only | zoo:pos-only (6560) + 4 |",
         "over each image's mean colour",
         "baseline: mean-colour",
         "| freak+dog | 30 |",

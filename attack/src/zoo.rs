@@ -28,11 +28,18 @@ pub struct ZooEntry {
 }
 
 /// The bundled attackers.
-pub const ZOO: &[ZooEntry] = &[ZooEntry {
-    name: "sift",
-    card: include_str!("../zoo/sift.json"),
-    weights: include_bytes!("../zoo/sift.bpk"),
-}];
+pub const ZOO: &[ZooEntry] = &[
+    ZooEntry {
+        name: "sift",
+        card: include_str!("../zoo/sift.json"),
+        weights: include_bytes!("../zoo/sift.bpk"),
+    },
+    ZooEntry {
+        name: "pos-only",
+        card: include_str!("../zoo/pos-only.json"),
+        weights: include_bytes!("../zoo/pos-only.bpk"),
+    },
+];
 
 /// How a bundled attacker was trained.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

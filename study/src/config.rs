@@ -52,7 +52,7 @@ impl Default for StudyConfig {
             size: 128,
             zoo: true,
             width: 8,
-            steps: 100,
+            steps: 60,
             minutes: None,
             adaptive_steps: 5,
             seed: 0,
@@ -64,8 +64,6 @@ fn yes() -> bool {
     true
 }
 
-/// Peak learning rate of attackers trained from scratch.
-pub const LEARNING_RATE: f64 = 3e-3;
 /// Peak learning rate of attackers fine-tuned from the zoo.
 pub const FINE_TUNE_LEARNING_RATE: f64 = 1e-3;
 
@@ -218,6 +216,10 @@ mod tests {
         // An entry of that name for another extractor or threat model is not used.
         assert_eq!(start(&on, &attacker("sift", "freak", "desc+pos")), None);
         assert_eq!(start(&on, &attacker("sift", "sift", "pos-only")), None);
+        assert_eq!(
+            start(&on, &attacker("pos-only", "sift", "pos-only")),
+            Some("pos-only")
+        );
         assert_eq!(start(&on, &attacker("pos-only", "freak", "pos-only")), None);
         let off = StudyConfig {
             zoo: false,

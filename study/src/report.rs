@@ -252,7 +252,7 @@ fn attack_table(
 }
 
 /// A run's training steps; for one started from a bundled attacker, its steps first
-/// (`zoo:sift (6560) + 100`).
+/// (`zoo:sift (6560) + 60`).
 fn training_words(run: &RunConfig, done: u64) -> String {
     let Some(init) = &run.training.init else {
         return done.to_string();
