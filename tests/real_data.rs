@@ -66,7 +66,7 @@ fn sift_extraction_on_real_photos() {
 }
 
 /// MMA@t of each descriptor from `featleak match-eval` on the real pairs.
-fn mma_on_real_pairs(descriptors: &str, detector: &str) -> Vec<(String, Vec<f64>)> {
+fn mma_on_real_pairs(descriptors: &str, detector: &str, gray: &str) -> Vec<(String, Vec<f64>)> {
     let dir = tempfile::tempdir().unwrap();
     let pairs = data().join("matching");
     Command::cargo_bin("featleak")
@@ -79,6 +79,8 @@ fn mma_on_real_pairs(descriptors: &str, detector: &str) -> Vec<(String, Vec<f64>
             detector,
             "--max-keypoints",
             "2000",
+            "--gray",
+            gray,
         ])
         .args([
             "--pairs",
@@ -112,7 +114,7 @@ fn mma_on_real_pairs(descriptors: &str, detector: &str) -> Vec<(String, Vec<f64>
 #[test]
 #[ignore = "needs FEATLEAK_DATA"]
 fn mma_on_hpatches_and_oxford_matches_opencv() {
-    let dog = mma_on_real_pairs("sift,freak", "dog");
+    let dog = mma_on_real_pairs("sift,freak", "dog", "cvtcolor");
     let sift = &dog[0].1;
     for (t, reference) in [(1, 0.290), (3, 0.496), (5, 0.531), (10, 0.558)] {
         assert!(
@@ -126,7 +128,7 @@ fn mma_on_hpatches_and_oxford_matches_opencv() {
         "FREAK on DoG MMA@3 {}",
         dog[1].1[2]
     );
-    let harris = mma_on_real_pairs("sift,freak", "harris");
+    let harris = mma_on_real_pairs("sift,freak", "harris", "cvtcolor");
     assert!(
         (harris[1].1[2] - 0.443).abs() <= 0.01,
         "FREAK on Harris MMA@3 {}",
@@ -134,12 +136,38 @@ fn mma_on_hpatches_and_oxford_matches_opencv() {
     );
 }
 
+/// Read as the reference reads them (`cv2.imread(..., IMREAD_GRAYSCALE)`), the pairs give the
+/// reference's MMA@1..10 exactly: `python tools/match_eval_reference.py PAIRS --descriptor
+/// sift|freak --detector dog --gray imread` (opencv-python 4.6.0.66) printed these values.
+#[test]
+#[ignore = "needs FEATLEAK_DATA"]
+fn mma_read_as_imread_grayscale_equals_opencv_exactly() {
+    let reference = [
+        [
+            0.2901, 0.4382, 0.4959, 0.519, 0.5312, 0.5396, 0.5455, 0.5523, 0.5557, 0.5576,
+        ],
+        [
+            0.2514, 0.374, 0.4163, 0.4323, 0.4422, 0.4493, 0.455, 0.4606, 0.4646, 0.4677,
+        ],
+    ];
+    let ours = mma_on_real_pairs("sift,freak", "dog", "imread-grayscale");
+    for ((name, mma), reference) in ours.iter().zip(reference) {
+        for (t, (a, b)) in mma.iter().zip(reference).enumerate() {
+            assert!(
+                (a - b).abs() <= 5e-5,
+                "{name} MMA@{}: {a} vs OpenCV {b}",
+                t + 1
+            );
+        }
+    }
+}
+
 /// Issue #4 acceptance: SOSNet with featleak's bundled weights matches at least as well as SIFT
 /// on the same DoG keypoints (mutual NN, MMA@3 over the 15 pairs).
 #[test]
 #[ignore = "needs FEATLEAK_DATA"]
 fn bundled_sosnet_matches_at_least_as_well_as_sift() {
-    let r = mma_on_real_pairs("sift,sosnet", "dog");
+    let r = mma_on_real_pairs("sift,sosnet", "dog", "cvtcolor");
     let (sift, sosnet) = (r[0].1[2], r[1].1[2]);
     assert_eq!(r[1].0, "sosnet+dog");
     assert!(sosnet >= sift, "SOSNet MMA@3 {sosnet} < SIFT {sift}");
