@@ -53,6 +53,32 @@ fn train_resume_and_reconstruct_with_gallery() {
     );
     let o = resume(&["--steps", "6", "--gray", "pil"]);
     assert_error(&o, "--gray pil (the run's: cvtcolor)");
+    let other = dir.path().join("other-images");
+    scenes(&other, 2, 96, 72);
+    let o = resume(&[
+        "--steps",
+        "6",
+        "--descriptor",
+        "freak",
+        "--threat",
+        "pos-only",
+        "--width",
+        "8",
+        "--images",
+        other.to_str().unwrap(),
+    ]);
+    for needle in [
+        "--descriptor freak (the run's: sift)",
+        "--threat pos-only (the run's: desc+pos)",
+        "--width 8 (the run's: 16)",
+        "other-images (the run's: ",
+    ] {
+        assert_error(&o, needle);
+    }
+    // The run's own images, spelled another way, are no conflict.
+    let spelled = dir.path().join(".").join("images");
+    let o = resume(&["--steps", "5", "--images", spelled.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", stderr(&o));
     let o = resume(&["--steps", "5"]);
     assert!(o.status.success(), "{}", stderr(&o));
     let state: serde_json::Value =
@@ -352,6 +378,8 @@ fn bad_runs_and_images_give_clear_errors() {
         e.contains("24×20, smaller than the 32×32") && e.contains("no usable training images"),
         "{e}"
     );
+    // Each skipped image is said once.
+    assert_eq!(e.matches("s0.png").count(), 1, "{e}");
 
     // A share that is not a fraction is refused before any work.
     let ok_run = dir.path().join("r4");

@@ -136,6 +136,42 @@ fn match_eval_bad_pairs_are_clear_and_empty_pairs_score_zero() {
                 .unwrap()
                 .contains("NaN")
     );
+
+    // A sequence of image 1 alone, beside a good one: said, and listed in results.json.
+    let root = dir.path().join("root");
+    make_sequence(&root.join("good"), 5);
+    std::fs::create_dir_all(root.join("lone")).unwrap();
+    scene(320, 240, 6).save(root.join("lone/1.png")).unwrap();
+    let out_dir = dir.path().join("out-root");
+    let match_eval = |extra: &[&str]| {
+        featleak()
+            .args(["match-eval", "--pairs", root.to_str().unwrap(), "--out"])
+            .arg(&out_dir)
+            .args(extra)
+            .output()
+            .unwrap()
+    };
+    let out = match_eval(&[]);
+    assert!(out.status.success(), "{}", common::stderr(&out));
+    assert!(
+        common::stderr(&out).contains("warning: left out lone: image 1 alone, no pair"),
+        "{}",
+        common::stderr(&out)
+    );
+    let results: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out_dir.join("results.json")).unwrap()).unwrap();
+    assert_eq!(results["skipped"][0], "lone: image 1 alone, no pair");
+
+    // A ratio that is not in (0, 1] is refused with its name.
+    for ratio in ["NaN", "0", "2"] {
+        let out = match_eval(&["--ratio", ratio]);
+        assert!(!out.status.success());
+        assert!(
+            common::stderr(&out).contains("ratio") && common::stderr(&out).contains("(0, 1]"),
+            "{}",
+            common::stderr(&out)
+        );
+    }
 }
 
 #[test]
@@ -236,4 +272,55 @@ fn score_pairs_by_relative_path_and_reports_means() {
         ])
         .assert()
         .success();
+}
+
+#[test]
+fn truncated_jpegs_are_named_and_left_out_by_extract_and_score() {
+    let dir = tempfile::tempdir().unwrap();
+    let (refs, recs) = (dir.path().join("ref"), dir.path().join("rec"));
+    std::fs::create_dir_all(&refs).unwrap();
+    std::fs::create_dir_all(&recs).unwrap();
+    for (name, seed) in [("a", 1), ("b", 2)] {
+        scene(128, 96, seed)
+            .save(refs.join(format!("{name}.jpg")))
+            .unwrap();
+        scene(128, 96, seed + 10)
+            .save(recs.join(format!("{name}.png")))
+            .unwrap();
+    }
+    // b.jpg cut in half: a decoder would fill the missing rows with grey.
+    let bytes = std::fs::read(refs.join("b.jpg")).unwrap();
+    std::fs::write(refs.join("b.jpg"), &bytes[..bytes.len() / 2]).unwrap();
+    let truncated = "b.jpg: truncated JPEG (the data ends before the end-of-image marker)";
+
+    let feats = dir.path().join("features");
+    let out = featleak()
+        .args(["extract", "--images", refs.to_str().unwrap(), "--out"])
+        .arg(&feats)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        common::stderr(&out).contains(truncated),
+        "{}",
+        common::stderr(&out)
+    );
+    assert!(feats.join("a.npz").is_file() && !feats.join("b.npz").exists());
+
+    let scores = dir.path().join("scores.json");
+    let out = featleak()
+        .args(["score", "--reference", refs.to_str().unwrap()])
+        .args(["--reconstructed", recs.to_str().unwrap(), "--out"])
+        .arg(&scores)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        common::stderr(&out).contains(truncated),
+        "{}",
+        common::stderr(&out)
+    );
+    let report: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&scores).unwrap()).unwrap();
+    assert_eq!(report["images"].as_array().unwrap().len(), 1);
 }

@@ -100,6 +100,52 @@ fn apply_writes_revealed_subsets_with_a_manifest() {
         read_features(&again.join("a.npz")).unwrap(),
         read_features(&out.join("random/a.npz")).unwrap()
     );
+
+    // The same features stored in Fortran order (numpy's `.T` of a transposed array, or
+    // `np.asfortranarray`): read as numpy means them, the same subset revealed.
+    let fortran = dir.path().join("fortran");
+    std::fs::create_dir_all(&fortran).unwrap();
+    write_fortran_order(&feats.join("a.npz"), &fortran.join("a.npz"));
+    let from_fortran = dir.path().join("from-fortran");
+    featleak()
+        .args([
+            "mitigate",
+            "apply",
+            "--strategy",
+            "random",
+            "--keep",
+            "0.25",
+        ])
+        .args(["--seed", "3", "--features", fortran.to_str().unwrap()])
+        .args(["--out", from_fortran.to_str().unwrap()])
+        .assert()
+        .success();
+    assert_eq!(
+        read_features(&from_fortran.join("a.npz")).unwrap(),
+        read_features(&out.join("random/a.npz")).unwrap()
+    );
+}
+
+/// Rewrites the binary-descriptor feature file `from` into `to` with its 2-D arrays in Fortran
+/// order.
+fn write_fortran_order(from: &std::path::Path, to: &std::path::Path) {
+    use ndarray::{Array2, ShapeBuilder};
+    use ndarray_npy::{NpzReader, NpzWriter};
+    fn fortran<T: Clone>(a: Array2<T>) -> Array2<T> {
+        // Column after column: the transpose's rows.
+        Array2::from_shape_vec(a.raw_dim().f(), a.t().iter().cloned().collect()).unwrap()
+    }
+    let mut npz = NpzReader::new(std::fs::File::open(from).unwrap()).unwrap();
+    let keypoints: Array2<f32> = npz.by_name("keypoints").unwrap();
+    let descriptors: Array2<u8> = npz.by_name("descriptors").unwrap();
+    let size: ndarray::Array1<i64> = npz.by_name("image_size").unwrap();
+    let extractor: ndarray::Array1<u8> = npz.by_name("extractor").unwrap();
+    let mut out = NpzWriter::new(std::fs::File::create(to).unwrap());
+    out.add_array("keypoints", &fortran(keypoints)).unwrap();
+    out.add_array("descriptors", &fortran(descriptors)).unwrap();
+    out.add_array("image_size", &size).unwrap();
+    out.add_array("extractor", &extractor).unwrap();
+    out.finish().unwrap();
 }
 
 #[test]

@@ -147,6 +147,8 @@ fn a_safetensors_file_of_another_network_names_the_tensor() {
     std::fs::write(&path, b"not safetensors").unwrap();
     let err = SosnetWeights::load(&path).unwrap_err();
     assert!(err.to_string().contains("not a safetensors file"), "{err}");
+    // It is not called a PyTorch checkpoint.
+    assert!(!err.to_string().contains("PyTorch"), "{err}");
 }
 
 #[test]

@@ -83,7 +83,13 @@ pub fn run_study(
     observer.stage(1, "images");
     let (train, held) = match &config.images {
         None => generate_scenes(&dir, config)?,
-        Some(photos) => copy_photos(&dir, photos, config, observer)?,
+        Some(photos) => {
+            let (train, held, skipped) = copy_photos(&dir, photos, config)?;
+            for s in &skipped {
+                observer.note(&format!("skipped {s}"));
+            }
+            (train, held)
+        }
     };
     observer.note(&format!("{train} training and {held} held-out images"));
 
@@ -235,13 +241,13 @@ fn generate_scenes(dir: &StudyDir, config: &StudyConfig) -> Result<(usize, usize
 }
 
 /// Copies the user's photos, cropped to 4:3 and resized to [`IMAGE_SIZE`], into a seeded
-/// train/held-out split. Unreadable files are reported and skipped.
+/// train/held-out split; returns the training and held-out counts and why each unusable file
+/// (unreadable, corrupt, truncated) was skipped.
 fn copy_photos(
     dir: &StudyDir,
     photos: &Path,
     config: &StudyConfig,
-    observer: &mut dyn StudyObserver,
-) -> Result<(usize, usize), StudyError> {
+) -> Result<(usize, usize, Vec<String>), StudyError> {
     let mut paths = find_images(photos).map_err(FileError::io("list images in", photos))?;
     paths.shuffle(&mut ChaCha8Rng::seed_from_u64(config.seed));
     if config.max_images > 0 {
@@ -278,9 +284,6 @@ fn copy_photos(
             copied.err().map(|e| e.to_string())
         })
         .collect();
-    for f in &failures {
-        observer.note(&format!("skipped {f}"));
-    }
     let count = |d: &Path| -> Result<usize, StudyError> {
         Ok(find_images(d)
             .map_err(FileError::io("list images in", d))?
@@ -293,7 +296,7 @@ fn copy_photos(
             problem: format!("too few readable images: {train} to train on, {held} held out"),
         });
     }
-    Ok((train, held))
+    Ok((train, held, failures))
 }
 
 /// Warps the first held-out images by seeded random homographies into HPatches-style sequences.
@@ -420,4 +423,38 @@ fn write_sweep_config(dir: &StudyDir, config: &StudyConfig) -> Result<(), StudyE
         sweep.to_toml()
     );
     Ok(write_bytes(&path, text.as_bytes())?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn photos_that_cannot_be_used_are_skipped_with_the_reason() {
+        let dir = tempfile::tempdir().unwrap();
+        let photos = dir.path().join("photos");
+        std::fs::create_dir_all(&photos).unwrap();
+        for i in 0..12 {
+            featleak_datasets::synthetic::scene(160, 120, i)
+                .save(photos.join(format!("p{i:02}.jpg")))
+                .unwrap();
+        }
+        // A JPEG cut in half: decoders would fill the rest with grey.
+        let bytes = std::fs::read(photos.join("p00.jpg")).unwrap();
+        std::fs::write(photos.join("cut.jpg"), &bytes[..bytes.len() / 2]).unwrap();
+        let config = StudyConfig {
+            held_out: 3,
+            ..StudyConfig::default()
+        };
+        let study = StudyDir {
+            root: dir.path().join("study"),
+        };
+        let (train, held, skipped) = copy_photos(&study, &photos, &config).unwrap();
+        assert_eq!(train + held, 12);
+        assert_eq!(skipped.len(), 1, "{skipped:?}");
+        assert!(
+            skipped[0].contains("cut.jpg") && skipped[0].contains("truncated JPEG"),
+            "{skipped:?}"
+        );
+    }
 }
