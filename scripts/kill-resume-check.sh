@@ -31,3 +31,10 @@ echo "SIG$signal at checkpoint: $(grep -o '"step": *[0-9]*' "$out/b/checkpoint/s
 "$bin" "${args[@]}" --out "$out/b" --resume >> "$out/b.log" 2>&1
 echo "uninterrupted:"; cat "$out/a/metrics.csv"
 echo "killed and resumed:"; cat "$out/b/metrics.csv"
+# Every column but the seconds (3rd) must match.
+if diff <(cut -d, -f1,2,4- "$out/a/metrics.csv") <(cut -d, -f1,2,4- "$out/b/metrics.csv"); then
+  echo "same metrics: the resume was exact"
+else
+  echo "error: the resumed run's metrics differ from the uninterrupted run's" >&2
+  exit 1
+fi

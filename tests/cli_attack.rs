@@ -293,6 +293,57 @@ fn ctrl_c_ends_training_after_the_current_step_with_its_checkpoint() {
 }
 
 #[test]
+fn sigkill_at_any_moment_leaves_a_run_that_resumes_exactly() {
+    let dir = tempfile::tempdir().unwrap();
+    let images = dir.path().join("images");
+    scenes(&images, 6, 96, 72);
+    let (whole, parts) = (dir.path().join("whole"), dir.path().join("parts"));
+    let steps = ["--steps", "100"];
+    let start = std::time::Instant::now();
+    assert!(train_attacker(&images, &whole, &steps).status.success());
+    let whole_run = start.elapsed();
+    // Killed without warning at moments spread over start-up, steps, validations and
+    // checkpoint commits (fractions of the uninterrupted run's time), then resumed each time.
+    let mut killed = 0;
+    for fraction in [0.05, 0.25, 0.1, 0.35, 0.15, 0.3, 0.08, 0.2, 0.12, 0.28] {
+        let mut args = attacker_args(&images, &parts);
+        if parts.join("run.json").exists() {
+            args.push("--resume".into());
+        }
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_featleak"))
+            .args(args)
+            .args(steps)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(whole_run.mul_f64(fraction));
+        if child.try_wait().unwrap().is_none() {
+            child.kill().unwrap(); // SIGKILL
+            killed += 1;
+        }
+        child.wait().unwrap();
+    }
+    assert!(killed >= 5, "only {killed} kills landed during training");
+    let o = train_attacker(&images, &parts, &["--steps", "100", "--resume"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    // The same metrics row for row (but the seconds), and the same network.
+    let rows = |run: &Path| -> Vec<String> {
+        std::fs::read_to_string(run.join("metrics.csv"))
+            .unwrap()
+            .lines()
+            .map(|l| {
+                let mut f: Vec<&str> = l.split(',').collect();
+                f.remove(2);
+                f.join(",")
+            })
+            .collect()
+    };
+    assert_eq!(rows(&whole), rows(&parts));
+    assert_same_reconstructions(&images, &whole, &parts);
+}
+
+#[test]
 fn an_interrupted_and_resumed_run_ends_where_an_uninterrupted_one_does() {
     let dir = tempfile::tempdir().unwrap();
     let images = dir.path().join("images");
@@ -332,7 +383,13 @@ fn an_interrupted_and_resumed_run_ends_where_an_uninterrupted_one_does() {
         ]
     };
     assert_eq!(last_row(&whole), last_row(&parts));
-    for run in [&whole, &parts] {
+    assert_same_reconstructions(&images, &whole, &parts);
+}
+
+/// Runs `whole` and `parts` reconstruct the 6 scenes in `images` identically, pixel for pixel
+/// (their weights files differ in burn's parameter ids alone).
+fn assert_same_reconstructions(images: &Path, whole: &Path, parts: &Path) {
+    for run in [whole, parts] {
         featleak()
             .args([
                 "attack",
@@ -349,7 +406,7 @@ fn an_interrupted_and_resumed_run_ends_where_an_uninterrupted_one_does() {
     for i in 0..6 {
         let png = |run: &Path| std::fs::read(run.join(format!("rec/s{i}.png"))).unwrap();
         assert!(
-            png(&whole) == png(&parts),
+            png(whole) == png(parts),
             "reconstruction s{i} differs after resuming"
         );
     }

@@ -111,8 +111,9 @@ impl Checkpoint {
     /// Adds `state` to the filled `staging` folder, syncs it and swaps it in for the current
     /// checkpoint.
     fn swap_in(&self, staging: &Path, state: &[u8]) -> Result<(), TrainError> {
-        let state_path = staging.join(STATE);
-        std::fs::write(&state_path, state).map_err(FileError::io("write", &state_path))?;
+        // Atomically: a first commit cut while writing it must not leave a half state file
+        // that recovery would take for a complete checkpoint.
+        featleak_datasets::files::write_bytes(&staging.join(STATE), state)?;
         sync_folder(staging, true)?;
 
         let previous = self.previous();

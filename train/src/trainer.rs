@@ -92,7 +92,8 @@ pub trait Trainee {
     /// Loads the model and optimiser from a checkpoint `folder`.
     fn load(&mut self, folder: &Path, state: &Self::State) -> Result<(), Self::Error>;
 
-    /// Called after each checkpoint: writes files derived from it into the run folder (exported
+    /// Called after each checkpoint, and when a run resumes (a crash may have come between a
+    /// commit and its exports): writes files derived from it into the run folder (exported
     /// weights, plots). Nothing by default.
     fn exported(
         &self,
@@ -138,6 +139,8 @@ pub fn train<T: Trainee>(
         let progress: Progress<T::Metrics, T::State> =
             read_json(&checkpoint.file(STATE)).map_err(TrainError::from)?;
         trainee.load(checkpoint.dir(), &progress.task)?;
+        // A crash after the last commit may have left the outputs a checkpoint behind.
+        write_outputs(run, trainee, &progress)?;
         observer.resumed(progress.step);
         progress
     } else {
@@ -219,6 +222,15 @@ fn save<T: Trainee>(
     state.push(b'\n');
     run.checkpoint()
         .commit(&state, |folder| trainee.save(folder, &progress.task))?;
+    write_outputs(run, trainee, progress)
+}
+
+/// Rewrites `metrics.csv` and the trainee's exports from `progress`.
+fn write_outputs<T: Trainee>(
+    run: &RunFolder,
+    trainee: &T,
+    progress: &Progress<T::Metrics, T::State>,
+) -> Result<(), T::Error> {
     let mut csv = format!("{}\n", T::Metrics::HEADER);
     for m in &progress.history {
         csv.push_str(&m.csv_row());

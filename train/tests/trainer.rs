@@ -189,6 +189,21 @@ fn trains_to_the_budget_and_resumes_exactly_after_a_stop() {
 }
 
 #[test]
+fn outputs_a_crash_left_behind_their_checkpoint_are_rewritten_on_resume() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = RunFolder::prepare(&dir.path().join("run"), false, "a run").unwrap();
+    train(&run, &config(20), &mut line(), &mut featleak_train::Quiet).unwrap();
+    let csv = std::fs::read_to_string(run.metrics()).unwrap();
+    // Killed after the last commit, before metrics.csv was rewritten: it lacks the last row.
+    let stale: String = csv.lines().take(2).map(|l| format!("{l}\n")).collect();
+    std::fs::write(run.metrics(), &stale).unwrap();
+    // The budget is spent: resuming trains nothing, but brings the outputs up to date.
+    let done = train(&run, &config(20), &mut line(), &mut featleak_train::Quiet).unwrap();
+    assert_eq!(done.step, 20);
+    assert_eq!(std::fs::read_to_string(run.metrics()).unwrap(), csv);
+}
+
+#[test]
 fn a_run_whose_checkpoint_is_gone_is_not_restarted_over_its_metrics() {
     let dir = tempfile::tempdir().unwrap();
     let run = RunFolder::prepare(&dir.path().join("run"), false, "a run").unwrap();
