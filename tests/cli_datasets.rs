@@ -217,3 +217,48 @@ fn fetch_gives_up_on_a_server_that_never_answers() {
     );
     assert_error(&fetch("0"), "'0' is not a number of seconds above 0");
 }
+
+#[test]
+fn fetch_gives_up_on_a_server_that_stalls_mid_body() {
+    use std::io::Read;
+    // Answers with the start of a 1 MB body, then holds the connection without a word.
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for stream in listener.incoming().take(4) {
+            let mut stream = stream.unwrap();
+            let mut request = [0u8; 4096];
+            let _ = stream.read(&mut request);
+            let _ = stream.write_all(
+                b"HTTP/1.1 200 OK\r\nContent-Length: 1000000\r\nContent-Type: application/gzip\r\n\r\n",
+            );
+            let _ = stream.write_all(&[0x1f; 1000]);
+            let _ = stream.flush();
+            held.push(stream);
+        }
+        std::thread::sleep(std::time::Duration::from_secs(60));
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("http://127.0.0.1:{port}/hpatches-sequences-release.tar.gz");
+    let started = std::time::Instant::now();
+    let out = featleak()
+        .args(["datasets", "fetch", "hpatches", "--to"])
+        .arg(dir.path().join("h"))
+        .args(["--url", &url, "--timeout", "1"])
+        .output()
+        .unwrap();
+    assert_error(
+        &out,
+        &format!(
+            "download of {url} interrupted after 1000 bytes (timeout: per read); rerun to resume"
+        ),
+    );
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(50),
+        "gave up long before the server would have closed"
+    );
+    // What came is kept for the rerun.
+    let partial = partial_path(&dir.path().join("h"), &url);
+    assert_eq!(std::fs::metadata(partial).unwrap().len(), 1000);
+}
