@@ -291,7 +291,16 @@ fn truncated_jpegs_are_named_and_left_out_by_extract_and_score() {
     // b.jpg cut in half: a decoder would fill the missing rows with grey.
     let bytes = std::fs::read(refs.join("b.jpg")).unwrap();
     std::fs::write(refs.join("b.jpg"), &bytes[..bytes.len() / 2]).unwrap();
-    let truncated = "b.jpg: truncated JPEG (the data ends before the end-of-image marker)";
+    // Exit status 1 (something was left out), the file and the reason named.
+    let fails_naming_truncated = |out: &std::process::Output| {
+        let truncated = "b.jpg: truncated JPEG (the data ends before the end-of-image marker)";
+        assert_eq!(out.status.code(), Some(1));
+        assert!(
+            common::stderr(out).contains(truncated),
+            "{}",
+            common::stderr(out)
+        );
+    };
 
     let feats = dir.path().join("features");
     let out = featleak()
@@ -299,12 +308,7 @@ fn truncated_jpegs_are_named_and_left_out_by_extract_and_score() {
         .arg(&feats)
         .output()
         .unwrap();
-    assert_eq!(out.status.code(), Some(1));
-    assert!(
-        common::stderr(&out).contains(truncated),
-        "{}",
-        common::stderr(&out)
-    );
+    fails_naming_truncated(&out);
     assert!(feats.join("a.npz").is_file() && !feats.join("b.npz").exists());
 
     let scores = dir.path().join("scores.json");
@@ -314,12 +318,7 @@ fn truncated_jpegs_are_named_and_left_out_by_extract_and_score() {
         .arg(&scores)
         .output()
         .unwrap();
-    assert_eq!(out.status.code(), Some(1));
-    assert!(
-        common::stderr(&out).contains(truncated),
-        "{}",
-        common::stderr(&out)
-    );
+    fails_naming_truncated(&out);
     let report: serde_json::Value =
         serde_json::from_slice(&std::fs::read(&scores).unwrap()).unwrap();
     assert_eq!(report["images"].as_array().unwrap().len(), 1);

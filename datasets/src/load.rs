@@ -381,19 +381,21 @@ mod tests {
         assert!(e.contains("cut.jpg") && e.contains("truncated JPEG"), "{e}");
     }
 
+    /// Pixels whose grey values the conversions' references give below.
+    const PIXELS: [[u8; 3]; 6] = [
+        [255, 0, 0],
+        [0, 255, 0],
+        [10, 200, 33],
+        [228, 205, 35],
+        [232, 240, 11],
+        [167, 46, 233],
+    ];
+
     #[test]
     fn gray_matches_opencv_fixed_point() {
         // Values from cv2.cvtColor(np.array([[...]], np.uint8), cv2.COLOR_RGB2GRAY), OpenCV 4.6;
         // the last three differ with the older 14-bit coefficients.
-        let px = [
-            [255, 0, 0],
-            [0, 255, 0],
-            [10, 200, 33],
-            [228, 205, 35],
-            [232, 240, 11],
-            [167, 46, 233],
-        ];
-        let rgb = RgbImage::from_raw(6, 1, px.concat()).unwrap();
+        let rgb = RgbImage::from_raw(6, 1, PIXELS.concat()).unwrap();
         assert_eq!(rgb_to_gray(&rgb).as_raw(), &[76, 150, 124, 193, 212, 103]);
     }
 
@@ -401,15 +403,7 @@ mod tests {
     fn pil_and_libpng_grey_match_their_references() {
         // Pillow 13: Image.fromarray(px).convert('L'); libpng: cv2.imdecode(cv2.imencode('.png',
         // BGR), IMREAD_GRAYSCALE) with opencv-python 4.6 (the pixels of the test above).
-        let px = [
-            [255, 0, 0],
-            [0, 255, 0],
-            [10, 200, 33],
-            [228, 205, 35],
-            [232, 240, 11],
-            [167, 46, 233],
-        ];
-        let rgb = RgbImage::from_raw(6, 1, px.concat()).unwrap();
+        let rgb = RgbImage::from_raw(6, 1, PIXELS.concat()).unwrap();
         assert_eq!(
             rgb_to_gray_pil(&rgb).as_raw(),
             &[76, 150, 124, 192, 212, 103]
