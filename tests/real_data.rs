@@ -174,54 +174,99 @@ fn bundled_sosnet_matches_at_least_as_well_as_sift() {
 }
 
 /// Issue #18 acceptance: on BSDS500 test JPEGs given as they are, featleak decodes and converts
-/// to grey as opencv-python (or Pillow) does, so SIFT and FREAK equal OpenCV's, under each grey
-/// conversion (tools/check_freak_photos.py; needs Python with tools/requirements.txt: the
-/// repository's .venv, or FEATLEAK_PYTHON).
+/// to grey as opencv-python (or Pillow) does, so SIFT and FREAK equal OpenCV's under each grey
+/// conversion. The reference is tests/fixtures/jpeg_parity.json (tools/make_jpeg_parity_fixture.py:
+/// keypoint counts and digests, tolerances in its manifest).
 #[test]
-#[ignore = "needs FEATLEAK_DATA and Python with opencv-contrib-python"]
+#[ignore = "needs FEATLEAK_DATA"]
 fn sift_and_freak_on_jpeg_photos_equal_opencv_python() {
+    use ndarray::{Array2, Axis};
+    use ndarray_npy::NpzReader;
+    use sha2::{Digest, Sha256};
+
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
-    let python = std::env::var_os("FEATLEAK_PYTHON")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            let venv = root.join(".venv/bin/python");
-            if venv.exists() {
-                venv
-            } else {
-                "python3".into()
-            }
-        });
+    let fixture: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(root.join("tests/fixtures/jpeg_parity.json")).unwrap(),
+    )
+    .unwrap();
+    let cases = fixture["cases"].as_object().unwrap();
+    assert_eq!(cases.len(), 16);
     let photos = data().join("photos/bsds500/test");
     let dir = tempfile::tempdir().unwrap();
+    let images = dir.path().join("images");
+    std::fs::create_dir(&images).unwrap();
+    for name in cases.keys() {
+        std::os::unix::fs::symlink(photos.join(name), images.join(name)).unwrap();
+    }
+    let sha = |bytes: &[u8]| format!("{:x}", Sha256::digest(bytes));
+    // Digest of the first `n` keypoint columns, as the fixture's float32 row-major bytes.
+    let columns = |kps: &Array2<f32>, n: usize| {
+        let bytes: Vec<u8> = kps
+            .slice(ndarray::s![.., ..n])
+            .iter()
+            .flat_map(|v| v.to_le_bytes())
+            .collect();
+        sha(&bytes)
+    };
+    let mut checked = 0;
     for gray in ["cvtcolor", "imread-grayscale", "pil"] {
-        let json = dir.path().join(format!("{gray}.json"));
-        let out = std::process::Command::new(&python)
-            .arg(root.join("tools/check_freak_photos.py"))
-            .arg(&photos)
-            .args(["--count", "16", "--source", "jpeg", "--gray", gray])
-            .arg("--featleak")
-            .arg(env!("CARGO_BIN_EXE_featleak"))
-            .arg("--json")
-            .arg(&json)
-            .output()
-            .unwrap_or_else(|e| panic!("cannot run {}: {e}", python.display()));
-        let printed = format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        assert!(out.status.success(), "{gray}: {printed}");
-        let r: serde_json::Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
-        let sift = &r["sift+dog"];
-        assert_eq!(sift["photos"], 16, "{gray}: {printed}");
-        assert_eq!(sift["identical"], 16, "{gray}: SIFT differs: {printed}");
-        for freak in ["freak+harris", "freak+dog"] {
-            assert_eq!(r[freak]["same_keypoints"], 16, "{gray} {freak}: {printed}");
-            assert_eq!(
-                r[freak]["identical_descriptors_percent"].as_f64(),
-                Some(100.0),
-                "{gray} {freak}: {printed}"
-            );
+        for (descriptor, detector) in [("sift", "dog"), ("freak", "harris"), ("freak", "dog")] {
+            let out = dir.path().join(format!("{gray}-{descriptor}-{detector}"));
+            Command::cargo_bin("featleak")
+                .unwrap()
+                .args([
+                    "extract",
+                    "--descriptor",
+                    descriptor,
+                    "--detector",
+                    detector,
+                ])
+                .args(["--max-keypoints", "2000", "--gray", gray, "--images"])
+                .arg(&images)
+                .arg("--out")
+                .arg(&out)
+                .assert()
+                .success();
+            let key = format!("{descriptor}+{detector}");
+            for (name, by_gray) in cases {
+                let want = &by_gray[gray][&key];
+                let stem = name.trim_end_matches(".jpg");
+                let file = std::fs::File::open(out.join(format!("{stem}.npz"))).unwrap();
+                let mut npz = NpzReader::new(file).unwrap();
+                let kps: Array2<f32> = npz.by_name("keypoints").unwrap();
+                let what = format!("{name} {gray} {key}");
+                assert_eq!(
+                    kps.len_of(Axis(0)) as u64,
+                    want["keypoints"],
+                    "{what}: count"
+                );
+                if descriptor == "sift" {
+                    assert_eq!(columns(&kps, 2), want["xy_sha256"], "{what}: keypoints");
+                    let desc: Array2<f32> = npz.by_name("descriptors").unwrap();
+                    let sum: f64 = desc.iter().map(|&v| f64::from(v)).sum();
+                    let reference = want["descriptor_sum"].as_f64().unwrap();
+                    let slack = (desc.len() as f64 / 1e4).max(1.0);
+                    assert!(
+                        (sum - reference).abs() <= slack,
+                        "{what}: descriptor sum {sum} vs OpenCV {reference}"
+                    );
+                } else {
+                    assert_eq!(
+                        columns(&kps, 3),
+                        want["xy_size_sha256"],
+                        "{what}: keypoints"
+                    );
+                    let desc: Array2<u8> = npz.by_name("descriptors").unwrap();
+                    let bytes: Vec<u8> = desc.iter().copied().collect();
+                    assert_eq!(
+                        sha(&bytes),
+                        want["descriptors_sha256"],
+                        "{what}: descriptors"
+                    );
+                }
+                checked += 1;
+            }
         }
     }
+    assert_eq!(checked, 16 * 9);
 }
