@@ -33,8 +33,11 @@ test-data: deps
 	@test -n "$$FEATLEAK_DATA" || { echo "set FEATLEAK_DATA to the data folder, e.g. FEATLEAK_DATA=../shared/data" >&2; exit 1; }
 	$(CARGO) test --release --workspace -- --ignored
 
-## Regenerates the parity fixtures (needs Python with tools/requirements.txt).
+## Regenerates the parity fixtures (needs Python with tools/requirements.txt; the JPEG one also
+## FEATLEAK_DATA).
 fixtures:
 	python3 tools/make_sift_fixtures.py
 	python3 tools/make_metric_fixtures.py
 	python3 tools/make_decode_fixtures.py
+	@if [ -n "$$FEATLEAK_DATA" ]; then python3 tools/make_jpeg_parity_fixture.py "$$FEATLEAK_DATA/photos/bsds500/test"; \
+	else echo "FEATLEAK_DATA not set: tests/fixtures/jpeg_parity.json left as it is"; fi
