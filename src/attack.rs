@@ -149,6 +149,8 @@ pub struct ReconstructArgs {
     /// Where the network runs: cpu, or wgpu (a GPU; needs a build with `--features wgpu`).
     #[arg(long, default_value_t = ComputeDevice::Cpu)]
     pub device: ComputeDevice,
+    #[command(flatten)]
+    pub shard: crate::merge::ShardArg,
 }
 
 /// Network sizes of `--network`.
@@ -483,6 +485,7 @@ pub fn reconstruct_command(args: &ReconstructArgs) -> anyhow::Result<ExitCode> {
         share: args.share,
         seed: args.seed,
         device: args.device,
+        shard: args.shard.resolve()?,
     };
     let mut ui = Ui::default();
     let report = reconstruct(&job, &mut ui);

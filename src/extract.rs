@@ -54,6 +54,8 @@ pub struct ExtractArgs {
     /// Recompute every image even when the output folder already holds its features.
     #[arg(long)]
     pub overwrite: bool,
+    #[command(flatten)]
+    pub shard: crate::merge::ShardArg,
 }
 
 impl ExtractArgs {
@@ -135,6 +137,7 @@ pub fn extract_folder(args: &ExtractArgs) -> anyhow::Result<Summary> {
         seed: args.seed,
         allow_empty: args.allow_empty,
         overwrite: args.overwrite,
+        shard: args.shard.resolve()?,
     };
     let bar = Bar(progress::bar(0, "extract"));
     let summary = folder::extract_folder(&job, &bar);

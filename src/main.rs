@@ -6,6 +6,7 @@ mod datasets_cmd;
 mod demo;
 mod extract;
 mod match_eval;
+mod merge;
 mod mitigate;
 mod progress;
 mod run_budget;
@@ -42,6 +43,9 @@ enum Command {
     Demo(demo::DemoArgs),
     /// Train a learned descriptor (SOSNet) on patch pairs mined from your photos.
     TrainDescriptor(train_descriptor::TrainDescriptorArgs),
+    /// Join the shard folders of one `extract` or `attack reconstruct` run (--shard K/N) into
+    /// what one unsharded run writes.
+    Merge(merge::MergeArgs),
     /// Fetch public benchmark data (HPatches, MegaDepth-1500).
     #[command(subcommand)]
     Datasets(datasets_cmd::DatasetsCommand),
@@ -63,6 +67,7 @@ fn main() -> ExitCode {
         Command::Score(args) => score::run(&args),
         Command::Mitigate(command) => mitigate::run(&command),
         Command::Demo(args) => demo::run(&args),
+        Command::Merge(args) => merge::run(&args),
         Command::Datasets(command) => datasets_cmd::run(&command),
         Command::TrainDescriptor(args) => train_descriptor::run(&args),
     };

@@ -104,4 +104,10 @@ pub enum AttackError {
     /// An HTML page (the gallery) could not be rendered from its template.
     #[error(transparent)]
     Page(#[from] featleak_eval::html::RenderError),
+    /// A shard could not be worked out, or reconstruction shards not merged.
+    #[error(transparent)]
+    Shard(#[from] featleak_datasets::ShardError),
+    /// Feature folders could not be merged.
+    #[error(transparent)]
+    Features(#[from] featleak_descriptors::DescriptorError),
 }

@@ -12,6 +12,7 @@ pub mod device;
 pub mod error;
 pub mod kernels;
 pub mod loss;
+pub mod merge;
 pub mod model;
 pub mod reconstruct;
 pub mod run;

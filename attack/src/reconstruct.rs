@@ -1,21 +1,26 @@
 //! `featleak attack reconstruct` as one library call: a trained attacker turns victims' features
 //! (extracted from images, or read from feature files alone: the real attack) into images, with
 //! scores against the originals when they are known, and a gallery page (template
-//! `attack/templates/reconstruct_gallery.html`).
+//! `attack/templates/reconstruct_gallery.html`). With a [`Shard`] only part of the sorted victim
+//! list is reconstructed, and `shard.json` ([`crate::merge::ShardManifest`]) records what
+//! `featleak merge` needs to join the parts.
 
 use crate::AttackError;
-use crate::data::{FeatureCache, centre_view, make_batch, reveal_items};
+use crate::data::{FeatureCache, centre_view, make_batch};
 use crate::device::ComputeDevice;
+use crate::merge::{ShardManifest, ShardRow};
 use crate::session::{JobObserver, prepare_all};
 use crate::threat::{Share, ThreatModel};
 use crate::training::{to_device, to_images};
 use crate::zoo::{Attacker, AttackerSource};
 use featleak_datasets::FileError;
 use featleak_datasets::files::{save_png, write_bytes, write_json};
+use featleak_datasets::manifest::Tool;
 use featleak_datasets::schedule::rng;
+use featleak_datasets::shard::{self, Shard};
 use featleak_datasets::{ResizeCrop, find_files, find_named_images, image_name};
 use featleak_descriptors::{FeatureSet, read_features};
-use featleak_eval::gallery::{Gallery, GalleryRow, draw_keypoints};
+use featleak_eval::gallery::{Gallery, GalleryRow, draw_keypoints, png_data_uri};
 use featleak_eval::score_report::{NamedScores, ScoreReport, score_images};
 use image::RgbImage;
 use std::path::{Path, PathBuf};
@@ -44,11 +49,20 @@ pub struct ReconstructConfig {
     pub seed: u64,
     /// Where the network runs.
     pub device: ComputeDevice,
+    /// Reconstruct only this part of the sorted victim list (`None`: all of it).
+    pub shard: Option<Shard>,
 }
 
-/// One victim: its name, the revealed features on the reconstruction grid, and the reference
-/// picture when known.
+/// The random stream of the keypoints revealed of the victim at position `index` of the sorted
+/// victim list: one stream per victim, so that a shard reveals what the whole run reveals.
+fn victim_stream(index: usize) -> u64 {
+    (99 << 32) + index as u64
+}
+
+/// One victim: its position in the sorted victim list, its name, the revealed features on the
+/// reconstruction grid, and the reference picture when known.
 struct Victim {
+    index: usize,
     name: String,
     reference: Option<RgbImage>,
     features: FeatureSet,
@@ -72,24 +86,29 @@ pub fn reconstruct(
     }
     let share = job.share.map_or(threat.attack_share, Share::fixed);
     let victims = match &job.victims {
-        Victims::Images(dir) => from_images(dir, &job.attacker.feature_cache(), threat, observer)?,
-        Victims::Features(dir) => from_feature_files(dir, threat, observer)?,
+        Victims::Images(dir) => from_images(
+            dir,
+            job.shard,
+            &job.attacker.feature_cache(),
+            threat,
+            observer,
+        )?,
+        Victims::Features(dir) => from_feature_files(dir, job.shard, threat, observer)?,
     };
     let r = threat.resolution;
     let tick = observer.stage("reconstruct", victims.len());
     let mut rows = Vec::new();
     let mut scores = Vec::new();
-    let mut choice = rng(job.seed, 99);
     for chunk in victims.chunks(8) {
         // Victims without a reference get a black placeholder target (unused).
-        let views = chunk
+        let items: Vec<_> = chunk
             .iter()
             .map(|v| {
                 let target = v.reference.clone().unwrap_or_else(|| RgbImage::new(r, r));
-                (target, v.features.clone())
+                let mut choice = rng(job.seed, victim_stream(v.index));
+                (target, threat.reveal(&v.features, share, &mut choice))
             })
             .collect();
-        let items = reveal_items(views, threat, share, &mut choice);
         let batch = make_batch(&items, &threat.sparse_map());
         let (input, _) = to_device(&batch, &device)?;
         let outputs = to_images(model.forward(&input));
@@ -118,62 +137,111 @@ pub fn reconstruct(
             tick();
         }
     }
-    let with_reference = matches!(job.victims, Victims::Images(_));
-    let mut picture_columns = vec!["revealed keypoints".into(), "reconstruction".into()];
-    let mut report = None;
-    if with_reference {
-        picture_columns.insert(0, "original".into());
-        let scores = ScoreReport::new(scores);
-        write_json(&job.out.join("metrics.json"), &scores)?;
-        report = Some(scores);
-    }
-    let gallery = Gallery {
+    let page = GalleryPage {
         title: format!(
             "featleak reconstructions — {} under {}",
             threat.extractor.name(),
             threat.name
         ),
+        with_reference: matches!(job.victims, Victims::Images(_)),
+        run: job.attacker.to_string(),
+        threat: threat.name.clone(),
+        share_min: share.min.to_string(),
+        share_max: share.max.to_string(),
+        size: r,
+    };
+    if let Some(shard) = job.shard {
+        let (kind, root) = match &job.victims {
+            Victims::Images(dir) => ("images", dir),
+            Victims::Features(dir) => ("features", dir),
+        };
+        let mut scores = scores.iter();
+        let manifest = ShardManifest {
+            tool: Tool::current(),
+            command: crate::merge::COMMAND.into(),
+            shard,
+            victims: kind.into(),
+            victims_root: root.display().to_string(),
+            seed: job.seed,
+            device: job.device.to_string(),
+            page: page.clone(),
+            rows: victims
+                .iter()
+                .zip(&rows)
+                .map(|(v, row)| ShardRow {
+                    index: v.index,
+                    name: v.name.clone(),
+                    label: row.name.clone(),
+                    pictures: row.pictures.iter().map(png_data_uri).collect(),
+                    scores: v.reference.as_ref().and_then(|_| scores.next().cloned()),
+                })
+                .collect(),
+        };
+        write_json(&job.out.join(crate::merge::SHARD_MANIFEST), &manifest)?;
+    }
+    write_pages(&job.out, &page, rows, scores)
+}
+
+/// Writes `metrics.json` (victims with references) and `index.html` into `out`; returns the
+/// scores.
+pub(crate) fn write_pages(
+    out: &Path,
+    page: &GalleryPage,
+    rows: Vec<GalleryRow>,
+    scores: Vec<NamedScores>,
+) -> Result<Option<ScoreReport>, AttackError> {
+    let mut picture_columns = vec!["revealed keypoints".into(), "reconstruction".into()];
+    let mut report = None;
+    if page.with_reference {
+        picture_columns.insert(0, "original".into());
+        let scores = ScoreReport::new(scores);
+        write_json(&out.join("metrics.json"), &scores)?;
+        report = Some(scores);
+    }
+    let gallery = Gallery {
+        title: page.title.clone(),
         picture_columns,
-        metric_columns: if with_reference {
+        metric_columns: if page.with_reference {
             vec!["PSNR [dB]".into(), "SSIM".into(), "MAE".into()]
         } else {
             vec![]
         },
         rows,
     };
-    let page = gallery.render(
+    let html = gallery.render(
         "reconstruct_gallery.html",
         include_str!("../templates/reconstruct_gallery.html"),
-        &GalleryPage {
-            run: job.attacker.to_string(),
-            threat: &threat.name,
-            share_min: share.min.to_string(),
-            share_max: share.max.to_string(),
-            size: r,
-        },
+        page,
     )?;
-    write_bytes(&job.out.join("index.html"), page.as_bytes())?;
+    write_bytes(&out.join("index.html"), html.as_bytes())?;
     Ok(report)
 }
 
-/// The variables of `templates/reconstruct_gallery.html` besides the gallery.
-#[derive(serde::Serialize)]
-struct GalleryPage<'a> {
+/// The gallery page's title, and the variables of `templates/reconstruct_gallery.html` besides
+/// the gallery.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct GalleryPage {
+    /// The page's title.
+    pub title: String,
+    /// Whether the victims were images (with originals and scores) rather than features alone.
+    pub with_reference: bool,
     /// The attacker (run folder or `zoo:NAME`).
-    run: String,
+    pub run: String,
     /// The threat model's name.
-    threat: &'a str,
-    /// The share of keypoints revealed, lowest and highest.
-    share_min: String,
-    share_max: String,
+    pub threat: String,
+    /// The share of keypoints revealed, lowest.
+    pub share_min: String,
+    /// The share of keypoints revealed, highest.
+    pub share_max: String,
     /// Side of the reconstructions in pixels.
-    size: u32,
+    pub size: u32,
 }
 
 /// Victims from images: prepared as the attacker's training images were (features cached in
 /// `cache`), seen whole.
 fn from_images(
     dir: &Path,
+    shard: Option<Shard>,
     cache: &FeatureCache,
     threat: &ThreatModel,
     observer: &mut dyn JobObserver,
@@ -185,12 +253,19 @@ fn from_images(
             folder: dir.to_path_buf(),
         });
     }
+    let (indices, paths): (Vec<usize>, Vec<_>) = shard::select(shard, paths).into_iter().unzip();
+    let index: std::collections::HashMap<&str, usize> = paths
+        .iter()
+        .zip(&indices)
+        .map(|((_, name), &i)| (name.as_str(), i))
+        .collect();
     let (prepared, _) = prepare_all(&paths, threat, cache, false, ("extract", observer))?;
     Ok(prepared
         .into_iter()
         .map(|p| {
             let (target, features) = p.view(&centre_view(threat));
             Victim {
+                index: index[p.name.as_str()],
                 name: p.name,
                 reference: Some(target),
                 features,
@@ -204,6 +279,7 @@ fn from_images(
 /// differently) are attacked, and the observer told once.
 fn from_feature_files(
     dir: &Path,
+    shard: Option<Shard>,
     threat: &ThreatModel,
     observer: &mut dyn JobObserver,
 ) -> Result<Vec<Victim>, AttackError> {
@@ -218,9 +294,9 @@ fn from_feature_files(
     let r = threat.resolution;
     let our_gray = threat.extractor.gray.name();
     let mut other_gray = std::collections::BTreeMap::<String, usize>::new();
-    let victims = files
+    let victims = shard::select(shard, files)
         .into_iter()
-        .map(|f| {
+        .map(|(index, f)| {
             let features = read_features(&f)?;
             let mismatch = |problem: String| AttackError::Mismatch {
                 path: f.clone(),
@@ -260,6 +336,7 @@ fn from_feature_files(
             }
             let t = ResizeCrop::cover(features.image_size, (r, r));
             Ok(Victim {
+                index,
                 name: image_name(&f, dir),
                 reference: None,
                 features: features.transformed(&t),

@@ -1,7 +1,7 @@
 //! Data plumbing for featleak: finding images in folders, seeded train/val/test splits,
 //! decoding images to RGB/grey (u8 and f32), resize + centre-crop geometry shared with the
 //! feature side, procedural photo-like scenes for runs without data, atomic file writes, the
-//! seeded random streams every run draws from, and resumable, checksummed
+//! seeded random streams every run draws from, job-array shards, and resumable, checksummed
 //! downloaders for public benchmark data.
 //!
 //! This crate sits at the bottom of the workspace and depends on no other featleak crate.
@@ -16,6 +16,7 @@ pub mod load;
 pub mod manifest;
 pub mod pairs;
 pub mod schedule;
+pub mod shard;
 pub mod split;
 pub mod synthetic;
 pub mod transform;
@@ -28,6 +29,7 @@ pub use load::{
     to_f32_gray, to_f32_rgb,
 };
 pub use pairs::{FoundPairs, HomographyPair, PairError, find_pairs};
+pub use shard::{Shard, ShardError};
 pub use split::{Split, SplitFractions, split_seeded};
 pub use transform::ResizeCrop;
 

@@ -93,6 +93,9 @@ pub enum DescriptorError {
     /// One of featleak's own files could not be read or written.
     #[error(transparent)]
     File(#[from] featleak_datasets::FileError),
+    /// A shard could not be worked out, or shards not merged.
+    #[error(transparent)]
+    Shard(#[from] featleak_datasets::ShardError),
     /// OpenCV failed.
     #[error("OpenCV: {0}")]
     OpenCv(String),

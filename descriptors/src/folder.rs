@@ -1,6 +1,7 @@
 //! A folder of images to a folder of `.npz` feature files mirroring its tree, with
 //! `manifest.json` (extractor, per-image keypoint counts, failures). A rerun with the same
-//! extractor reuses the features an interrupted run already wrote.
+//! extractor reuses the features an interrupted run already wrote. With a [`Shard`] only part of
+//! the sorted image list is extracted; [`crate::merge`] joins the parts.
 
 use crate::{DescriptorError, Extractor, ExtractorConfig, ExtractorInfo, extract_file};
 use crate::{read_features, write_features};
@@ -8,6 +9,7 @@ use featleak_datasets::FileError;
 use featleak_datasets::files::{read_json, write_json};
 use featleak_datasets::find_images;
 use featleak_datasets::manifest::{Tool, unix_time};
+use featleak_datasets::shard::{self, Shard};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
@@ -30,6 +32,8 @@ pub struct ExtractFolder {
     pub allow_empty: bool,
     /// Recompute every image even when the output folder already holds its features.
     pub overwrite: bool,
+    /// Extract only this part of the sorted image list (`None`: all of it).
+    pub shard: Option<Shard>,
 }
 
 /// Most worker threads an extraction starts.
@@ -56,23 +60,43 @@ pub struct Failure {
 }
 
 /// `manifest.json` of a features folder.
-#[derive(Serialize)]
-struct Manifest<'a> {
-    tool: Tool,
-    command: &'static str,
-    created_unix: u64,
-    seed: u64,
-    threads: usize,
-    images_root: String,
-    extractor: ExtractorInfo,
-    images: &'a [ImageRecord],
-    failures: &'a [Failure],
+#[derive(Serialize, Deserialize, Clone, Debug)]
+pub struct FolderManifest {
+    /// The tool that wrote it.
+    pub tool: Tool,
+    /// `"extract"`.
+    pub command: String,
+    /// When the run ended (seconds since the Unix epoch).
+    pub created_unix: u64,
+    /// The seed given.
+    pub seed: u64,
+    /// Worker threads used.
+    pub threads: usize,
+    /// The images folder, as given.
+    pub images_root: String,
+    /// The extractor.
+    pub extractor: ExtractorInfo,
+    /// The part of the image list this folder holds; absent for a whole run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shard: Option<Shard>,
+    /// Images with features, in the order of the sorted image list.
+    pub images: Vec<ImageRecord>,
+    /// Images without, in the same order.
+    pub failures: Vec<Failure>,
 }
+
+/// The command recorded in a features folder's manifest.
+pub const COMMAND: &str = "extract";
+
+/// A features folder's manifest file name.
+pub const MANIFEST: &str = "manifest.json";
 
 /// What an earlier run left in the output folder (only the fields needed to resume).
 #[derive(Deserialize)]
 struct PreviousManifest {
     extractor: ExtractorInfo,
+    #[serde(default)]
+    shard: Option<Shard>,
 }
 
 /// Outcome of extracting a folder.
@@ -146,8 +170,13 @@ pub fn extract_folder(
         return Err(DescriptorError::NoImages(job.images.clone()));
     }
     let outs = output_paths(&job.images, &images, &job.out)?;
+    let (images, outs): (Vec<PathBuf>, Vec<PathBuf>) =
+        shard::select(job.shard, images.into_iter().zip(outs))
+            .into_iter()
+            .map(|(_, pair)| pair)
+            .unzip();
     std::fs::create_dir_all(&job.out).map_err(FileError::io("create output folder", &job.out))?;
-    let manifest_path = job.out.join("manifest.json");
+    let manifest_path = job.out.join(MANIFEST);
     let resume = !job.overwrite && manifest_path.exists();
     if resume {
         let previous: PreviousManifest = read_json(&manifest_path)?;
@@ -158,6 +187,19 @@ pub fn extract_folder(
                     "holds features of another extractor ({}; this run: {}); use another --out or --overwrite",
                     previous.extractor.name,
                     differing_settings(&previous.extractor, &info)
+                ),
+            ));
+        }
+        if previous.shard != job.shard {
+            let name = |s: Option<Shard>| {
+                s.map_or("the whole image list".into(), |s| format!("shard {s}"))
+            };
+            return Err(folder_error(
+                &job.out,
+                format!(
+                    "holds features of {} (this run: {}); use another --out or --overwrite",
+                    name(previous.shard),
+                    name(job.shard)
                 ),
             ));
         }
@@ -230,16 +272,17 @@ pub fn extract_folder(
             }),
         }
     }
-    let manifest = Manifest {
+    let manifest = FolderManifest {
         tool: Tool::current(),
-        command: "extract",
+        command: COMMAND.into(),
         created_unix: unix_time(),
         seed: job.seed,
         threads,
         images_root: job.images.display().to_string(),
         extractor: info,
-        images: &summary.images,
-        failures: &summary.failures,
+        shard: job.shard,
+        images: summary.images.clone(),
+        failures: summary.failures.clone(),
     };
     write_json(&manifest_path, &manifest)?;
     Ok(summary)

@@ -13,6 +13,7 @@ pub mod features;
 pub mod folder;
 pub mod freak;
 pub mod keypoint;
+pub mod merge;
 pub mod npz;
 pub mod sift;
 pub mod sosnet;

@@ -43,6 +43,17 @@ pub fn png_data_uri(img: &RgbImage) -> String {
     )
 }
 
+/// The picture of a PNG data URI written by [`png_data_uri`]; `None` when `uri` is not one.
+pub fn png_from_data_uri(uri: &str) -> Option<RgbImage> {
+    let data = uri.strip_prefix("data:image/png;base64,")?;
+    let png = base64::engine::general_purpose::STANDARD
+        .decode(data)
+        .ok()?;
+    image::load_from_memory_with_format(&png, image::ImageFormat::Png)
+        .ok()
+        .map(|picture| picture.to_rgb8())
+}
+
 /// An SVG data URI of the SVG document `svg`.
 pub fn svg_data_uri(svg: &str) -> String {
     format!(
@@ -206,6 +217,10 @@ mod tests {
             },
         };
         let dots = draw_keypoints(&fs);
+        let uri = png_data_uri(&dots);
+        assert_eq!(png_from_data_uri(&uri).as_ref(), Some(&dots));
+        assert_eq!(png_data_uri(&png_from_data_uri(&uri).unwrap()), uri);
+        assert!(png_from_data_uri("data:image/png;base64,!!").is_none());
         assert_eq!(dots.dimensions(), (20, 16));
         assert_eq!(dots.get_pixel(5, 6).0, [255, 255, 255]);
         assert_eq!(dots.get_pixel(15, 2).0, [96, 96, 96]);

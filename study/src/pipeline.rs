@@ -107,6 +107,7 @@ pub fn run_study(
                 seed: config.seed,
                 allow_empty: true,
                 overwrite: true,
+                shard: None,
             },
             observer.extraction(),
         )?;
@@ -151,6 +152,7 @@ pub fn run_study(
             share: None,
             seed: config.seed,
             device: ComputeDevice::Cpu,
+            shard: None,
         };
         if let Some(s) = reconstruct(&job, observer.attack())? {
             observer.note(&format!(
