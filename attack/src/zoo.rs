@@ -39,6 +39,11 @@ pub const ZOO: &[ZooEntry] = &[
         card: include_str!("../zoo/pos-only.json"),
         weights: include_bytes!("../zoo/pos-only.bpk"),
     },
+    ZooEntry {
+        name: "freak",
+        card: include_str!("../zoo/freak.json"),
+        weights: include_bytes!("../zoo/freak.bpk"),
+    },
 ];
 
 /// How a bundled attacker was trained.

@@ -213,8 +213,13 @@ mod tests {
             start(&on, &attacker("sift", "sift", "desc+pos")),
             Some("sift")
         );
+        assert_eq!(
+            start(&on, &attacker("freak", "freak", "desc+pos")),
+            Some("freak")
+        );
         // An entry of that name for another extractor or threat model is not used.
         assert_eq!(start(&on, &attacker("sift", "freak", "desc+pos")), None);
+        assert_eq!(start(&on, &attacker("freak", "freak", "pos-only")), None);
         assert_eq!(start(&on, &attacker("sift", "sift", "pos-only")), None);
         assert_eq!(
             start(&on, &attacker("pos-only", "sift", "pos-only")),
