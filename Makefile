@@ -1,5 +1,7 @@
 # featleak: the two quick-start commands are `make demo` and `make test`.
 CARGO ?= cargo
+# Tests run whole commands: inside a Slurm array task they would otherwise shard themselves.
+NO_ARRAY = env -u SLURM_ARRAY_TASK_ID -u SLURM_ARRAY_TASK_COUNT -u SLURM_ARRAY_TASK_MIN
 DEMO_OUT ?= demo-out
 
 .PHONY: demo test test-gpu lint test-data deps fixtures
@@ -13,7 +15,7 @@ demo: deps
 
 ## Runs the test suite (no data needed).
 test: deps
-	$(CARGO) test --release --workspace
+	$(NO_ARRAY) $(CARGO) test --release --workspace
 
 ## Smoke test of the GPU path (`--features wgpu`): trains and reconstructs with --device wgpu on
 ## the machine's wgpu adapter. Installs the Vulkan loader and Mesa's lavapipe (a CPU Vulkan
@@ -31,7 +33,7 @@ lint: deps
 ## Tests on the real data in $$FEATLEAK_DATA (e.g. ../shared/data).
 test-data: deps
 	@test -n "$$FEATLEAK_DATA" || { echo "set FEATLEAK_DATA to the data folder, e.g. FEATLEAK_DATA=../shared/data" >&2; exit 1; }
-	$(CARGO) test --release --workspace -- --ignored
+	$(NO_ARRAY) $(CARGO) test --release --workspace -- --ignored
 
 ## Regenerates the parity fixtures (needs Python with tools/requirements.txt; the JPEG one also
 ## FEATLEAK_DATA).
