@@ -26,6 +26,11 @@ pub fn strategy() -> PossibleValuesParser {
     PossibleValuesParser::new(STRATEGY_NAMES)
 }
 
+/// `--defence`: the descriptor-level defences, listed by clap.
+pub fn defence() -> PossibleValuesParser {
+    PossibleValuesParser::new(featleak_mitigation::DEFENCE_NAMES)
+}
+
 /// `--input`: how the attacker's first layer reads the keypoints, listed by clap.
 pub fn input_encoding() -> PossibleValuesParser {
     PossibleValuesParser::new(featleak_attack::model::InputEncoding::NAMES)

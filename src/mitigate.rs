@@ -2,16 +2,17 @@
 
 use anyhow::Context;
 use clap::{Args, Subcommand};
-use featleak_mitigation::Strategy;
 use featleak_mitigation::apply::{ApplyConfig, apply_folder};
 use featleak_mitigation::sweep::{CellResult, SweepConfig, SweepDir, SweepObserver, run_sweep};
+use featleak_mitigation::{Defence, Strategy};
 use indicatif::ProgressBar;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 #[derive(Subcommand, Clone, Debug)]
 pub enum MitigateCommand {
-    /// Write mitigated copies of .npz feature files (only the revealed keypoints).
+    /// Write mitigated copies of .npz feature files: only the revealed keypoints (--strategy,
+    /// --keep), their descriptors defended (--defence, --strength), or both.
     Apply(ApplyArgs),
     /// Score strategies × keep fractions × descriptors on privacy (non-adaptive and adaptive
     /// attackers) and utility (matching on homography pairs); resumable.
@@ -32,13 +33,22 @@ pub struct SweepArgs {
 
 #[derive(Args, Clone, Debug)]
 pub struct ApplyArgs {
-    /// Strategy: random, top-response, lowest-response, grid or anms (the privacy-aware
+    /// Keypoint subset: random, top-response, lowest-response, grid or anms (the privacy-aware
     /// `leakage` strategy needs the attacker and the images: use `mitigate sweep`).
-    #[arg(long, value_parser = crate::choices::strategy())]
-    pub strategy: String,
-    /// Fraction of each image's keypoints to reveal (0–1).
-    #[arg(long)]
-    pub keep: f32,
+    #[arg(long, value_parser = crate::choices::strategy(), requires = "keep")]
+    pub strategy: Option<String>,
+    /// Fraction of each image's keypoints the strategy reveals (0–1).
+    #[arg(long, requires = "strategy")]
+    pub keep: Option<f32>,
+    /// Descriptor-level defence, applied after the subset and fitted on all the input files:
+    /// quantise (strength: bits per value), pca / random-projection (dimensions kept), binarise
+    /// (bits), noise (ε per descriptor), lift-random / lift-adversarial (subspace dimension),
+    /// coarsen-positions (cell side in pixels).
+    #[arg(long, value_parser = crate::choices::defence(), requires = "strength")]
+    pub defence: Option<String>,
+    /// The defence's strength (its knob, see --defence).
+    #[arg(long, requires = "defence", allow_negative_numbers = true)]
+    pub strength: Option<f64>,
     /// Folder of .npz feature files (searched recursively).
     #[arg(long)]
     pub features: PathBuf,
@@ -58,10 +68,19 @@ pub fn run(command: &MitigateCommand) -> anyhow::Result<ExitCode> {
 }
 
 fn apply(args: &ApplyArgs) -> anyhow::Result<ExitCode> {
-    let strategy = Strategy::by_name(&args.strategy)?;
+    let strategy = args
+        .strategy
+        .as_deref()
+        .map(Strategy::by_name)
+        .transpose()?;
+    let defence = match (&args.defence, args.strength) {
+        (Some(name), Some(strength)) => Some(Defence::by_name(name, strength)?),
+        _ => None,
+    };
     let records = apply_folder(&ApplyConfig {
         strategy,
-        keep: args.keep,
+        keep: args.keep.unwrap_or(1.0),
+        defence,
         features: args.features.clone(),
         out: args.out.clone(),
         seed: args.seed,
@@ -69,9 +88,14 @@ fn apply(args: &ApplyArgs) -> anyhow::Result<ExitCode> {
     let (total, kept): (usize, usize) = records
         .iter()
         .fold((0, 0), |(t, k), r| (t + r.keypoints, k + r.revealed));
+    let what: Vec<String> = strategy
+        .map(|s| s.name().to_string())
+        .into_iter()
+        .chain(defence.map(|d| format!("{} {}", d.name(), d.strength())))
+        .collect();
     println!(
         "{}: revealed {kept} of {total} keypoints in {} file(s) → {}",
-        strategy.name(),
+        what.join(" + "),
         records.len(),
         args.out.display()
     );

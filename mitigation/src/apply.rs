@@ -1,12 +1,18 @@
 //! `featleak mitigate apply`: mitigated copies of a folder of `.npz` feature files (only the
-//! revealed keypoints of each), with `manifest.json`.
+//! revealed keypoints of each, and/or their descriptors defended), with `manifest.json`.
+//!
+//! A lifted file (`lift-random`, `lift-adversarial`) stores each subspace's point nearest the
+//! origin as its descriptors and the subspaces' orthonormal bases beside it, in
+//! `NAME.subspaces.npy` (N×m×D float32).
 
+use crate::defences::Defence;
 use crate::sweep::item_seed;
 use crate::{Hints, MitigationError, Strategy};
-use featleak_datasets::files::write_json;
+use featleak_datasets::files::{write_bytes, write_json};
 use featleak_datasets::find_files;
 use featleak_datasets::manifest::{Tool, unix_time};
-use featleak_descriptors::{read_features, write_features};
+use featleak_descriptors::{FeatureSet, read_features, write_features};
+use ndarray_npy::WriteNpyExt;
 use rayon::prelude::*;
 use serde::Serialize;
 use std::path::PathBuf;
@@ -14,10 +20,14 @@ use std::path::PathBuf;
 /// What to mitigate, how, and where to.
 #[derive(Clone, Debug)]
 pub struct ApplyConfig {
-    /// The strategy (not `leakage`: it needs the attacker and the images, see the sweep).
-    pub strategy: Strategy,
-    /// Fraction of each file's keypoints revealed (0–1).
+    /// The keypoint subset (not `leakage`: it needs the attacker and the images, see the
+    /// sweep); `None` reveals every keypoint.
+    pub strategy: Option<Strategy>,
+    /// Fraction of each file's keypoints revealed (0–1) by `strategy`.
     pub keep: f32,
+    /// The descriptor-level defence applied to the revealed keypoints, fitted on every input
+    /// file (the defender's own features).
+    pub defence: Option<Defence>,
     /// Folder of `.npz` feature files (searched recursively).
     pub features: PathBuf,
     /// Output folder (mirrors the input tree); never the input folder.
@@ -43,8 +53,9 @@ struct Manifest<'a> {
     command: &'static str,
     created_unix: u64,
     seed: u64,
-    strategy: Strategy,
+    strategy: Option<Strategy>,
     keep: f32,
+    defence: Option<Defence>,
     source: String,
     files: &'a [FileRecord],
 }
@@ -55,7 +66,14 @@ pub fn apply_folder(job: &ApplyConfig) -> Result<Vec<FileRecord>, MitigationErro
         file: None,
         problem,
     };
-    if job.strategy.needs_leakage() {
+    if job.strategy.is_none() && job.defence.is_none() {
+        return Err(invalid(
+            "nothing to apply: give a keypoint subset (--strategy, --keep), a defence \
+             (--defence, --strength), or both"
+                .into(),
+        ));
+    }
+    if job.strategy.is_some_and(|s| s.needs_leakage()) {
         return Err(invalid(
             "the leakage strategy ranks keypoints with the attacker on the images themselves; \
              use `featleak mitigate sweep`"
@@ -89,22 +107,48 @@ pub fn apply_folder(job: &ApplyConfig) -> Result<Vec<FileRecord>, MitigationErro
             problem: "no .npz feature files".into(),
         });
     }
+    let all = files
+        .par_iter()
+        .map(|file| read_features(file).map_err(MitigationError::from))
+        .collect::<Result<Vec<FeatureSet>, _>>()?;
+    let fitted = match job.defence {
+        Some(d) => Some(d.fit(&all.iter().collect::<Vec<_>>(), job.seed)?),
+        None => None,
+    };
     let records = files
         .par_iter()
-        .map(|file| {
+        .zip(&all)
+        .map(|(file, features)| {
             let rel = file.strip_prefix(&job.features).expect("below root");
-            let features = read_features(file)?;
-            let hints = Hints::seed(item_seed(job.seed, &rel.to_string_lossy()));
-            let revealed = job
-                .strategy
-                .apply(&features, job.keep, hints)
-                .map_err(|e| MitigationError::Strategy(format!("{}: {e}", file.display())))?;
+            let seed = item_seed(job.seed, &rel.to_string_lossy());
+            let in_file =
+                |e: MitigationError| MitigationError::Defence(format!("{}: {e}", file.display()));
+            let revealed = match job.strategy {
+                Some(s) => s
+                    .apply(features, job.keep, Hints::seed(seed))
+                    .map_err(|e| MitigationError::Strategy(format!("{}: {e}", file.display())))?,
+                None => features.clone(),
+            };
             let out = job.out.join(rel);
             if let Some(parent) = out.parent() {
                 std::fs::create_dir_all(parent)
                     .map_err(featleak_datasets::FileError::io("create", parent))?;
             }
-            write_features(&out, &revealed)?;
+            match &fitted {
+                Some(f) => {
+                    let defended = f.apply(&revealed, seed).map_err(in_file)?;
+                    write_features(&out, &defended.features)?;
+                    if let Some(s) = &defended.subspaces {
+                        let npy = out.with_extension("subspaces.npy");
+                        let mut bytes = Vec::new();
+                        s.bases
+                            .write_npy(&mut bytes)
+                            .map_err(|e| in_file(MitigationError::Defence(e.to_string())))?;
+                        write_bytes(&npy, &bytes)?;
+                    }
+                }
+                None => write_features(&out, &revealed)?,
+            }
             Ok(FileRecord {
                 features: rel.display().to_string(),
                 keypoints: features.len(),
@@ -119,6 +163,7 @@ pub fn apply_folder(job: &ApplyConfig) -> Result<Vec<FileRecord>, MitigationErro
         seed: job.seed,
         strategy: job.strategy,
         keep: job.keep,
+        defence: job.defence,
         source: job.features.display().to_string(),
         files: &records,
     };

@@ -37,6 +37,9 @@ pub enum MitigationError {
     /// A strategy name or its inputs are wrong.
     #[error("{0}")]
     Strategy(String),
+    /// A defence's name, strength or inputs are wrong.
+    #[error("{0}")]
+    Defence(String),
     /// A sweep configuration is wrong (`file`: the TOML it came from).
     #[error("{}{problem}", .file.as_ref().map(|p| format!("{}: ", p.display())).unwrap_or_default())]
     Config {

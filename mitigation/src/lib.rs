@@ -6,11 +6,13 @@
 #![deny(missing_docs)]
 
 pub mod apply;
+pub mod defences;
 pub mod error;
 pub mod leakage;
 pub mod report;
 pub mod strategies;
 pub mod sweep;
 
+pub use defences::{DEFENCE_NAMES, Defence, FittedDefence};
 pub use error::MitigationError;
 pub use strategies::{DEFAULT_UTILITY_WEIGHT, Hints, STRATEGY_NAMES, Strategy, budget};
