@@ -464,3 +464,82 @@ fn sweep_scores_every_cell_resumes_and_reports_the_fine_tuned_and_adaptive_attac
         common::stderr(&o)
     );
 }
+
+#[test]
+fn sweep_scores_defence_cells_beside_subsets_with_the_mean_colour_baseline() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = sweep_fixture(dir.path());
+    let mut text = std::fs::read_to_string(&config).unwrap();
+    text = text.replace("keeps = [1.0, 0.5, 0.25]", "keeps = [1.0, 0.5]");
+    text.push_str(
+        "[[defences]]\nname = \"quantise\"\nstrengths = [2.0, 6.0]\n\
+         [[defences]]\nname = \"lift-random\"\nstrengths = [4.0]\n",
+    );
+    std::fs::write(&config, text).unwrap();
+    let out = dir.path().join("sweep");
+    let o = sweep(&config, &out);
+    assert!(o.status.success(), "{}", common::stderr(&o));
+    let results: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("results.json")).unwrap()).unwrap();
+    let cells = results["cells"].as_array().unwrap();
+    assert_eq!(
+        cells.len(),
+        3 * 2 + 3,
+        "3 strategies × 2 keeps + 3 defence cells"
+    );
+    let full = cells
+        .iter()
+        .find(|c| c["strategy"] == "random" && c["keep"] == 1.0)
+        .unwrap();
+    let mean_colour = full["ssim_mean_colour"].as_f64().unwrap();
+    assert!(mean_colour > 0.0 && mean_colour < 1.0, "{full}");
+    for c in cells {
+        // The baseline is the victims' own, the same in every cell; each cell records the
+        // adaptive attacker's steps.
+        assert_eq!(c["ssim_mean_colour"].as_f64(), Some(mean_colour), "{c}");
+        assert_eq!(c["adaptive_steps"], 4, "{c}");
+    }
+    let defended: Vec<_> = cells.iter().filter(|c| c["defence"] != "none").collect();
+    let found: Vec<(String, f64)> = defended
+        .iter()
+        .map(|c| {
+            assert_eq!(
+                (&c["strategy"], &c["keep"]),
+                (&"all".into(), &1.0.into()),
+                "{c}"
+            );
+            // Every keypoint is sent, defended: the attacker sees other descriptors than in
+            // the undefended keep-1 cell, and matching still finds some.
+            assert_ne!(c["ssim_nonadaptive"], full["ssim_nonadaptive"], "{c}");
+            assert_eq!(c["kept_keypoints"], full["kept_keypoints"], "{c}");
+            assert!(c["mma_3"].as_f64().unwrap() > 0.0, "{c}");
+            (
+                c["defence"].as_str().unwrap().to_string(),
+                c["strength"].as_f64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        found,
+        [
+            ("quantise".to_string(), 2.0),
+            ("quantise".to_string(), 6.0),
+            ("lift-random".to_string(), 4.0)
+        ]
+    );
+    let csv = std::fs::read_to_string(out.join("results.csv")).unwrap();
+    let header = csv.lines().next().unwrap();
+    for column in ["defence", "strength", "adaptive_steps", "ssim_mean_colour"] {
+        assert!(
+            header.split(',').any(|h| h == column),
+            "{column} not in {header}"
+        );
+    }
+    assert!(csv.contains(",lift-random,4,"), "{csv}");
+    // A rerun resumes: every cell is found, none is recomputed.
+    let o = sweep(&config, &out);
+    assert!(o.status.success(), "{}", common::stderr(&o));
+    let again: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("results.json")).unwrap()).unwrap();
+    assert_eq!(again["cells"], results["cells"]);
+}

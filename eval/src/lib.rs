@@ -22,4 +22,4 @@ pub mod table;
 pub use error::EvalError;
 pub use image_metrics::{ImageScores, MetricError, score};
 pub use matching::{Match, MatchConfig, MatchError, match_descriptors};
-pub use pair_eval::{PairScores, Summary, score_pair, summarize};
+pub use pair_eval::{PairScores, Summary, score_matches, score_pair, summarize};

@@ -38,14 +38,27 @@ pub fn score_pair(
     ransac: &RansacConfig,
 ) -> Result<PairScores, MatchError> {
     let matches = match_descriptors(&a.descriptors, &b.descriptors, matching)?;
-    Ok(PairScores {
+    Ok(score_matches(pair, a, b, &matches, truth, ransac))
+}
+
+/// Scores of `matches` (found by other means, e.g. a defence's own distance) between features
+/// `a` (image 1) and `b` (image k) related by `truth` (1 → k).
+pub fn score_matches(
+    pair: &str,
+    a: &FeatureSet,
+    b: &FeatureSet,
+    matches: &[Match],
+    truth: &Homography,
+    ransac: &RansacConfig,
+) -> PairScores {
+    PairScores {
         pair: pair.to_string(),
         keypoints_a: a.len(),
         keypoints_b: b.len(),
         matches: matches.len(),
-        mma: matching_accuracy(a, b, &matches, truth),
-        corner_error: homography_error(a, b, &matches, truth, ransac),
-    })
+        mma: matching_accuracy(a, b, matches, truth),
+        corner_error: homography_error(a, b, matches, truth, ransac),
+    }
 }
 
 /// Fraction of matches whose image-1 keypoint, warped by `truth`, lies within each threshold of

@@ -3,7 +3,7 @@
 //! `gallery.html` (one row per victim, one column per strategy at the gallery's keep fraction;
 //! template `mitigation/templates/sweep_gallery.html`).
 
-use crate::sweep::{CellResult, SweepDir, SweepResults};
+use crate::sweep::{CellResult, NO_DEFENCE, SweepDir, SweepResults};
 use featleak_eval::gallery::{Gallery, GalleryRow};
 use featleak_eval::plot::{Axes, Series, scatter_frontier_svg};
 use featleak_eval::table::{Table, fmt_num};
@@ -13,10 +13,12 @@ use crate::MitigationError;
 use featleak_datasets::files::write_bytes;
 
 /// Column names of `results.csv` / `results.md`, in order.
-pub const COLUMNS: [&str; 20] = [
+pub const COLUMNS: [&str; 25] = [
     "descriptor",
     "strategy",
     "keep",
+    "defence",
+    "strength",
     "kept_keypoints",
     "query_keypoints",
     "mma@1",
@@ -31,19 +33,25 @@ pub const COLUMNS: [&str; 20] = [
     "mae_adaptive",
     "ssim_fine_tuned",
     "psnr_fine_tuned",
+    "adaptive_steps",
+    "ssim_mean_colour",
+    "psnr_mean_colour",
     "pareto",
     "seconds",
     "attacker",
 ];
 
-/// The results as a table, one row per cell sorted by descriptor, strategy and falling keep.
+/// The results as a table, one row per cell sorted by descriptor, defence (none first),
+/// strategy, falling keep and rising strength.
 pub fn results_table(cells: &[CellResult]) -> Table {
     let mut t = Table::new(COLUMNS);
     let mut sorted: Vec<&CellResult> = cells.iter().collect();
     sorted.sort_by(|a, b| {
-        (&a.descriptor, &a.strategy)
-            .cmp(&(&b.descriptor, &b.strategy))
+        let rank = |c: &CellResult| (c.defence != NO_DEFENCE, c.defence.clone());
+        (&a.descriptor, rank(a), &a.strategy)
+            .cmp(&(&b.descriptor, rank(b), &b.strategy))
             .then(b.keep.total_cmp(&a.keep))
+            .then(a.strength.total_cmp(&b.strength))
     });
     for c in sorted {
         let n = |v: f64, d: usize| fmt_num(Some(v), d);
@@ -51,6 +59,12 @@ pub fn results_table(cells: &[CellResult]) -> Table {
             c.descriptor.clone(),
             c.strategy.clone(),
             format!("{}", c.keep),
+            c.defence.clone(),
+            if c.defence == NO_DEFENCE {
+                String::new()
+            } else {
+                format!("{}", c.strength)
+            },
             n(c.kept_keypoints, 1),
             n(c.query_keypoints, 1),
             n(c.mma_1, 4),
@@ -65,6 +79,9 @@ pub fn results_table(cells: &[CellResult]) -> Table {
             n(c.mae_adaptive, 4),
             n(c.ssim_fine_tuned, 4),
             n(c.psnr_fine_tuned, 2),
+            c.adaptive_steps.to_string(),
+            fmt_num(c.ssim_mean_colour, 4),
+            fmt_num(c.psnr_mean_colour, 2),
             on_frontier(c, cells).to_string(),
             n(c.seconds, 1),
             c.attacker.clone(),
@@ -90,14 +107,14 @@ pub fn frontier_svg(cells: &[CellResult]) -> Result<String, MitigationError> {
     let mut panels = Vec::new();
     for d in descriptors {
         let mine: Vec<&CellResult> = cells.iter().filter(|c| c.descriptor == d).collect();
-        let strategies: BTreeSet<&str> = mine.iter().map(|c| c.strategy.as_str()).collect();
-        let series: Vec<Series> = strategies
+        let names: BTreeSet<&str> = mine.iter().map(|c| series_name(c)).collect();
+        let series: Vec<Series> = names
             .iter()
             .map(|s| Series {
                 name: s.to_string(),
                 points: mine
                     .iter()
-                    .filter(|c| c.strategy == *s)
+                    .filter(|c| series_name(c) == *s)
                     .map(|c| (c.mma_3, c.ssim_adaptive))
                     .collect(),
             })
@@ -131,6 +148,15 @@ pub fn frontier_svg(cells: &[CellResult]) -> Result<String, MitigationError> {
     Ok(featleak_eval::plot::stack_svgs(&panels))
 }
 
+/// The frontier plot's series of a cell: its strategy, or its defence (over strengths).
+fn series_name(c: &CellResult) -> &str {
+    if c.defence == NO_DEFENCE {
+        &c.strategy
+    } else {
+        &c.defence
+    }
+}
+
 fn bounds(cells: &[&CellResult]) -> (std::ops::Range<f64>, std::ops::Range<f64>) {
     let pad = |lo: f64, hi: f64| {
         let m = ((hi - lo) * 0.1).max(0.01);
@@ -152,7 +178,7 @@ fn bounds(cells: &[&CellResult]) -> (std::ops::Range<f64>, std::ops::Range<f64>)
 pub fn summary_table(cells: &[CellResult], descriptor: &str) -> Table {
     let mine: Vec<&CellResult> = cells
         .iter()
-        .filter(|c| c.descriptor == descriptor)
+        .filter(|c| c.descriptor == descriptor && c.defence == NO_DEFENCE)
         .collect();
     let mut keeps: Vec<f32> = mine.iter().map(|c| c.keep).collect();
     keeps.sort_by(|a, b| b.total_cmp(a));
@@ -369,6 +395,11 @@ mod tests {
             attacker: "run".into(),
             strategy: strategy.into(),
             keep,
+            defence: NO_DEFENCE.into(),
+            strength: 0.0,
+            adaptive_steps: 30,
+            ssim_mean_colour: None,
+            psnr_mean_colour: None,
             kept_keypoints: 0.0,
             query_keypoints: 0.0,
             mma_1: 0.0,

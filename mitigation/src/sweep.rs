@@ -1,15 +1,23 @@
-//! Privacy/utility sweeps: every (descriptor, strategy, keep fraction) cell scored on both sides.
+//! Privacy/utility sweeps: every (descriptor, strategy, keep fraction) cell scored on both sides,
+//! and every (descriptor, defence, strength) cell: the descriptor-level defences of
+//! [`crate::defences`] on all keypoints (strategy `all`, keep 1).
 //!
 //! * **Utility**: the query image of every homography pair (image k, the one a device uploads)
-//!   reveals only the mitigated subset; it is matched against all features of image 1 (the
-//!   map) by mutual nearest neighbours: MMA@1/3/5 and homography accuracy at 3 px.
+//!   reveals only the mitigated subset (or its defended features); it is matched against all
+//!   features of image 1 (the map) by mutual nearest neighbours, the way the defence is used
+//!   ([`crate::defences::FittedDefence::match_query`]): MMA@1/3/5 and homography accuracy at 3
+//!   px.
 //! * **Privacy**: victim images are mitigated the same way and reconstructed by
 //!   (a) the attacker trained on full features (non-adaptive) and (b) an adaptive attacker:
 //!   the network fine-tuned from (a) on the attacker's own training images mitigated the same
 //!   way. The adaptive columns report the stronger of (a) and the fine-tuned network on the
 //!   victims (by SSIM) — a defender-side bound: an attacker who adapts never does worse than
 //!   one who does not. The fine-tuned network's own scores are kept in `*_fine_tuned`, so the
-//!   effect of the fine-tune itself stays visible.
+//!   effect of the fine-tune itself stays visible. Defences are fitted on the victims' full
+//!   features (the defender's own) and the attacker defends its training images with the same
+//!   fitted defence (it knows the defence, not the victims' features).
+//! * **Baseline**: each victim's own mean colour, scored on the same victims
+//!   (`ssim_mean_colour`, `psnr_mean_colour`): what an attacker knows without any feature.
 //!
 //! Cells are computed one at a time and appended to `results.json` atomically; a rerun with the
 //! same configuration skips finished cells, unless an attacker's model has changed since (it was
@@ -18,10 +26,12 @@
 //! shared.
 
 use crate::MitigationError;
+use crate::defences::{Defence, FittedDefence};
 use crate::leakage::LeakageScorer;
 use crate::strategies::{Hints, Strategy};
 use burn::prelude::*;
 use featleak_attack::ThreatModel;
+use featleak_attack::baselines::mean_colour;
 use featleak_attack::data::{FeatureCache, Prepared, centre_view, prepare};
 use featleak_attack::model::{UNet, UNetConfig};
 use featleak_attack::run::{AttackRun, RunConfig};
@@ -31,7 +41,8 @@ use featleak_datasets::files::{read_json, save_png, write_json};
 use featleak_datasets::{HomographyPair, find_named_images, find_pairs, load_rgb};
 use featleak_descriptors::{FeatureSet, extract_file};
 use featleak_eval::homography::RansacConfig;
-use featleak_eval::{MatchConfig, score_pair, summarize};
+use featleak_eval::score_report::score_images;
+use featleak_eval::{MatchConfig, score_matches, score_pair, summarize};
 use featleak_train::RunFolder;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -67,6 +78,19 @@ pub struct SweepConfig {
     /// `utility_weight` of the leakage strategy.
     #[serde(default = "default_utility_weight")]
     pub leakage_utility_weight: f32,
+    /// Descriptor-level defences, each at several strengths, on all keypoints.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub defences: Vec<DefenceCells>,
+}
+
+/// One defence of a sweep and the strengths it is scored at.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DefenceCells {
+    /// Its name (see [`crate::DEFENCE_NAMES`]).
+    pub name: String,
+    /// Its strengths (see [`Defence::by_name`]).
+    pub strengths: Vec<f64>,
 }
 
 fn default_strategies() -> Vec<String> {
@@ -179,6 +203,14 @@ impl SweepConfig {
             .collect()
     }
 
+    /// The defence cells, parsed: every (defence, strength).
+    pub fn parsed_defences(&self) -> Result<Vec<Defence>, MitigationError> {
+        self.defences
+            .iter()
+            .flat_map(|d| d.strengths.iter().map(|&s| Defence::by_name(&d.name, s)))
+            .collect()
+    }
+
     /// Checks names and numbers.
     pub fn validate(&self) -> Result<(), MitigationError> {
         let invalid = |problem: String| {
@@ -188,6 +220,14 @@ impl SweepConfig {
             })
         };
         self.parsed_strategies()?;
+        self.parsed_defences()
+            .map_err(|e| MitigationError::Config {
+                file: None,
+                problem: format!("defences: {e}"),
+            })?;
+        if let Some(d) = self.defences.iter().find(|d| d.strengths.is_empty()) {
+            return invalid(format!("defences: {} has no strengths", d.name));
+        }
         if self.strategies.is_empty() || self.keeps.is_empty() || self.attackers.is_empty() {
             return invalid("strategies, keeps and attackers must not be empty".into());
         }
@@ -217,17 +257,44 @@ impl SweepConfig {
     }
 }
 
-/// One row of the results: a (descriptor, strategy, keep) cell.
+/// The `strategy` of a defence cell: every keypoint.
+pub const ALL_KEYPOINTS: &str = "all";
+
+/// The `defence` of a cell without one.
+pub const NO_DEFENCE: &str = "none";
+
+fn no_defence() -> String {
+    NO_DEFENCE.into()
+}
+
+/// One row of the results: a (descriptor, strategy, keep) cell, or a (descriptor, defence,
+/// strength) cell.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct CellResult {
     /// Descriptor of the cell (its attacker's).
     pub descriptor: String,
     /// The attacker run the privacy columns come from.
     pub attacker: String,
-    /// Strategy name.
+    /// Strategy name ([`ALL_KEYPOINTS`] in a defence cell).
     pub strategy: String,
     /// Keep fraction.
     pub keep: f32,
+    /// Descriptor-level defence ([`NO_DEFENCE`]: none).
+    #[serde(default = "no_defence")]
+    pub defence: String,
+    /// The defence's strength (0 without one).
+    #[serde(default)]
+    pub strength: f64,
+    /// Fine-tuning steps of the adaptive attacker.
+    #[serde(default)]
+    pub adaptive_steps: u64,
+    /// Mean SSIM of each victim's own mean colour (the same victims; absent in cells of
+    /// sweeps written before it was measured).
+    #[serde(default)]
+    pub ssim_mean_colour: Option<f64>,
+    /// Mean PSNR (dB) of each victim's own mean colour.
+    #[serde(default)]
+    pub psnr_mean_colour: Option<f64>,
     /// Mean revealed keypoints per victim image.
     pub kept_keypoints: f64,
     /// Mean revealed keypoints per query image of the pairs.
@@ -260,13 +327,48 @@ pub struct CellResult {
     pub seconds: f64,
 }
 
+/// What identifies a cell: descriptor, strategy, keep, defence, strength.
+type CellKey = (String, String, u32, String, u64);
+
 impl CellResult {
-    fn key(&self) -> (String, String, u32) {
+    fn key(&self) -> CellKey {
         (
             self.descriptor.clone(),
             self.strategy.clone(),
             self.keep.to_bits(),
+            self.defence.clone(),
+            self.strength.to_bits(),
         )
+    }
+}
+
+/// A cell's mitigation: a keypoint subset at a keep fraction, or a defence on every keypoint.
+#[derive(Clone, Copy, Debug)]
+enum Cell {
+    Subset(Strategy, f32),
+    Defended(Defence),
+}
+
+impl Cell {
+    fn key(&self, descriptor: &str) -> CellKey {
+        let (strategy, keep, defence, strength) = match self {
+            Cell::Subset(s, k) => (s.name(), *k, NO_DEFENCE, 0.0),
+            Cell::Defended(d) => (ALL_KEYPOINTS, 1.0, d.name(), d.strength()),
+        };
+        (
+            descriptor.to_string(),
+            strategy.to_string(),
+            keep.to_bits(),
+            defence.to_string(),
+            strength.to_bits(),
+        )
+    }
+
+    fn label(&self) -> String {
+        match self {
+            Cell::Subset(s, k) => format!("{} keep {k}", s.name()),
+            Cell::Defended(d) => format!("{} {}", d.name(), d.strength()),
+        }
     }
 }
 
@@ -340,6 +442,13 @@ pub fn run_sweep(
                     .into(),
             });
         }
+        let mut saved = saved;
+        // Cells written before `adaptive_steps` was a column ran the configuration's steps.
+        for c in &mut saved.cells {
+            if c.adaptive_steps == 0 {
+                c.adaptive_steps = config.adaptive.steps;
+            }
+        }
         saved
     } else {
         SweepResults {
@@ -369,8 +478,16 @@ pub fn run_sweep(
         }
     }
     let strategies = config.parsed_strategies()?;
+    let defences = config.parsed_defences()?;
     for attacker in &config.attackers {
-        sweep_attacker(config, &strategies, attacker, &dir, &mut results, observer)?;
+        sweep_attacker(
+            config,
+            (&strategies, &defences),
+            attacker,
+            &dir,
+            &mut results,
+            observer,
+        )?;
     }
     Ok(results)
 }
@@ -384,6 +501,8 @@ struct AttackerData {
     victims: Scored<Prepared>,
     train: Scored<Prepared>,
     pairs: Vec<PairFeatures>,
+    /// Mean PSNR and SSIM of each victim's own mean colour.
+    mean_colour: (f64, f64),
 }
 
 /// Items with their per-keypoint leakage scores (empty when no strategy needs them).
@@ -407,7 +526,7 @@ struct PairFeatures {
 
 fn sweep_attacker(
     config: &SweepConfig,
-    strategies: &[Strategy],
+    (strategies, defences): (&[Strategy], &[Defence]),
     attacker: &Path,
     dir: &SweepDir,
     results: &mut SweepResults,
@@ -416,33 +535,34 @@ fn sweep_attacker(
     let run = RunFolder::new(attacker);
     let run_config = RunConfig::load(&run)?;
     let descriptor = run_config.threat.extractor.descriptor.name().to_string();
-    let cells: Vec<(Strategy, f32)> = config
+    let cells: Vec<Cell> = config
         .keeps
         .iter()
-        .flat_map(|&k| strategies.iter().map(move |&s| (s, k)))
+        .flat_map(|&k| strategies.iter().map(move |&s| Cell::Subset(s, k)))
+        .chain(defences.iter().map(|&d| Cell::Defended(d)))
         .collect();
-    let done = |results: &SweepResults, s: &Strategy, k: f32| {
+    let done = |results: &SweepResults, cell: &Cell| {
         results
             .cells
             .iter()
-            .any(|c| c.key() == (descriptor.clone(), s.name().to_string(), k.to_bits()))
+            .any(|c| c.key() == cell.key(&descriptor))
     };
-    if cells.iter().all(|(s, k)| done(results, s, *k)) {
+    if cells.iter().all(|c| done(results, c)) {
         return Ok(());
     }
     let device = Device::flex().autodiff();
     let data = prepare_attacker(config, strategies, &run, run_config, &device, observer)?;
-    for (strategy, keep) in cells {
-        if done(results, &strategy, keep) {
+    for cell in cells {
+        if done(results, &cell) {
             continue;
         }
         let full = results
             .cells
             .iter()
-            .find(|c| c.descriptor == data.descriptor && c.keep >= 1.0)
+            .find(|c| c.descriptor == data.descriptor && c.keep >= 1.0 && c.defence == NO_DEFENCE)
             .cloned();
-        let (cell, reused) = match full {
-            Some(full) if keep >= 1.0 => (
+        let (cell, reused) = match (full, cell) {
+            (Some(full), Cell::Subset(strategy, keep)) if keep >= 1.0 => (
                 CellResult {
                     strategy: strategy.name().into(),
                     seconds: 0.0,
@@ -450,10 +570,8 @@ fn sweep_attacker(
                 },
                 true,
             ),
-            _ => (
-                compute_cell(
-                    config, &data, attacker, strategy, keep, dir, &device, observer,
-                )?,
+            (_, cell) => (
+                compute_cell(config, &data, attacker, cell, dir, &device, observer)?,
                 false,
             ),
         };
@@ -552,6 +670,17 @@ fn prepare_attacker(
             }
             Ok(Scored { items, leakage })
         };
+    let view = centre_view(&threat);
+    let mut mean_colour_sums = (0.0, 0.0);
+    for p in &victims {
+        let (target, _) = p.view(&view);
+        let s = score_images(&target, &mean_colour(&target))
+            .map_err(featleak_attack::AttackError::from)?;
+        mean_colour_sums.0 += s.psnr;
+        mean_colour_sums.1 += s.ssim;
+    }
+    let n = victims.len() as f64;
+    let mean_colour = (mean_colour_sums.0 / n, mean_colour_sums.1 / n);
     let victims = score("victims", victims)?;
     let train = score("attacker images", train)?;
     if let Some(scorer) = &scorer {
@@ -571,6 +700,7 @@ fn prepare_attacker(
         victims,
         train,
         pairs: pair_features,
+        mean_colour,
     })
 }
 
@@ -613,11 +743,33 @@ pub fn item_seed(seed: u64, name: &str) -> u64 {
     }) ^ seed
 }
 
-/// `items` with their features mitigated by `strategy` at `keep`.
+/// A cell's mitigation, ready to apply: the subset, or the fitted defence.
+enum Mitigation {
+    Subset(Strategy, f32),
+    Defended(Box<FittedDefence>),
+}
+
+impl Mitigation {
+    /// `features` mitigated; `hints` seed the random choices (and rank for `leakage`).
+    fn apply(
+        &self,
+        features: &FeatureSet,
+        hints: Hints,
+    ) -> Result<crate::defences::Defended, MitigationError> {
+        Ok(match self {
+            Mitigation::Subset(s, keep) => crate::defences::Defended {
+                features: s.apply(features, *keep, hints)?,
+                subspaces: None,
+            },
+            Mitigation::Defended(d) => d.apply(features, hints.seed)?,
+        })
+    }
+}
+
+/// `items` with their features mitigated.
 fn mitigate_all(
     items: &Scored<Prepared>,
-    strategy: Strategy,
-    keep: f32,
+    mitigation: &Mitigation,
     seed: u64,
 ) -> Result<Vec<Prepared>, MitigationError> {
     items
@@ -630,7 +782,7 @@ fn mitigate_all(
                 leakage: items.leakage(i),
             };
             Ok(Prepared {
-                features: strategy.apply(&p.features, keep, hints)?,
+                features: mitigation.apply(&p.features, hints)?.features,
                 ..p.clone()
             })
         })
@@ -639,48 +791,82 @@ fn mitigate_all(
 
 /// Mean PSNR, SSIM and MAE of `model` reconstructing `items` (whole view, every revealed
 /// keypoint shown), and the reconstructions of the first `keep_pictures`.
-#[allow(clippy::too_many_arguments)]
 fn compute_cell(
     config: &SweepConfig,
     data: &AttackerData,
     attacker: &Path,
-    strategy: Strategy,
-    keep: f32,
+    cell: Cell,
     dir: &SweepDir,
     device: &Device,
     observer: &mut dyn SweepObserver,
 ) -> Result<CellResult, MitigationError> {
     let started = Instant::now();
     observer.stage(
-        &format!("{} {} keep {keep}", data.descriptor, strategy.name()),
+        &format!("{} {}", data.descriptor, cell.label()),
         config.adaptive.steps + 3,
     );
-    // Utility: the query (image k) reveals the mitigated subset; the map (image 1) keeps all.
+    let (mitigation, strategy, keep) = match cell {
+        Cell::Subset(s, k) => (Mitigation::Subset(s, k), s.name(), k),
+        Cell::Defended(d) => {
+            let own: Vec<&FeatureSet> = data.victims.items.iter().map(|p| &p.features).collect();
+            (
+                Mitigation::Defended(Box::new(d.fit(&own, config.seed)?)),
+                ALL_KEYPOINTS,
+                1.0,
+            )
+        }
+    };
+    // Utility: the query (image k) reveals the mitigated subset or its defended features; the
+    // map (image 1) keeps all of its own.
     let mut scores = Vec::with_capacity(data.pairs.len());
     let mut query_keypoints = 0.0;
+    let matching = MatchConfig::default();
     for p in &data.pairs {
         let hints = Hints {
             seed: item_seed(config.seed, &p.pair.name),
             leakage: p.b_leakage.as_deref(),
         };
-        let b = strategy.apply(&p.b, keep, hints)?;
-        query_keypoints += b.len() as f64;
-        scores.push(score_pair(
-            &p.pair.name,
-            &p.a,
-            &b,
-            &p.pair.homography,
-            &MatchConfig::default(),
-            &RansacConfig::default(),
-        )?);
+        let b = mitigation.apply(&p.b, hints)?;
+        query_keypoints += b.features.len() as f64;
+        let ransac = RansacConfig::default();
+        scores.push(match &mitigation {
+            Mitigation::Subset(..) => score_pair(
+                &p.pair.name,
+                &p.a,
+                &b.features,
+                &p.pair.homography,
+                &matching,
+                &ransac,
+            )?,
+            Mitigation::Defended(d) => {
+                // match_query pairs (query, map); the scores want (map, query).
+                let matches: Vec<_> = d
+                    .match_query(&b, &p.a, &matching)?
+                    .into_iter()
+                    .map(|m| featleak_eval::Match {
+                        a: m.b,
+                        b: m.a,
+                        ..m
+                    })
+                    .collect();
+                score_matches(
+                    &p.pair.name,
+                    &p.a,
+                    &b.features,
+                    &matches,
+                    &p.pair.homography,
+                    &ransac,
+                )
+            }
+        });
     }
     let utility = summarize(&scores);
     observer.advance();
 
     // Privacy: the same mitigation on victims and on the attacker's training images.
-    let victims = mitigate_all(&data.victims, strategy, keep, config.seed)?;
-    let train = mitigate_all(&data.train, strategy, keep, config.seed)?;
-    let gallery = if (keep - config.gallery.keep).abs() < 1e-6 {
+    let victims = mitigate_all(&data.victims, &mitigation, config.seed)?;
+    let train = mitigate_all(&data.train, &mitigation, config.seed)?;
+    let gallery = if matches!(cell, Cell::Subset(..)) && (keep - config.gallery.keep).abs() < 1e-6 {
         config.gallery.images
     } else {
         0
@@ -711,10 +897,7 @@ fn compute_cell(
         (nonadaptive, base_pictures)
     };
     for (i, picture) in pictures.iter().enumerate() {
-        save_png(
-            &dir.gallery_picture(&data.descriptor, strategy.name(), i),
-            picture,
-        )?;
+        save_png(&dir.gallery_picture(&data.descriptor, strategy, i), picture)?;
         let (target, _) = victims[i].view(&centre_view(&data.threat));
         save_png(&dir.gallery_original(&data.descriptor, i), &target)?;
     }
@@ -724,8 +907,19 @@ fn compute_cell(
     Ok(CellResult {
         descriptor: data.descriptor.clone(),
         attacker: attacker.display().to_string(),
-        strategy: strategy.name().into(),
+        strategy: strategy.into(),
         keep,
+        defence: match cell {
+            Cell::Subset(..) => NO_DEFENCE.into(),
+            Cell::Defended(d) => d.name().into(),
+        },
+        strength: match cell {
+            Cell::Subset(..) => 0.0,
+            Cell::Defended(d) => d.strength(),
+        },
+        adaptive_steps: config.adaptive.steps,
+        psnr_mean_colour: Some(data.mean_colour.0),
+        ssim_mean_colour: Some(data.mean_colour.1),
         kept_keypoints,
         query_keypoints: query_keypoints / data.pairs.len().max(1) as f64,
         mma_1: utility.mma[0],

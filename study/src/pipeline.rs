@@ -416,6 +416,7 @@ fn write_sweep_config(dir: &StudyDir, config: &StudyConfig) -> Result<(), StudyE
             ..GalleryConfig::default()
         },
         leakage_utility_weight: DEFAULT_UTILITY_WEIGHT,
+        defences: Vec::new(),
     };
     let path = dir.sweep_config();
     let text = format!(
