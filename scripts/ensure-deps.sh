@@ -1,14 +1,15 @@
 #!/usr/bin/env bash
 # Installs what featleak needs to build on Debian/Ubuntu when it is missing:
 # OpenCV (libopencv-dev), clang + libclang (the opencv crate generates its bindings with them),
-# pkg-config and a C++ compiler. Runs apt-get when root; otherwise prints the command and stops.
+# HDF5 (libhdf5-dev, for hloc's features.h5; found through pkg-config), pkg-config and a C++
+# compiler. Runs apt-get when root; otherwise prints the command and stops.
 #
 #   scripts/ensure-deps.sh            what the default build needs
 #   scripts/ensure-deps.sh --gpu-smoke  and the Vulkan loader with Mesa's lavapipe (a CPU Vulkan
 #                                       driver), for `make test-gpu` on a machine without a GPU
 set -euo pipefail
 
-packages=(libopencv-dev clang libclang-dev pkg-config g++)
+packages=(libopencv-dev clang libclang-dev libhdf5-dev pkg-config g++)
 case "${1:-}" in
   "") ;;
   --gpu-smoke) packages+=(libvulkan1 mesa-vulkan-drivers) ;;

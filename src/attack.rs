@@ -135,7 +135,8 @@ pub struct ReconstructArgs {
         required_unless_present = "features"
     )]
     pub images: Option<PathBuf>,
-    /// Victim feature files (.npz) alone: the real attack, without access to the images.
+    /// Victim features alone: the real attack, without access to the images. A folder of .npz
+    /// feature files, an hloc features.h5 or a COLMAP database.db.
     #[arg(long)]
     pub features: Option<PathBuf>,
     /// Output folder: NAME.png per image, metrics.json (with --images) and index.html.

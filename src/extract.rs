@@ -1,4 +1,5 @@
-//! `featleak extract`: a folder of images to a folder of `.npz` feature files.
+//! `featleak extract`: a folder of images to a folder of `.npz` feature files, or to an hloc
+//! `.h5` or COLMAP `.db` (extracted into a folder `<out>.extract` first, then converted).
 
 use crate::choices;
 use crate::progress;
@@ -7,8 +8,9 @@ use clap::Args;
 use featleak_datasets::GrayConversion;
 use featleak_descriptors::ExtractorConfig;
 use featleak_descriptors::folder::{self, ExtractFolder, FolderObserver, Summary};
+use featleak_descriptors::store::{self, Format};
 use indicatif::ProgressBar;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 #[derive(Args, Clone, Debug)]
@@ -39,7 +41,9 @@ pub struct ExtractArgs {
     /// Folder of images, searched recursively (jpg, jpeg, png, ppm, pgm, bmp, webp).
     #[arg(long)]
     pub images: PathBuf,
-    /// Output folder: mirrors the image tree with one .npz per image, plus manifest.json.
+    /// Output folder: mirrors the image tree with one .npz per image, plus manifest.json. Or
+    /// FILE.h5 (hloc features.h5) or FILE.db (COLMAP database.db): extracted into the folder
+    /// FILE.h5.extract (kept when an image failed, resumable), then converted.
     #[arg(long)]
     pub out: PathBuf,
     /// Worker threads (default: all cores).
@@ -85,7 +89,17 @@ impl ExtractArgs {
     }
 }
 
+/// The folder an `.h5` or `.db` output is extracted into before it is converted.
+fn staging_folder(out: &Path) -> PathBuf {
+    let mut name = out.as_os_str().to_owned();
+    name.push(".extract");
+    PathBuf::from(name)
+}
+
 pub fn run(args: &ExtractArgs) -> anyhow::Result<ExitCode> {
+    if Format::of(&args.out)? != Format::NpzFolder {
+        return extract_to_file(args);
+    }
     let summary = extract_folder(args)?;
     let total: usize = summary.images.iter().map(|r| r.keypoints).sum();
     let n = summary.images.len();
@@ -103,6 +117,42 @@ pub fn run(args: &ExtractArgs) -> anyhow::Result<ExitCode> {
             "{} image(s) failed (listed above and in {}/manifest.json)",
             summary.failures.len(),
             args.out.display()
+        );
+        Ok(ExitCode::FAILURE)
+    }
+}
+
+/// `extract --out FILE.h5|FILE.db`: extracts into the staging folder, converts it, and removes
+/// it unless an image failed (its manifest lists the failures).
+fn extract_to_file(args: &ExtractArgs) -> anyhow::Result<ExitCode> {
+    if args.shard.resolve()?.is_some() {
+        bail!(
+            "--shard writes folders: extract the shards into folders, `featleak merge` them, then \
+             `featleak convert` the merged folder to {}",
+            args.out.display()
+        );
+    }
+    store::check_destination(&args.out)?;
+    let staging = staging_folder(&args.out);
+    let summary = extract_folder(&ExtractArgs {
+        out: staging.clone(),
+        ..args.clone()
+    })?;
+    let n = store::convert(&staging, &args.out)?;
+    println!(
+        "extracted {n} image(s) into {} ({} reused from an earlier run); {} failed",
+        args.out.display(),
+        summary.reused,
+        summary.failures.len()
+    );
+    if summary.failures.is_empty() {
+        std::fs::remove_dir_all(&staging)?;
+        Ok(ExitCode::SUCCESS)
+    } else {
+        eprintln!(
+            "{} image(s) failed (listed above and in {}/manifest.json)",
+            summary.failures.len(),
+            staging.display()
         );
         Ok(ExitCode::FAILURE)
     }

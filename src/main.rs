@@ -2,6 +2,7 @@
 
 mod attack;
 mod choices;
+mod convert;
 mod datasets_cmd;
 mod demo;
 mod extract;
@@ -27,8 +28,11 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Extract local features from a folder of images into one .npz file per image.
+    /// Extract local features from a folder of images into one .npz file per image (or an hloc
+    /// .h5, a COLMAP .db).
     Extract(extract::ExtractArgs),
+    /// Convert features between a folder of .npz, an hloc features.h5 and a COLMAP database.db.
+    Convert(convert::ConvertArgs),
     /// Train an inversion network, or reconstruct images from features with one.
     #[command(subcommand)]
     Attack(attack::AttackCommand),
@@ -62,6 +66,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Extract(args) => extract::run(&args),
+        Command::Convert(args) => convert::run(&args),
         Command::MatchEval(args) => match_eval::run(&args),
         Command::Attack(command) => attack::run(&command),
         Command::Score(args) => score::run(&args),

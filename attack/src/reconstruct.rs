@@ -19,6 +19,7 @@ use featleak_datasets::manifest::Tool;
 use featleak_datasets::schedule::rng;
 use featleak_datasets::shard::{self, Shard};
 use featleak_datasets::{ResizeCrop, find_files, find_named_images, image_name};
+use featleak_descriptors::store::{self, Format};
 use featleak_descriptors::{FeatureSet, read_features};
 use featleak_eval::gallery::{Gallery, GalleryRow, draw_keypoints, png_data_uri};
 use featleak_eval::score_report::{NamedScores, ScoreReport, score_images};
@@ -283,21 +284,51 @@ fn from_feature_files(
     threat: &ThreatModel,
     observer: &mut dyn JobObserver,
 ) -> Result<Vec<Victim>, AttackError> {
-    let files = find_files(dir, |p| p.extension().is_some_and(|e| e == "npz"))
-        .map_err(FileError::io("list feature files in", dir))?;
-    if files.is_empty() {
-        return Err(AttackError::Nothing {
-            what: ".npz feature files",
-            folder: dir.to_path_buf(),
-        });
-    }
+    // An hloc .h5 or COLMAP .db holds images by name; a folder holds one .npz per image.
+    let stored = match Format::of(dir)? {
+        Format::NpzFolder => None,
+        _ => Some(store::open(dir)?),
+    };
+    let items: Vec<(PathBuf, String, Option<String>)> = match &stored {
+        Some(s) => s
+            .names()?
+            .into_iter()
+            .map(|n| {
+                (
+                    dir.join(&n),
+                    image_name(Path::new(&n), Path::new("")),
+                    Some(n),
+                )
+            })
+            .collect(),
+        None => {
+            let files = find_files(dir, |p| p.extension().is_some_and(|e| e == "npz"))
+                .map_err(FileError::io("list feature files in", dir))?;
+            if files.is_empty() {
+                return Err(AttackError::Nothing {
+                    what: ".npz feature files",
+                    folder: dir.to_path_buf(),
+                });
+            }
+            files
+                .into_iter()
+                .map(|f| {
+                    let name = image_name(&f, dir);
+                    (f, name, None)
+                })
+                .collect()
+        }
+    };
     let r = threat.resolution;
     let our_gray = threat.extractor.gray.name();
     let mut other_gray = std::collections::BTreeMap::<String, usize>::new();
-    let victims = shard::select(shard, files)
+    let victims = shard::select(shard, items)
         .into_iter()
-        .map(|(index, f)| {
-            let features = read_features(&f)?;
+        .map(|(index, (f, name, stored_name))| {
+            let features = match (&stored, &stored_name) {
+                (Some(s), Some(n)) => s.read(n)?,
+                _ => read_features(&f)?,
+            };
             let mismatch = |problem: String| AttackError::Mismatch {
                 path: f.clone(),
                 problem,
@@ -337,7 +368,7 @@ fn from_feature_files(
             let t = ResizeCrop::cover(features.image_size, (r, r));
             Ok(Victim {
                 index,
-                name: image_name(&f, dir),
+                name,
                 reference: None,
                 features: features.transformed(&t),
             })

@@ -44,6 +44,26 @@ pub enum FeatureFileError {
         /// What is wrong with it.
         problem: String,
     },
+    /// A feature store (a folder of `.npz`, an hloc `.h5`, a COLMAP `.db`) cannot be used as
+    /// asked or holds invalid data: unknown extension, a destination holding files featleak did
+    /// not write, arrays of the wrong shape, features the format cannot hold.
+    #[error("{path}: {problem}")]
+    Store {
+        /// The store.
+        path: PathBuf,
+        /// What is wrong.
+        problem: String,
+    },
+    /// The HDF5 or SQLite library failed on the file.
+    #[error("{path}: {library}: {message}")]
+    Library {
+        /// The file.
+        path: PathBuf,
+        /// "HDF5" or "SQLite".
+        library: &'static str,
+        /// The library's message.
+        message: String,
+    },
 }
 
 /// The descriptors crate's error for training and loading descriptor networks; wraps the

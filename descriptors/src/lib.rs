@@ -1,7 +1,8 @@
 //! Local features for featleak: keypoint detectors (DoG, Harris, FAST), descriptors (SIFT through
 //! OpenCV, FREAK bit-exact with OpenCV's in Rust, SOSNet in burn with its trainer), the
-//! [`FeatureSet`] they produce, `.npz` feature files and folders of them, and sparse feature maps
-//! (C×H×W tensors with each descriptor at its keypoint) for the attack.
+//! [`FeatureSet`] they produce, `.npz` feature files and folders of them, feature stores in
+//! hloc's `.h5` and COLMAP's `.db` formats ([`store`]), and sparse feature maps (C×H×W tensors
+//! with each descriptor at its keypoint) for the attack.
 
 #![deny(missing_docs)]
 
@@ -18,6 +19,7 @@ pub mod npz;
 pub mod sift;
 pub mod sosnet;
 pub mod sparse_map;
+pub mod store;
 
 pub use detect::{DetectorConfig, FastConfig, HarrisConfig, SiftParams};
 pub use error::{DescriptorError, ExtractError, FeatureFileError};

@@ -156,7 +156,7 @@ pub const MAX_IMAGE_SIDE: u32 = 1 << 16;
 
 /// Refuses what no extractor writes and every later stage would get wrong: an absurd image
 /// size, keypoints with non-finite values or far outside the image, non-finite descriptors.
-fn check_values(features: &FeatureSet) -> Result<(), String> {
+pub(crate) fn check_values(features: &FeatureSet) -> Result<(), String> {
     let (h, w) = features.image_size;
     if h > MAX_IMAGE_SIDE || w > MAX_IMAGE_SIDE {
         return Err(format!(
