@@ -1,9 +1,11 @@
-//! `featleak score`: PSNR, SSIM and MAE of reconstructions against their reference images.
+//! `featleak score`: PSNR, SSIM and MAE of reconstructions against their reference images, and
+//! how well each singles out its reference among all of them (identification).
 
 use anyhow::{Context, bail};
 use clap::Args;
 use featleak_datasets::files::write_json;
 use featleak_datasets::{ResizeCrop, find_named_images, load_rgb};
+use featleak_eval::identification::{identify, thumbnail};
 use featleak_eval::score_report::{NamedScores, ScoreReport, score_images};
 use rayon::prelude::*;
 use std::collections::BTreeMap;
@@ -76,6 +78,48 @@ fn score_one(
     })
 }
 
+/// Candidate references below which identification rates are flagged as hard to compare.
+const MIN_CANDIDATES: usize = 200;
+
+/// Ranks each scored reconstruction's reference among every reference (each fitted to the
+/// reconstructions' size when `fit`); `None` with fewer than two references.
+fn identification(
+    references: &BTreeMap<String, PathBuf>,
+    reconstructions: &BTreeMap<String, PathBuf>,
+    report: &ScoreReport,
+    fit: bool,
+) -> anyhow::Result<Option<featleak_eval::identification::Identification>> {
+    if references.len() < 2 || report.images.is_empty() {
+        return Ok(None);
+    }
+    let queries: Vec<(usize, Vec<f32>)> = report
+        .images
+        .par_iter()
+        .map(|s| {
+            let truth = references
+                .keys()
+                .position(|k| *k == s.name)
+                .expect("scored");
+            Ok((truth, thumbnail(&load_rgb(&reconstructions[&s.name])?)))
+        })
+        .collect::<anyhow::Result<_>>()?;
+    let size = load_rgb(&reconstructions[&report.images[0].name])?.dimensions();
+    let candidates: Vec<Vec<f32>> = references
+        .par_iter()
+        .map(|(_, path)| {
+            let image = load_rgb(path)?;
+            let image = if fit {
+                ResizeCrop::cover((image.height(), image.width()), (size.1, size.0)).apply(&image)
+            } else {
+                image
+            };
+            Ok(thumbnail(&image))
+        })
+        .collect::<anyhow::Result<_>>()?;
+    let (truth, queries): (Vec<usize>, Vec<Vec<f32>>) = queries.into_iter().unzip();
+    Ok(Some(identify(&queries, &truth, &candidates)))
+}
+
 pub fn run(args: &ScoreArgs) -> anyhow::Result<ExitCode> {
     let references = by_stem(&args.reference)?;
     let reconstructions = by_stem(&args.reconstructed)?;
@@ -125,7 +169,12 @@ pub fn run(args: &ScoreArgs) -> anyhow::Result<ExitCode> {
             }
         }
     }
-    let report = ScoreReport::new(scores);
+    let mut report = ScoreReport::new(scores);
+    report.identification = identification(&references, &reconstructions, &report, args.fit)
+        .unwrap_or_else(|e| {
+            eprintln!("warning: identification not measured: {e:#}");
+            None
+        });
     if let Some(parent) = args.out.parent().filter(|p| !p.as_os_str().is_empty()) {
         std::fs::create_dir_all(parent)
             .with_context(|| format!("cannot create {}", parent.display()))?;
@@ -142,6 +191,20 @@ pub fn run(args: &ScoreArgs) -> anyhow::Result<ExitCode> {
         report.mean.mae,
         args.out.display()
     );
+    if let Some(id) = &report.identification {
+        println!(
+            "identification among {} references: rank-1 {:.3}, rank-5 {:.3}, mean rank {:.1} \
+             (chance {:.3})",
+            id.candidates, id.rank_1, id.rank_5, id.mean_rank, id.chance
+        );
+        if id.candidates < MIN_CANDIDATES {
+            eprintln!(
+                "note: only {} candidate references; rank-1 rates compare only at equal counts \
+                 (use {MIN_CANDIDATES} or more)",
+                id.candidates
+            );
+        }
+    }
     Ok(if failed == 0 {
         ExitCode::SUCCESS
     } else {

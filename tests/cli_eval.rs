@@ -274,6 +274,61 @@ fn score_pairs_by_relative_path_and_reports_means() {
         .success();
 }
 
+/// Identification: copies single out their references among all of them; flat grey images,
+/// which tie with every candidate, rank last.
+#[test]
+fn score_ranks_each_reconstruction_among_all_references() {
+    let dir = tempfile::tempdir().unwrap();
+    let (refs, copies, grey) = (
+        dir.path().join("ref"),
+        dir.path().join("copies"),
+        dir.path().join("grey"),
+    );
+    for d in [&refs, &copies, &grey] {
+        std::fs::create_dir_all(d).unwrap();
+    }
+    for i in 0..6u64 {
+        let img = scene(96, 64, 40 + i);
+        img.save(refs.join(format!("r{i}.png"))).unwrap();
+        // Reconstructions are square crops, as the attack makes them (--fit).
+        image::imageops::crop_imm(&img, 16, 0, 64, 64)
+            .to_image()
+            .save(copies.join(format!("r{i}.png")))
+            .unwrap();
+        image::RgbImage::from_pixel(64, 64, image::Rgb([120, 110, 100]))
+            .save(grey.join(format!("r{i}.png")))
+            .unwrap();
+    }
+    let score = |recs: &Path| -> serde_json::Value {
+        let out = recs.with_extension("json");
+        let o = featleak()
+            .args(["score", "--fit", "--reference", refs.to_str().unwrap()])
+            .args(["--reconstructed", recs.to_str().unwrap()])
+            .args(["--out", out.to_str().unwrap()])
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", common::stderr(&o));
+        assert!(
+            common::stderr(&o).contains("only 6 candidate references"),
+            "{}",
+            common::stderr(&o)
+        );
+        serde_json::from_slice(&std::fs::read(&out).unwrap()).unwrap()
+    };
+    let id = &score(&copies)["identification"];
+    assert_eq!(id["candidates"], 6);
+    assert_eq!(
+        (id["rank_1"].as_f64(), id["mean_rank"].as_f64()),
+        (Some(1.0), Some(1.0))
+    );
+    let id = &score(&grey)["identification"];
+    assert_eq!(
+        (id["rank_1"].as_f64(), id["mean_rank"].as_f64()),
+        (Some(0.0), Some(6.0))
+    );
+    assert!((id["chance"].as_f64().unwrap() - 1.0 / 6.0).abs() < 1e-12);
+}
+
 #[test]
 fn truncated_jpegs_are_named_and_left_out_by_extract_and_score() {
     let dir = tempfile::tempdir().unwrap();

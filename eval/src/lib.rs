@@ -11,6 +11,7 @@ pub mod gallery;
 pub mod hamming;
 pub mod homography;
 pub mod html;
+pub mod identification;
 pub mod image_metrics;
 pub mod match_eval;
 pub mod matching;

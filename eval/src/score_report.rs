@@ -31,13 +31,18 @@ pub struct MeanScores {
     pub mae: f64,
 }
 
-/// `{"images": [{name, psnr, ssim, mae}, …], "mean": {psnr, ssim, mae}}`.
+/// `{"images": [{name, psnr, ssim, mae}, …], "mean": {psnr, ssim, mae}}`, and
+/// `identification` where it was measured.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct ScoreReport {
     /// Scores of each image, in the order given.
     pub images: Vec<NamedScores>,
     /// Their means (0 when there are no images).
     pub mean: MeanScores,
+    /// How well the images single out their references among all references
+    /// ([`crate::identification`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub identification: Option<crate::identification::Identification>,
 }
 
 impl ScoreReport {
@@ -49,7 +54,11 @@ impl ScoreReport {
             ssim: images.iter().map(|s| s.ssim).sum::<f64>() / n,
             mae: images.iter().map(|s| s.mae).sum::<f64>() / n,
         };
-        Self { images, mean }
+        Self {
+            images,
+            mean,
+            identification: None,
+        }
     }
 
     /// One row per image and a final mean row.
