@@ -498,6 +498,16 @@ fn sweep_scores_defence_cells_beside_subsets_with_the_mean_colour_baseline() {
         // adaptive attacker's steps.
         assert_eq!(c["ssim_mean_colour"].as_f64(), Some(mean_colour), "{c}");
         assert_eq!(c["adaptive_steps"], 4, "{c}");
+        // Rank-1 identification among the 3 victims: a share of them.
+        for column in ["identification_nonadaptive", "identification_adaptive"] {
+            let v = c[column].as_f64().unwrap();
+            assert!(
+                [0.0, 1.0 / 3.0, 2.0 / 3.0, 1.0]
+                    .iter()
+                    .any(|s| (v - s).abs() < 1e-9),
+                "{c}"
+            );
+        }
     }
     let defended: Vec<_> = cells.iter().filter(|c| c["defence"] != "none").collect();
     let found: Vec<(String, f64)> = defended
@@ -529,7 +539,13 @@ fn sweep_scores_defence_cells_beside_subsets_with_the_mean_colour_baseline() {
     );
     let csv = std::fs::read_to_string(out.join("results.csv")).unwrap();
     let header = csv.lines().next().unwrap();
-    for column in ["defence", "strength", "adaptive_steps", "ssim_mean_colour"] {
+    for column in [
+        "defence",
+        "strength",
+        "adaptive_steps",
+        "ssim_mean_colour",
+        "identification_adaptive",
+    ] {
         assert!(
             header.split(',').any(|h| h == column),
             "{column} not in {header}"

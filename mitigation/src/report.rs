@@ -13,7 +13,7 @@ use crate::MitigationError;
 use featleak_datasets::files::write_bytes;
 
 /// Column names of `results.csv` / `results.md`, in order.
-pub const COLUMNS: [&str; 25] = [
+pub const COLUMNS: [&str; 27] = [
     "descriptor",
     "strategy",
     "keep",
@@ -34,6 +34,8 @@ pub const COLUMNS: [&str; 25] = [
     "ssim_fine_tuned",
     "psnr_fine_tuned",
     "adaptive_steps",
+    "identification_nonadaptive",
+    "identification_adaptive",
     "ssim_mean_colour",
     "psnr_mean_colour",
     "pareto",
@@ -80,6 +82,8 @@ pub fn results_table(cells: &[CellResult]) -> Table {
             n(c.ssim_fine_tuned, 4),
             n(c.psnr_fine_tuned, 2),
             c.adaptive_steps.to_string(),
+            fmt_num(c.identification_nonadaptive, 3),
+            fmt_num(c.identification_adaptive, 3),
             fmt_num(c.ssim_mean_colour, 4),
             fmt_num(c.psnr_mean_colour, 2),
             on_frontier(c, cells).to_string(),
@@ -398,6 +402,8 @@ mod tests {
             defence: NO_DEFENCE.into(),
             strength: 0.0,
             adaptive_steps: 30,
+            identification_nonadaptive: None,
+            identification_adaptive: None,
             ssim_mean_colour: None,
             psnr_mean_colour: None,
             kept_keypoints: 0.0,

@@ -16,6 +16,8 @@
 //!   effect of the fine-tune itself stays visible. Defences are fitted on the victims' full
 //!   features (the defender's own) and the attacker defends its training images with the same
 //!   fitted defence (it knows the defence, not the victims' features).
+//! * **Identification**: the share of victims whose reconstruction ranks its own original first
+//!   among all victims' ([`featleak_eval::identification`]), for both attackers.
 //! * **Baseline**: each victim's own mean colour, scored on the same victims
 //!   (`ssim_mean_colour`, `psnr_mean_colour`): what an attacker knows without any feature.
 //!
@@ -41,6 +43,7 @@ use featleak_datasets::files::{read_json, save_png, write_json};
 use featleak_datasets::{HomographyPair, find_named_images, find_pairs, load_rgb};
 use featleak_descriptors::{FeatureSet, extract_file};
 use featleak_eval::homography::RansacConfig;
+use featleak_eval::identification::{identify, thumbnail};
 use featleak_eval::score_report::score_images;
 use featleak_eval::{MatchConfig, score_matches, score_pair, summarize};
 use featleak_train::RunFolder;
@@ -288,6 +291,14 @@ pub struct CellResult {
     /// Fine-tuning steps of the adaptive attacker.
     #[serde(default)]
     pub adaptive_steps: u64,
+    /// Rank-1 identification rate of the non-adaptive attacker's reconstructions among all
+    /// victims ([`featleak_eval::identification`]; absent in cells of older sweeps).
+    #[serde(default)]
+    pub identification_nonadaptive: Option<f64>,
+    /// Rank-1 identification rate of the adaptive attacker (the network the adaptive columns
+    /// come from).
+    #[serde(default)]
+    pub identification_adaptive: Option<f64>,
     /// Mean SSIM of each victim's own mean colour (the same victims; absent in cells of
     /// sweeps written before it was measured).
     #[serde(default)]
@@ -871,8 +882,13 @@ fn compute_cell(
     } else {
         0
     };
-    let (nonadaptive, base_pictures) =
-        evaluate(&data.base, &victims, &data.threat, (8, gallery), device)?;
+    let (nonadaptive, base_pictures) = evaluate(
+        &data.base,
+        &victims,
+        &data.threat,
+        (8, victims.len()),
+        device,
+    )?;
     observer.advance();
     let tuned = fine_tune(
         &data.base,
@@ -889,14 +905,26 @@ fn compute_cell(
     )?;
     (0..config.adaptive.steps).for_each(|_| observer.advance());
     let (fine_tuned, tuned_pictures) =
-        evaluate(&tuned, &victims, &data.threat, (8, gallery), device)?;
+        evaluate(&tuned, &victims, &data.threat, (8, victims.len()), device)?;
     observer.advance();
-    let (adaptive, pictures) = if fine_tuned.ssim >= nonadaptive.ssim {
-        (fine_tuned, tuned_pictures)
-    } else {
-        (nonadaptive, base_pictures)
+    // Identification among all victims (their targets are the candidates).
+    let targets: Vec<Vec<f32>> = victims
+        .iter()
+        .map(|p| thumbnail(&p.view(&centre_view(&data.threat)).0))
+        .collect();
+    let truth: Vec<usize> = (0..victims.len()).collect();
+    let rank_1 = |pictures: &[image::RgbImage]| {
+        let queries: Vec<Vec<f32>> = pictures.iter().map(thumbnail).collect();
+        identify(&queries, &truth, &targets).rank_1
     };
-    for (i, picture) in pictures.iter().enumerate() {
+    let identification_nonadaptive = rank_1(&base_pictures);
+    let identification_fine_tuned = rank_1(&tuned_pictures);
+    let (adaptive, pictures, identification_adaptive) = if fine_tuned.ssim >= nonadaptive.ssim {
+        (fine_tuned, tuned_pictures, identification_fine_tuned)
+    } else {
+        (nonadaptive, base_pictures, identification_nonadaptive)
+    };
+    for (i, picture) in pictures.iter().take(gallery).enumerate() {
         save_png(&dir.gallery_picture(&data.descriptor, strategy, i), picture)?;
         let (target, _) = victims[i].view(&centre_view(&data.threat));
         save_png(&dir.gallery_original(&data.descriptor, i), &target)?;
@@ -918,6 +946,8 @@ fn compute_cell(
             Cell::Defended(d) => d.strength(),
         },
         adaptive_steps: config.adaptive.steps,
+        identification_nonadaptive: Some(identification_nonadaptive),
+        identification_adaptive: Some(identification_adaptive),
         psnr_mean_colour: Some(data.mean_colour.0),
         ssim_mean_colour: Some(data.mean_colour.1),
         kept_keypoints,
