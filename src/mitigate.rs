@@ -49,7 +49,7 @@ pub struct ApplyArgs {
     /// The defence's strength (its knob, see --defence).
     #[arg(long, requires = "defence", allow_negative_numbers = true)]
     pub strength: Option<f64>,
-    /// Folder of .npz feature files (searched recursively).
+    /// The features: a folder of .npz files (searched recursively), an hloc .h5 or a COLMAP .db.
     #[arg(long)]
     pub features: PathBuf,
     /// Output folder (mirrors the input tree, plus manifest.json).

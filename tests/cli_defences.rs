@@ -201,3 +201,36 @@ fn bad_defence_arguments_are_refused_clearly() {
         assert_error(&o, needle);
     }
 }
+
+#[test]
+fn hloc_and_colmap_features_are_mitigated_into_a_folder() {
+    let dir = tempfile::tempdir().unwrap();
+    let sift = features(dir.path(), "sift");
+    let h5 = dir.path().join("features.h5");
+    featleak()
+        .args([
+            "convert",
+            "--from",
+            sift.to_str().unwrap(),
+            "--to",
+            h5.to_str().unwrap(),
+        ])
+        .assert()
+        .success();
+    let out = dir.path().join("from-h5");
+    let o = apply(&h5, &out, &["--strategy", "top-response", "--keep", "0.5"]);
+    assert!(o.status.success(), "{}", common::stderr(&o));
+    for name in ["a", "b"] {
+        let full = read_features(&sift.join(format!("{name}.npz"))).unwrap();
+        let part = read_features(&out.join(format!("{name}.npz"))).unwrap();
+        assert_eq!(part.len(), (full.len() as f64 * 0.5).round() as usize);
+        assert!(part.keypoints.iter().all(|k| full.keypoints.contains(k)));
+    }
+    // The output is a folder: a file name is refused with the way to get one.
+    let o = apply(
+        &h5,
+        &dir.path().join("out.db"),
+        &["--defence", "noise", "--strength", "9"],
+    );
+    assert_error(&o, "featleak convert");
+}

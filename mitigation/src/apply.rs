@@ -1,5 +1,6 @@
-//! `featleak mitigate apply`: mitigated copies of a folder of `.npz` feature files (only the
-//! revealed keypoints of each, and/or their descriptors defended), with `manifest.json`.
+//! `featleak mitigate apply`: mitigated copies of features (a folder of `.npz` files, an hloc
+//! `.h5` or a COLMAP `.db`) as a folder of `.npz` files (only the revealed keypoints of each,
+//! and/or their descriptors defended), with `manifest.json`.
 //!
 //! A lifted file (`lift-random`, `lift-adversarial`) stores each subspace's point nearest the
 //! origin as its descriptors and the subspaces' orthonormal bases beside it, in
@@ -11,11 +12,12 @@ use crate::{Hints, MitigationError, Strategy};
 use featleak_datasets::files::{write_bytes, write_json};
 use featleak_datasets::find_files;
 use featleak_datasets::manifest::{Tool, unix_time};
+use featleak_descriptors::store::{self, Format};
 use featleak_descriptors::{FeatureSet, read_features, write_features};
 use ndarray_npy::WriteNpyExt;
 use rayon::prelude::*;
 use serde::Serialize;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 /// What to mitigate, how, and where to.
 #[derive(Clone, Debug)]
@@ -28,7 +30,8 @@ pub struct ApplyConfig {
     /// The descriptor-level defence applied to the revealed keypoints, fitted on every input
     /// file (the defender's own features).
     pub defence: Option<Defence>,
-    /// Folder of `.npz` feature files (searched recursively).
+    /// The features: a folder of `.npz` files (searched recursively), an hloc `.h5` or a COLMAP
+    /// `.db`.
     pub features: PathBuf,
     /// Output folder (mirrors the input tree); never the input folder.
     pub out: PathBuf,
@@ -58,6 +61,55 @@ struct Manifest<'a> {
     defence: Option<Defence>,
     source: String,
     files: &'a [FileRecord],
+}
+
+/// Every image's features in the input: a folder of `.npz` files (searched recursively), an
+/// hloc `.h5` or a COLMAP `.db`; each with where it came from (for messages) and its `.npz`
+/// path relative to the output folder.
+#[allow(clippy::type_complexity)]
+fn read_input(
+    features: &Path,
+) -> Result<(Vec<(PathBuf, PathBuf)>, Vec<FeatureSet>), MitigationError> {
+    if Format::of(features)? != Format::NpzFolder {
+        let reader = store::open(features)?;
+        let names = reader.names()?;
+        if names.is_empty() {
+            return Err(MitigationError::Folder {
+                folder: features.to_path_buf(),
+                problem: "holds no images".into(),
+            });
+        }
+        let all = names
+            .iter()
+            .map(|n| reader.read(n))
+            .collect::<Result<Vec<_>, _>>()?;
+        let files = names
+            .iter()
+            .map(|n| (features.join(n), Path::new(n).with_extension("npz")))
+            .collect();
+        return Ok((files, all));
+    }
+    let files = find_files(features, |p| p.extension().is_some_and(|e| e == "npz")).map_err(
+        featleak_datasets::FileError::io("list feature files in", features),
+    )?;
+    if files.is_empty() {
+        return Err(MitigationError::Folder {
+            folder: features.to_path_buf(),
+            problem: "no .npz feature files".into(),
+        });
+    }
+    let all = files
+        .par_iter()
+        .map(|file| read_features(file).map_err(MitigationError::from))
+        .collect::<Result<Vec<FeatureSet>, _>>()?;
+    let files = files
+        .into_iter()
+        .map(|f| {
+            let rel = f.strip_prefix(features).expect("below root").to_path_buf();
+            (f, rel)
+        })
+        .collect();
+    Ok((files, all))
 }
 
 /// Writes the mitigated copies and `manifest.json`; returns one record per file.
@@ -98,19 +150,15 @@ pub fn apply_folder(job: &ApplyConfig) -> Result<Vec<FileRecord>, MitigationErro
                 .into(),
         });
     }
-    let files = find_files(&job.features, |p| p.extension().is_some_and(|e| e == "npz")).map_err(
-        featleak_datasets::FileError::io("list feature files in", &job.features),
-    )?;
-    if files.is_empty() {
+    if Format::of(&job.out)? != Format::NpzFolder {
         return Err(MitigationError::Folder {
-            folder: job.features.clone(),
-            problem: "no .npz feature files".into(),
+            folder: job.out.clone(),
+            problem: "mitigate apply writes a folder of .npz files; give a folder as --out and \
+                      `featleak convert` it to .h5 or .db"
+                .into(),
         });
     }
-    let all = files
-        .par_iter()
-        .map(|file| read_features(file).map_err(MitigationError::from))
-        .collect::<Result<Vec<FeatureSet>, _>>()?;
+    let (files, all) = read_input(&job.features)?;
     let fitted = match job.defence {
         Some(d) => Some(d.fit(&all.iter().collect::<Vec<_>>(), job.seed)?),
         None => None,
@@ -118,8 +166,7 @@ pub fn apply_folder(job: &ApplyConfig) -> Result<Vec<FileRecord>, MitigationErro
     let records = files
         .par_iter()
         .zip(&all)
-        .map(|(file, features)| {
-            let rel = file.strip_prefix(&job.features).expect("below root");
+        .map(|((file, rel), features)| {
             let seed = item_seed(job.seed, &rel.to_string_lossy());
             let in_file =
                 |e: MitigationError| MitigationError::Defence(format!("{}: {e}", file.display()));
