@@ -4,7 +4,7 @@ CARGO ?= cargo
 NO_ARRAY = env -u SLURM_ARRAY_TASK_ID -u SLURM_ARRAY_TASK_COUNT -u SLURM_ARRAY_TASK_MIN
 DEMO_OUT ?= demo-out
 
-.PHONY: demo test test-gpu lint test-data deps fixtures
+.PHONY: demo test test-gpu lint test-data deps fixtures bench
 
 deps:
 	@scripts/ensure-deps.sh
@@ -43,3 +43,7 @@ fixtures:
 	python3 tools/make_decode_fixtures.py
 	@if [ -n "$$FEATLEAK_DATA" ]; then python3 tools/make_jpeg_parity_fixture.py "$$FEATLEAK_DATA/photos/bsds500/test"; \
 	else echo "FEATLEAK_DATA not set: tests/fixtures/jpeg_parity.json left as it is"; fi
+
+## Every BENCHMARKS.md speed row, featleak beside its peer on this machine (scripts/bench.sh).
+bench: deps
+	@scripts/bench.sh $(FEATLEAK_DATA)

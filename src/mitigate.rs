@@ -116,12 +116,15 @@ impl SweepObserver for SweepBar {
         self.bar.inc(1);
     }
     fn cell(&mut self, c: &CellResult, reused: bool) {
+        let cell = if c.defence == featleak_mitigation::sweep::NO_DEFENCE {
+            format!("{:<16} keep {:<4}", c.strategy, c.keep)
+        } else {
+            format!("{:<16} {:<9}", c.defence, c.strength)
+        };
         self.bar.suspend(|| {
             println!(
-                "{:<6} {:<16} keep {:<4} → MMA@3 {:.3}, SSIM non-adaptive {:.3} / adaptive {:.3}{}",
+                "{:<6} {cell} → MMA@3 {:.3}, SSIM non-adaptive {:.3} / adaptive {:.3}{}",
                 c.descriptor,
-                c.strategy,
-                c.keep,
                 c.mma_3,
                 c.ssim_nonadaptive,
                 c.ssim_adaptive,

@@ -1,0 +1,100 @@
+#!/usr/bin/env bash
+# Every speed row of BENCHMARKS.md on this machine, featleak and its peer side by side on the same
+# data and thread count, each section printing its Markdown table; the CPU model and the vector
+# ISA featleak's kernels can use come first, so a table says what it was measured on.
+#
+#   scripts/bench.sh [DATA]        (make bench)
+#
+# DATA is the data folder (default ../shared/data): photos/bsds500/test for extraction,
+# matching/hpatches/v_churchill for the kernels. THREADS (default: all cores) sets both sides'
+# threads. Python peers need tools/requirements.txt (FEATLEAK_PYTHON, else .venv/bin/python, else
+# python3); the PyTorch rows also need `pip install torch kornia` and are skipped, saying so,
+# without them. Sections whose inputs are missing are skipped the same way.
+#
+# To measure the AVX2-only path on an AVX-512 machine, build without gemm's AVX-512 kernels
+# (remove `x86-v4` from the gemm features in Cargo.toml) and rerun; the ISA line below reports
+# what the CPU offers, not what a build uses.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+data=${1:-../shared/data}
+threads=${THREADS:-$(nproc)}
+python=${FEATLEAK_PYTHON:-}
+if [ -z "$python" ]; then
+  if [ -x .venv/bin/python ]; then python=.venv/bin/python; else python=python3; fi
+fi
+export RAYON_NUM_THREADS=$threads OMP_NUM_THREADS=$threads
+
+flags=$(grep -m1 '^flags' /proc/cpuinfo || true)
+isa=$(for f in avx512f avx2 fma sse4_2; do case " $flags " in *" $f "*) printf '%s ' "$f" ;; esac; done)
+echo "# featleak benchmarks, $(date -u +%F)"
+echo
+echo "- CPU: $(lscpu | sed -n 's/^Model name: *//p' | head -1), $(nproc) threads available, $threads used"
+echo "- vector ISA: ${isa:-none of avx512f avx2 fma sse4_2}"
+echo "- featleak $(git describe --always --dirty 2>/dev/null || echo '(no git)'), $($python --version 2>&1)"
+echo
+
+skip() { printf '_%s: not measured (%s)._\n\n' "$1" "$2"; }
+has_module() { "$python" -c "import $1" >/dev/null 2>&1; }
+
+# One build of the whole workspace with its examples: building one package alone would resolve
+# other features (burn-flex without gemm's AVX-512 kernels) and time another program.
+cargo build --release --quiet --workspace --bins --examples
+
+echo "## Feature extraction: featleak extract vs opencv-python"
+echo
+if ! has_module cv2; then
+  skip "extraction" "no opencv-python for $python"
+elif [ ! -d "$data/photos/bsds500/test" ]; then
+  skip "extraction" "no $data/photos/bsds500/test"
+else
+  "$python" tools/bench_extract.py "$data/photos/bsds500/test" --count 50 --rounds 3
+  echo
+fi
+
+echo "## Kernels: FREAK, matching, SSIM vs OpenCV and scikit-image"
+echo
+if ! has_module cv2 || ! has_module skimage; then
+  skip "kernels" "no opencv-python or scikit-image for $python"
+elif [ ! -d "$data/matching/hpatches/v_churchill" ]; then
+  skip "kernels" "no $data/matching/hpatches/v_churchill"
+else
+  "$python" tools/bench_kernels.py --pairs "$data/matching/hpatches/v_churchill" --threads "$threads"
+  echo
+fi
+
+echo "## SOSNet: burn flex vs kornia"
+echo
+if ! has_module torch || ! has_module kornia; then
+  skip "SOSNet" "no torch and kornia for $python"
+else
+  "$python" tools/bench_sosnet.py --threads "$threads"
+  echo
+fi
+
+echo "## Training step of the inversion network: burn flex vs PyTorch"
+echo
+# The default attack network (widths 16-256, 129 inputs) at 128² and 256², batch 4.
+net=(--sizes 128,256 --batch 4 --base-width 16 --depth 4 --in-channels 129 --per-128 600)
+ours=$(target/release/examples/bench_train_step "${net[@]}" --steps 5 --modes sparse)
+printf '```text\n%s\n```\n\n' "$ours"
+if ! has_module torch; then
+  skip "PyTorch training step" "no torch for $python"
+else
+  peer=$("$python" tools/bench_unet_torch.py "${net[@]}" --steps 8 --threads "$threads")
+  printf '```text\n%s\n```\n\n' "$peer"
+  # One row per resolution: median seconds per step (forward, backward, Adam) and the ratio.
+  python3 - "$ours" "$peer" <<'PY'
+import re
+import sys
+
+def steps(text):
+    return {int(m[1]): float(m[2]) for m in re.finditer(r"^(\d+)(?:²|\^2) batch .*?: ([\d.]+) s/step", text, re.M)}
+
+ours, peer = steps(sys.argv[1]), steps(sys.argv[2])
+print("| resolution | featleak [s/step] | PyTorch [s/step] | ratio (PyTorch / featleak) |")
+print("|---|---|---|---|")
+for size in sorted(ours.keys() & peer.keys()):
+    print(f"| {size}² | {ours[size]:.3f} | {peer[size]:.3f} | {peer[size] / ours[size]:.2f}× |")
+PY
+  echo
+fi
