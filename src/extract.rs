@@ -15,13 +15,14 @@ use std::process::ExitCode;
 
 #[derive(Args, Clone, Debug)]
 pub struct ExtractArgs {
-    /// Descriptor: sift, freak or sosnet (sosnet uses featleak's bundled weights unless --weights).
-
+    /// Descriptor: sift, freak, sosnet or xfeat (the learned ones use the bundled weights
+    /// unless --weights).
     #[arg(long, default_value = "sift", value_parser = choices::descriptor())]
     pub descriptor: String,
-    /// Keypoint detector: dog (OpenCV SIFT's), harris or fast.
-    #[arg(long, default_value = "dog", value_parser = choices::detector())]
-    pub detector: String,
+    /// Keypoint detector: dog (OpenCV SIFT's), harris, fast, or xfeat (only with, and the default
+    /// for, --descriptor xfeat). Default: dog.
+    #[arg(long, value_parser = choices::detector())]
+    pub detector: Option<String>,
     /// Keep at most this many keypoints per image, strongest first (0: all).
     #[arg(long, default_value_t = featleak_descriptors::extractor::DEFAULT_MAX_KEYPOINTS)]
     pub max_keypoints: usize,
@@ -33,9 +34,9 @@ pub struct ExtractArgs {
     /// Apply RootSIFT to SIFT descriptors.
     #[arg(long)]
     pub root_sift: bool,
-    /// SOSNet weights: a SOSNet32x32 state_dict (PyTorch .pth such as the official
-    /// sosnet_32x32_liberty.pth, or .safetensors from `featleak train-descriptor`); default: the
-    /// bundled weights.
+    /// Weights of a learned descriptor: for sosnet a SOSNet32x32 state_dict (PyTorch .pth such as
+    /// the official sosnet_32x32_liberty.pth, or .safetensors from `featleak train-descriptor`),
+    /// for xfeat an XFeatModel state_dict (the official xfeat.pt); default: the bundled weights.
     #[arg(long)]
     pub weights: Option<PathBuf>,
     /// Folder of images, searched recursively (jpg, jpeg, png, ppm, pgm, bmp, webp).
@@ -64,7 +65,7 @@ pub struct ExtractArgs {
 
 impl ExtractArgs {
     fn extractor(&self) -> anyhow::Result<ExtractorConfig> {
-        let mut config = ExtractorConfig::named(&self.descriptor, &self.detector)?;
+        let mut config = ExtractorConfig::named_or_dog(&self.descriptor, self.detector.as_deref())?;
         config.max_keypoints = self.max_keypoints;
         config.gray = GrayConversion::parse(&self.gray).map_err(anyhow::Error::msg)?;
         if self.root_sift {
@@ -77,13 +78,7 @@ impl ExtractArgs {
             }
         }
         if let Some(w) = &self.weights {
-            match &mut config.descriptor {
-                featleak_descriptors::DescriptorConfig::Sosnet(s) => s.weights = Some(w.clone()),
-                other => bail!(
-                    "--weights applies to sosnet descriptors, not {}",
-                    other.name()
-                ),
-            }
+            config.descriptor.set_weights(w.clone())?;
         }
         Ok(config)
     }

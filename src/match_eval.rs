@@ -15,12 +15,13 @@ use std::sync::Mutex;
 
 #[derive(Args, Clone, Debug)]
 pub struct MatchEvalArgs {
-    /// Descriptors to compare, comma separated: sift, freak.
+    /// Descriptors to compare, comma separated: sift, freak, sosnet, xfeat.
     #[arg(long, value_delimiter = ',', default_value = "sift", value_parser = choices::descriptor())]
     pub descriptor: Vec<String>,
-    /// Keypoint detector: dog, harris or fast (the same keypoints for every descriptor).
-    #[arg(long, default_value = "dog", value_parser = choices::detector())]
-    pub detector: String,
+    /// Keypoint detector: dog, harris or fast (the same keypoints for every descriptor). Default:
+    /// dog, and XFeat's own keypoints for xfeat, whose detector and descriptor are one network.
+    #[arg(long, value_parser = choices::detector())]
+    pub detector: Option<String>,
     /// Keep at most this many keypoints per image, strongest first (0: all).
     #[arg(long, default_value_t = featleak_descriptors::extractor::DEFAULT_MAX_KEYPOINTS)]
     pub max_keypoints: usize,
@@ -63,7 +64,7 @@ pub fn evaluate(args: &MatchEvalArgs) -> anyhow::Result<Table> {
         .descriptor
         .iter()
         .map(|name| {
-            let mut config = ExtractorConfig::named(name, &args.detector)?;
+            let mut config = ExtractorConfig::named_or_dog(name, args.detector.as_deref())?;
             config.max_keypoints = args.max_keypoints;
             config.gray = GrayConversion::parse(&args.gray).map_err(anyhow::Error::msg)?;
             if let DescriptorConfig::Sosnet(s) = &mut config.descriptor {

@@ -189,7 +189,7 @@ fn unusable_folders_give_clear_errors() {
         .output()
         .unwrap();
     assert_error(&out, "invalid value 'surf' for '--descriptor <DESCRIPTOR>'");
-    assert_error(&out, "[possible values: sift, freak, sosnet]");
+    assert_error(&out, "[possible values: sift, freak, sosnet, xfeat]");
 }
 
 #[test]
@@ -291,4 +291,42 @@ fn demo_refuses_too_few_scenes() {
         "{}",
         stderr_of(&out)
     );
+}
+
+#[test]
+fn extract_xfeat_on_its_own_keypoints_and_refuses_other_detectors_and_weights() {
+    let dir = tempfile::tempdir().unwrap();
+    let (images, out) = (dir.path().join("images"), dir.path().join("out"));
+    write_scene(&images.join("one.png"), 4);
+    let run = |extra: &[&str], out: &Path| {
+        featleak()
+            .args(["extract", "--descriptor", "xfeat", "--max-keypoints", "300"])
+            .args(extra)
+            .args(["--images", images.to_str().unwrap(), "--out"])
+            .arg(out)
+            .output()
+            .unwrap()
+    };
+    let ok = run(&[], &out);
+    assert!(ok.status.success(), "{}", stderr_of(&ok));
+    let fs = read_features(&out.join("one.npz")).unwrap();
+    assert_eq!(fs.extractor.name, "xfeat+xfeat");
+    assert!(!fs.is_empty() && fs.len() <= 300, "{} keypoints", fs.len());
+    assert!(matches!(&fs.descriptors, Descriptors::Float(d) if d.ncols() == 64));
+    assert!(
+        fs.keypoints
+            .windows(2)
+            .all(|k| k[0].response >= k[1].response),
+        "strongest first"
+    );
+
+    let other = run(&["--detector", "dog"], &dir.path().join("dog"));
+    assert_error(&other, "descriptor xfeat goes with detector xfeat only");
+    let weights = dir.path().join("xfeat.pt");
+    std::fs::write(&weights, b"not a checkpoint").unwrap();
+    let bad = run(
+        &["--weights", weights.to_str().unwrap()],
+        &dir.path().join("bad"),
+    );
+    assert_error(&bad, "xfeat.pt");
 }

@@ -118,6 +118,9 @@ pub enum DetectorConfig {
     Harris(HarrisConfig),
     /// FAST-9/16 corners (`fast`).
     Fast(FastConfig),
+    /// XFeat's keypoint heads (`xfeat`): runs inside the XFeat network, so only with the
+    /// `xfeat` descriptor.
+    Xfeat(crate::xfeat::XfeatDetector),
 }
 
 impl DetectorConfig {
@@ -127,15 +130,18 @@ impl DetectorConfig {
             Self::Dog(_) => "dog",
             Self::Harris(_) => "harris",
             Self::Fast(_) => "fast",
+            Self::Xfeat(_) => "xfeat",
         }
     }
 
-    /// The default configuration of the detector called `name` (`dog`, `harris`, `fast`).
+    /// The default configuration of the detector called `name` (`dog`, `harris`, `fast`,
+    /// `xfeat`).
     pub fn by_name(name: &str) -> Option<Self> {
         match name {
             "dog" => Some(Self::Dog(SiftParams::default())),
             "harris" => Some(Self::Harris(HarrisConfig::default())),
             "fast" => Some(Self::Fast(FastConfig::default())),
+            "xfeat" => Some(Self::Xfeat(crate::xfeat::XfeatDetector::default())),
             _ => None,
         }
     }
@@ -168,6 +174,10 @@ impl DetectorConfig {
                     .collect();
                 Ok(strongest(kps, max_keypoints))
             }
+            Self::Xfeat(_) => Err(ExtractError::Config(
+                "the xfeat detector runs inside the XFeat network: use it with descriptor xfeat"
+                    .into(),
+            )),
         }
     }
 }

@@ -76,9 +76,9 @@ pub enum DescriptorError {
     /// A feature file could not be read or written.
     #[error(transparent)]
     FeatureFile(#[from] FeatureFileError),
-    /// Network weights could not be read or written.
+    /// Network weights could not be read or written (boxed: the weights errors are large).
     #[error(transparent)]
-    Weights(#[from] crate::sosnet::weights::WeightsError),
+    Weights(Box<crate::state_dict::WeightsError>),
     /// An image could not be decoded.
     #[error(transparent)]
     Image(#[from] featleak_datasets::ImageLoadError),
@@ -151,5 +151,11 @@ pub enum DescriptorError {
 impl From<opencv::Error> for DescriptorError {
     fn from(e: opencv::Error) -> Self {
         Self::OpenCv(e.to_string())
+    }
+}
+
+impl From<crate::state_dict::WeightsError> for DescriptorError {
+    fn from(e: crate::state_dict::WeightsError) -> Self {
+        Self::Weights(Box::new(e))
     }
 }

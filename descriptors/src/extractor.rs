@@ -6,6 +6,7 @@ use crate::features::{Descriptors, ExtractorInfo, FeatureSet};
 use crate::freak::{Freak, FreakConfig};
 use crate::sift::SiftConfig;
 use crate::sosnet::{PatchSampling, Sosnet, sample_patches};
+use crate::xfeat::Xfeat;
 use featleak_datasets::GrayConversion;
 use image::GrayImage;
 use serde::{Deserialize, Serialize};
@@ -33,6 +34,15 @@ pub struct SosnetConfig {
     pub sampling: PatchSampling,
 }
 
+/// XFeat settings: the weights (an `XFeatModel` state_dict).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct XfeatConfig {
+    /// Weights file (the official `xfeat.pt`, or `.safetensors`); `None`: the bundled official
+    /// weights, [`crate::xfeat::BUNDLED_WEIGHTS`].
+    pub weights: Option<PathBuf>,
+}
+
 /// Which descriptor describes the keypoints.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "lowercase")]
@@ -43,15 +53,33 @@ pub enum DescriptorConfig {
     Freak(FreakConfig),
     /// SOSNet: 128 floats of unit norm (`sosnet`).
     Sosnet(SosnetConfig),
+    /// XFeat: 64 floats of unit norm, on XFeat's own keypoints (`xfeat`, detector `xfeat`).
+    Xfeat(XfeatConfig),
 }
 
 impl DescriptorConfig {
+    /// Uses the network weights at `path` instead of the bundled ones (SOSNet and XFeat).
+    pub fn set_weights(&mut self, path: PathBuf) -> Result<(), ExtractError> {
+        match self {
+            Self::Sosnet(c) => c.weights = Some(path),
+            Self::Xfeat(c) => c.weights = Some(path),
+            other => {
+                return Err(ExtractError::Config(format!(
+                    "weights apply to the learned descriptors (sosnet, xfeat), not {}",
+                    other.name()
+                )));
+            }
+        }
+        Ok(())
+    }
+
     /// Short name used in extractor names and on the command line.
     pub fn name(&self) -> &'static str {
         match self {
             Self::Sift(_) => "sift",
             Self::Freak(_) => "freak",
             Self::Sosnet(_) => "sosnet",
+            Self::Xfeat(_) => "xfeat",
         }
     }
 
@@ -61,6 +89,7 @@ impl DescriptorConfig {
             Self::Sift(_) => crate::sift::SIFT_DIM,
             Self::Freak(_) => 8 * crate::freak::DESCRIPTOR_BYTES,
             Self::Sosnet(_) => crate::sosnet::DESCRIPTOR_SIZE,
+            Self::Xfeat(_) => crate::xfeat::DESCRIPTOR_SIZE,
         }
     }
 
@@ -73,16 +102,17 @@ impl DescriptorConfig {
                 weights: None,
                 sampling: PatchSampling::oriented(),
             })),
+            "xfeat" => Some(Self::Xfeat(XfeatConfig::default())),
             _ => None,
         }
     }
 }
 
 /// Names accepted by [`DescriptorConfig::by_name`].
-pub const DESCRIPTOR_NAMES: &[&str] = &["sift", "freak", "sosnet"];
+pub const DESCRIPTOR_NAMES: &[&str] = &["sift", "freak", "sosnet", "xfeat"];
 
 /// Names accepted by [`DetectorConfig::by_name`].
-pub const DETECTOR_NAMES: &[&str] = &["dog", "harris", "fast"];
+pub const DETECTOR_NAMES: &[&str] = &["dog", "harris", "fast", "xfeat"];
 
 /// A complete extractor: detector, descriptor and keypoint budget.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -118,6 +148,14 @@ impl ExtractorConfig {
                 DETECTOR_NAMES.join(", ")
             ))
         })?;
+        let joint = |name: &str| name == "xfeat";
+        if joint(descriptor.name()) != joint(detector.name()) {
+            return Err(ExtractError::Config(format!(
+                "XFeat detects and describes in one network: descriptor xfeat goes with detector xfeat only (got {}+{})",
+                descriptor.name(),
+                detector.name()
+            )));
+        }
         Ok(Self {
             detector,
             descriptor,
@@ -127,13 +165,25 @@ impl ExtractorConfig {
     }
 
     /// The detector `descriptor` is used with unless told otherwise: Harris for FREAK (binary
-    /// descriptors are usually computed on corners), DoG for SIFT and SOSNet.
+    /// descriptors are usually computed on corners), XFeat's own for XFeat, DoG for SIFT and
+    /// SOSNet.
     pub fn default_detector(descriptor: &str) -> &'static str {
-        if descriptor == "freak" {
-            "harris"
+        match descriptor {
+            "freak" => "harris",
+            "xfeat" => "xfeat",
+            _ => "dog",
+        }
+    }
+
+    /// `descriptor` on `detector`, or when none is named on DoG — on XFeat's own keypoints for
+    /// XFeat, whose detector and descriptor are one network (the command line's default).
+    pub fn named_or_dog(descriptor: &str, detector: Option<&str>) -> Result<Self, ExtractError> {
+        let fallback = if descriptor == "xfeat" {
+            "xfeat"
         } else {
             "dog"
-        }
+        };
+        Self::named(descriptor, detector.unwrap_or(fallback))
     }
 
     /// `descriptor` on its [default detector](Self::default_detector).
@@ -163,6 +213,15 @@ impl ExtractorConfig {
                 };
                 Engine::Sosnet(Box::new((net, c.sampling)))
             }
+            DescriptorConfig::Xfeat(c) => {
+                let net = match &c.weights {
+                    Some(path) => {
+                        Xfeat::load(path).map_err(|e| ExtractError::Config(e.to_string()))?
+                    }
+                    None => Xfeat::bundled(),
+                };
+                Engine::Xfeat(Box::new(net))
+            }
         };
         Ok(FeatureExtractor {
             config: self.clone(),
@@ -176,6 +235,7 @@ enum Engine {
     Sift(SiftConfig),
     Freak(Box<Freak>),
     Sosnet(Box<(Sosnet, PatchSampling)>),
+    Xfeat(Box<Xfeat>),
 }
 
 /// An [`ExtractorConfig`] made ready to run by [`ExtractorConfig::build`].
@@ -200,11 +260,15 @@ impl Extractor for FeatureExtractor {
     }
 
     fn extract(&self, gray: &GrayImage) -> Result<FeatureSet, ExtractError> {
-        if gray.width() < MIN_IMAGE_SIDE || gray.height() < MIN_IMAGE_SIDE {
+        let min = match self.engine {
+            Engine::Xfeat(_) => crate::xfeat::model::STRIDE as u32,
+            _ => MIN_IMAGE_SIDE,
+        };
+        if gray.width() < min || gray.height() < min {
             return Err(ExtractError::ImageTooSmall {
                 width: gray.width(),
                 height: gray.height(),
-                min: MIN_IMAGE_SIDE,
+                min,
             });
         }
         let (detector, max_keypoints) = (&self.config.detector, self.config.max_keypoints);
@@ -221,6 +285,15 @@ impl Extractor for FeatureExtractor {
                 let (net, sampling) = engine.as_ref();
                 let k = detector.detect(gray, max_keypoints)?;
                 let d = net.describe(sample_patches(gray, &k, *sampling).view());
+                (k, Descriptors::Float(d))
+            }
+            Engine::Xfeat(net) => {
+                let DetectorConfig::Xfeat(xfeat) = detector else {
+                    return Err(ExtractError::Config(
+                        "descriptor xfeat needs detector xfeat".into(),
+                    ));
+                };
+                let (k, d) = net.detect_and_compute(gray, xfeat, max_keypoints);
                 (k, Descriptors::Float(d))
             }
         };

@@ -1,5 +1,6 @@
 //! Local features for featleak: keypoint detectors (DoG, Harris, FAST), descriptors (SIFT through
-//! OpenCV, FREAK bit-exact with OpenCV's in Rust, SOSNet in burn with its trainer), the
+//! OpenCV, FREAK bit-exact with OpenCV's in Rust, SOSNet in burn with its trainer, XFeat in burn
+//! on its official weights), the
 //! [`FeatureSet`] they produce, `.npz` feature files and folders of them, feature stores in
 //! hloc's `.h5` and COLMAP's `.db` formats ([`store`]), and sparse feature maps (C×H×W tensors
 //! with each descriptor at its keypoint) for the attack.
@@ -19,13 +20,15 @@ pub mod npz;
 pub mod sift;
 pub mod sosnet;
 pub mod sparse_map;
+pub mod state_dict;
 pub mod store;
+pub mod xfeat;
 
 pub use detect::{DetectorConfig, FastConfig, HarrisConfig, SiftParams};
 pub use error::{DescriptorError, ExtractError, FeatureFileError};
 pub use extractor::{
     DESCRIPTOR_NAMES, DETECTOR_NAMES, DescriptorConfig, Extractor, ExtractorConfig,
-    FeatureExtractor, SosnetConfig, extract_file,
+    FeatureExtractor, SosnetConfig, XfeatConfig, extract_file,
 };
 pub use features::{Descriptors, ExtractorInfo, FeatureSet};
 pub use freak::{Freak, FreakConfig};

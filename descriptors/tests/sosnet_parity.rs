@@ -112,6 +112,6 @@ fn other_files_are_rejected() {
 fn another_architecture_is_rejected() {
     let err = Sosnet::load(fixture("hardnet_cheap.pth")).unwrap_err();
     eprintln!("{err}");
-    assert!(matches!(err, WeightsError::NotSosnet { .. }));
+    assert!(matches!(err, WeightsError::NotModel { .. }));
     assert!(err.to_string().contains("features."));
 }
