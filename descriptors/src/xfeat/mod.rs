@@ -11,6 +11,7 @@ use std::path::Path;
 use burn::prelude::*;
 use image::GrayImage;
 use ndarray::Array2;
+use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use crate::Keypoint;
@@ -154,12 +155,12 @@ impl Xfeat {
             width: cols,
         };
         let mut descriptors = Array2::<f32>::zeros((found.len(), DESCRIPTOR_SIZE));
-        let (rw, rh) = ((w0 as f64 / w as f64) as f32, (h0 as f64 / h as f64) as f32);
-        let keypoints = found
-            .iter()
-            .zip(descriptors.rows_mut())
-            .map(|(d, mut row)| {
-                let out = row.as_slice_mut().expect("standard layout");
+        descriptors
+            .as_slice_mut()
+            .expect("standard layout")
+            .par_chunks_mut(DESCRIPTOR_SIZE)
+            .zip(&found)
+            .for_each(|(out, d)| {
                 sparse::sample_bicubic(
                     feats,
                     sparse::source_coordinate(d.x, w, cols),
@@ -167,14 +168,17 @@ impl Xfeat {
                     out,
                 );
                 sparse::l2_normalise(out);
-                Keypoint {
-                    x: d.x as f32 * rw,
-                    y: d.y as f32 * rh,
-                    size: KEYPOINT_SIZE,
-                    angle: -1.0,
-                    response: d.score,
-                    octave: 0,
-                }
+            });
+        let (rw, rh) = ((w0 as f64 / w as f64) as f32, (h0 as f64 / h as f64) as f32);
+        let keypoints = found
+            .iter()
+            .map(|d| Keypoint {
+                x: d.x as f32 * rw,
+                y: d.y as f32 * rh,
+                size: KEYPOINT_SIZE,
+                angle: -1.0,
+                response: d.score,
+                octave: 0,
             })
             .collect();
         (keypoints, descriptors)

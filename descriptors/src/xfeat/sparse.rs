@@ -5,6 +5,8 @@
 //! computes it on the reference's normalised grid (`2·x/(W−1) − 1`, which is not the pixel-centre
 //! grid: kept so that keypoints and descriptors equal the reference's).
 
+use rayon::prelude::*;
+
 /// A C×H×W map in row-major order.
 #[derive(Clone, Copy, Debug)]
 pub struct MapView<'a> {
@@ -35,46 +37,47 @@ pub fn keypoint_heatmap(logits: MapView<'_>) -> Vec<f32> {
         logits.channels, 65,
         "XFeat keypoint logits have 65 channels"
     );
-    let (h, w) = (rows * 8, cols * 8);
-    let mut heat = vec![0f32; h * w];
+    let w = cols * 8;
+    let mut heat = vec![0f32; rows * 8 * w];
     let plane = rows * cols;
-    let mut exps = [0f32; 65];
-    for r in 0..rows {
-        for c in 0..cols {
-            let at = |k: usize| logits.data[k * plane + r * cols + c];
-            let max = (0..65).map(at).fold(f32::NEG_INFINITY, f32::max);
-            let mut sum = 0f32;
-            for (k, e) in exps.iter_mut().enumerate() {
-                *e = (at(k) - max).exp();
-                sum += *e;
+    // One band of 8 heatmap rows per row of cells.
+    heat.par_chunks_mut(8 * w)
+        .enumerate()
+        .for_each(|(r, band)| {
+            let mut exps = [0f32; 65];
+            for c in 0..cols {
+                let at = |k: usize| logits.data[k * plane + r * cols + c];
+                let max = (0..65).map(at).fold(f32::NEG_INFINITY, f32::max);
+                let mut sum = 0f32;
+                for (k, e) in exps.iter_mut().enumerate() {
+                    *e = (at(k) - max).exp();
+                    sum += *e;
+                }
+                for (k, e) in exps[..64].iter().enumerate() {
+                    band[(k / 8) * w + c * 8 + k % 8] = e / sum;
+                }
             }
-            for (k, e) in exps[..64].iter().enumerate() {
-                heat[(r * 8 + k / 8) * w + c * 8 + k % 8] = e / sum;
-            }
-        }
-    }
+        });
     heat
 }
 
 /// Positions (x, y) that are the maximum of their 5×5 neighbourhood and above `threshold`, in
 /// row-major order (`nonzero()` of the reference's mask).
 pub fn nms_5x5(heat: &[f32], height: usize, width: usize, threshold: f32) -> Vec<(usize, usize)> {
-    let mut out = Vec::new();
-    for y in 0..height {
-        for x in 0..width {
-            let v = heat[y * width + x];
-            if v <= threshold {
-                continue;
-            }
-            let is_max = (y.saturating_sub(2)..(y + 3).min(height)).all(|yy| {
-                (x.saturating_sub(2)..(x + 3).min(width)).all(|xx| heat[yy * width + xx] <= v)
-            });
-            if is_max {
-                out.push((x, y));
-            }
-        }
-    }
-    out
+    (0..height)
+        .into_par_iter()
+        .flat_map_iter(|y| {
+            (0..width).filter_map(move |x| {
+                let v = heat[y * width + x];
+                let is_max = v > threshold
+                    && (y.saturating_sub(2)..(y + 3).min(height)).all(|yy| {
+                        (x.saturating_sub(2)..(x + 3).min(width))
+                            .all(|xx| heat[yy * width + xx] <= v)
+                    });
+                is_max.then_some((x, y))
+            })
+        })
+        .collect()
 }
 
 /// Where the reference's `grid_sample` reads the map of side `size` for pixel `pos` of an image
@@ -179,7 +182,7 @@ pub fn detect(
         width,
     };
     let mut found: Vec<Detection> = nms_5x5(heat, height, width, threshold)
-        .into_iter()
+        .into_par_iter()
         .map(|(x, y)| {
             let score = if x == 0 && y == 0 {
                 -1.0
