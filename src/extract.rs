@@ -19,8 +19,8 @@ pub struct ExtractArgs {
     /// unless --weights).
     #[arg(long, default_value = "sift", value_parser = choices::descriptor())]
     pub descriptor: String,
-    /// Keypoint detector: dog (OpenCV SIFT's), harris, fast, or xfeat (only with, and the default
-    /// for, --descriptor xfeat). Default: dog.
+    /// Keypoint detector: dog (OpenCV SIFT's), harris, fast or xfeat (XFeat's keypoints; the only
+    /// one, and the default, for --descriptor xfeat). Default: dog.
     #[arg(long, value_parser = choices::detector())]
     pub detector: Option<String>,
     /// Keep at most this many keypoints per image, strongest first (0: all).

@@ -18,8 +18,9 @@ pub struct MatchEvalArgs {
     /// Descriptors to compare, comma separated: sift, freak, sosnet, xfeat.
     #[arg(long, value_delimiter = ',', default_value = "sift", value_parser = choices::descriptor())]
     pub descriptor: Vec<String>,
-    /// Keypoint detector: dog, harris or fast (the same keypoints for every descriptor). Default:
-    /// dog, and XFeat's own keypoints for xfeat, whose detector and descriptor are one network.
+    /// Keypoint detector: dog, harris, fast or xfeat (the same keypoints for every descriptor).
+    /// Default: dog, and XFeat's own keypoints for xfeat, whose detector and descriptor are one
+    /// network.
     #[arg(long, value_parser = choices::detector())]
     pub detector: Option<String>,
     /// Keep at most this many keypoints per image, strongest first (0: all).

@@ -118,8 +118,8 @@ pub enum DetectorConfig {
     Harris(HarrisConfig),
     /// FAST-9/16 corners (`fast`).
     Fast(FastConfig),
-    /// XFeat's keypoint heads (`xfeat`): runs inside the XFeat network, so only with the
-    /// `xfeat` descriptor.
+    /// XFeat's keypoints (`xfeat`): with the `xfeat` descriptor, from the same network pass; under
+    /// another descriptor, from XFeat on its bundled weights. Size 8, no angle.
     Xfeat(crate::xfeat::XfeatDetector),
 }
 
@@ -174,10 +174,19 @@ impl DetectorConfig {
                     .collect();
                 Ok(strongest(kps, max_keypoints))
             }
-            Self::Xfeat(_) => Err(ExtractError::Config(
-                "the xfeat detector runs inside the XFeat network: use it with descriptor xfeat"
-                    .into(),
-            )),
+            Self::Xfeat(d) => {
+                let min = crate::xfeat::model::STRIDE as u32;
+                if gray.width() < min || gray.height() < min {
+                    return Err(ExtractError::ImageTooSmall {
+                        width: gray.width(),
+                        height: gray.height(),
+                        min,
+                    });
+                }
+                Ok(crate::xfeat::shared_bundled()
+                    .detect_and_compute(gray, d, max_keypoints)
+                    .0)
+            }
         }
     }
 }

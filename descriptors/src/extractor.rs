@@ -148,11 +148,9 @@ impl ExtractorConfig {
                 DETECTOR_NAMES.join(", ")
             ))
         })?;
-        let joint = |name: &str| name == "xfeat";
-        if joint(descriptor.name()) != joint(detector.name()) {
+        if descriptor.name() == "xfeat" && detector.name() != "xfeat" {
             return Err(ExtractError::Config(format!(
-                "XFeat detects and describes in one network: descriptor xfeat goes with detector xfeat only (got {}+{})",
-                descriptor.name(),
+                "XFeat detects and describes in one network: descriptor xfeat goes with detector xfeat only (got xfeat+{})",
                 detector.name()
             )));
         }

@@ -121,7 +121,14 @@ fn the_extractor_runs_xfeat_on_its_own_keypoints() {
     assert!(set.len() <= featleak_descriptors::extractor::DEFAULT_MAX_KEYPOINTS);
     // XFeat's detector and descriptor go together.
     assert!(ExtractorConfig::named("xfeat", "dog").is_err());
-    assert!(ExtractorConfig::named("sift", "xfeat").is_err());
+    // Another descriptor on XFeat's keypoints: the same positions.
+    let sift = ExtractorConfig::named("sift", "xfeat").unwrap();
+    let on_xfeat = featleak_descriptors::Extractor::extract(&sift.build().unwrap(), &g).unwrap();
+    assert_eq!(on_xfeat.len(), set.len());
+    for (a, b) in on_xfeat.keypoints.iter().zip(&set.keypoints) {
+        assert_eq!((a.x, a.y), (b.x, b.y));
+    }
+    assert!(matches!(&on_xfeat.descriptors, Descriptors::Float(d) if d.ncols() == 128));
     // Images below 32 pixels are refused with a clear error, not a panic.
     let small = GrayImage::new(40, 20);
     let err = featleak_descriptors::Extractor::extract(&config.build().unwrap(), &small)

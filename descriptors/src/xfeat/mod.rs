@@ -40,6 +40,13 @@ pub fn bundled_weights() -> XfeatWeights {
         .expect("the bundled XFeat weights are a valid state_dict (checked by a test)")
 }
 
+/// One XFeat on the bundled weights for the whole process (the `xfeat` detector under another
+/// descriptor), loaded at first use.
+pub fn shared_bundled() -> &'static Xfeat {
+    static NET: std::sync::OnceLock<Xfeat> = std::sync::OnceLock::new();
+    NET.get_or_init(Xfeat::bundled)
+}
+
 /// XFeat's detection settings (the reference's defaults).
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
