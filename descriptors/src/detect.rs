@@ -121,6 +121,9 @@ pub enum DetectorConfig {
     /// XFeat's keypoints (`xfeat`): with the `xfeat` descriptor, from the same network pass; under
     /// another descriptor, from XFeat on its bundled weights. Size 8, no angle.
     Xfeat(crate::xfeat::XfeatDetector),
+    /// DISK's keypoints (`disk`): with the `disk` descriptor, from the same network pass; under
+    /// another descriptor, from DISK on its bundled weights. Size 5, no angle, raster order.
+    Disk(crate::disk::DiskDetector),
 }
 
 impl DetectorConfig {
@@ -131,17 +134,19 @@ impl DetectorConfig {
             Self::Harris(_) => "harris",
             Self::Fast(_) => "fast",
             Self::Xfeat(_) => "xfeat",
+            Self::Disk(_) => "disk",
         }
     }
 
     /// The default configuration of the detector called `name` (`dog`, `harris`, `fast`,
-    /// `xfeat`).
+    /// `xfeat`, `disk`).
     pub fn by_name(name: &str) -> Option<Self> {
         match name {
             "dog" => Some(Self::Dog(SiftParams::default())),
             "harris" => Some(Self::Harris(HarrisConfig::default())),
             "fast" => Some(Self::Fast(FastConfig::default())),
             "xfeat" => Some(Self::Xfeat(crate::xfeat::XfeatDetector::default())),
+            "disk" => Some(Self::Disk(crate::disk::DiskDetector::default())),
             _ => None,
         }
     }
@@ -184,6 +189,19 @@ impl DetectorConfig {
                     });
                 }
                 Ok(crate::xfeat::shared_bundled()
+                    .detect_and_compute(gray, d, max_keypoints)
+                    .0)
+            }
+            Self::Disk(d) => {
+                let min = crate::disk::model::STRIDE as u32;
+                if gray.width() < min || gray.height() < min {
+                    return Err(ExtractError::ImageTooSmall {
+                        width: gray.width(),
+                        height: gray.height(),
+                        min,
+                    });
+                }
+                Ok(crate::disk::shared_bundled()
                     .detect_and_compute(gray, d, max_keypoints)
                     .0)
             }

@@ -1,6 +1,7 @@
 //! The `Extractor` trait and named extractor configurations (hloc style: one config, one name).
 
 use crate::detect::DetectorConfig;
+use crate::disk::Disk;
 use crate::error::ExtractError;
 use crate::features::{Descriptors, ExtractorInfo, FeatureSet};
 use crate::freak::{Freak, FreakConfig};
@@ -43,6 +44,15 @@ pub struct XfeatConfig {
     pub weights: Option<PathBuf>,
 }
 
+/// DISK settings: the weights (a DISK U-Net state_dict).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DiskConfig {
+    /// Weights file (the official `depth-save.pth`, or `.safetensors`); `None`: the bundled
+    /// official `depth` weights, [`crate::disk::BUNDLED_WEIGHTS`].
+    pub weights: Option<PathBuf>,
+}
+
 /// Which descriptor describes the keypoints.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "lowercase")]
@@ -55,6 +65,8 @@ pub enum DescriptorConfig {
     Sosnet(SosnetConfig),
     /// XFeat: 64 floats of unit norm, on XFeat's own keypoints (`xfeat`, detector `xfeat`).
     Xfeat(XfeatConfig),
+    /// DISK: 128 floats of unit norm, on DISK's own keypoints (`disk`, detector `disk`).
+    Disk(DiskConfig),
 }
 
 impl DescriptorConfig {
@@ -63,9 +75,10 @@ impl DescriptorConfig {
         match self {
             Self::Sosnet(c) => c.weights = Some(path),
             Self::Xfeat(c) => c.weights = Some(path),
+            Self::Disk(c) => c.weights = Some(path),
             other => {
                 return Err(ExtractError::Config(format!(
-                    "weights apply to the learned descriptors (sosnet, xfeat), not {}",
+                    "weights apply to the learned descriptors (sosnet, xfeat, disk), not {}",
                     other.name()
                 )));
             }
@@ -80,6 +93,7 @@ impl DescriptorConfig {
             Self::Freak(_) => "freak",
             Self::Sosnet(_) => "sosnet",
             Self::Xfeat(_) => "xfeat",
+            Self::Disk(_) => "disk",
         }
     }
 
@@ -90,6 +104,7 @@ impl DescriptorConfig {
             Self::Freak(_) => 8 * crate::freak::DESCRIPTOR_BYTES,
             Self::Sosnet(_) => crate::sosnet::DESCRIPTOR_SIZE,
             Self::Xfeat(_) => crate::xfeat::DESCRIPTOR_SIZE,
+            Self::Disk(_) => crate::disk::DESCRIPTOR_SIZE,
         }
     }
 
@@ -103,16 +118,21 @@ impl DescriptorConfig {
                 sampling: PatchSampling::oriented(),
             })),
             "xfeat" => Some(Self::Xfeat(XfeatConfig::default())),
+            "disk" => Some(Self::Disk(DiskConfig::default())),
             _ => None,
         }
     }
 }
 
 /// Names accepted by [`DescriptorConfig::by_name`].
-pub const DESCRIPTOR_NAMES: &[&str] = &["sift", "freak", "sosnet", "xfeat"];
+pub const DESCRIPTOR_NAMES: &[&str] = &["sift", "freak", "sosnet", "xfeat", "disk"];
+
+/// Descriptors computed by the network that also detects their keypoints: each goes with the
+/// detector of its own name only.
+pub const JOINT_NAMES: &[&str] = &["xfeat", "disk"];
 
 /// Names accepted by [`DetectorConfig::by_name`].
-pub const DETECTOR_NAMES: &[&str] = &["dog", "harris", "fast", "xfeat"];
+pub const DETECTOR_NAMES: &[&str] = &["dog", "harris", "fast", "xfeat", "disk"];
 
 /// A complete extractor: detector, descriptor and keypoint budget.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -148,9 +168,10 @@ impl ExtractorConfig {
                 DETECTOR_NAMES.join(", ")
             ))
         })?;
-        if descriptor.name() == "xfeat" && detector.name() != "xfeat" {
+        if JOINT_NAMES.contains(&descriptor.name()) && detector.name() != descriptor.name() {
             return Err(ExtractError::Config(format!(
-                "XFeat detects and describes in one network: descriptor xfeat goes with detector xfeat only (got xfeat+{})",
+                "{0} detects and describes in one network: descriptor {0} goes with detector {0} only (got {0}+{1})",
+                descriptor.name(),
                 detector.name()
             )));
         }
@@ -163,21 +184,23 @@ impl ExtractorConfig {
     }
 
     /// The detector `descriptor` is used with unless told otherwise: Harris for FREAK (binary
-    /// descriptors are usually computed on corners), XFeat's own for XFeat, DoG for SIFT and
-    /// SOSNet.
+    /// descriptors are usually computed on corners), their own for XFeat and DISK, DoG for SIFT
+    /// and SOSNet.
     pub fn default_detector(descriptor: &str) -> &'static str {
         match descriptor {
             "freak" => "harris",
             "xfeat" => "xfeat",
+            "disk" => "disk",
             _ => "dog",
         }
     }
 
-    /// `descriptor` on `detector`, or when none is named on DoG — on XFeat's own keypoints for
-    /// XFeat, whose detector and descriptor are one network (the command line's default).
+    /// `descriptor` on `detector`, or when none is named on DoG — on their own keypoints for
+    /// XFeat and DISK, whose detector and descriptor are one network (the command line's
+    /// default).
     pub fn named_or_dog(descriptor: &str, detector: Option<&str>) -> Result<Self, ExtractError> {
-        let fallback = if descriptor == "xfeat" {
-            "xfeat"
+        let fallback = if JOINT_NAMES.contains(&descriptor) {
+            descriptor
         } else {
             "dog"
         };
@@ -220,6 +243,15 @@ impl ExtractorConfig {
                 };
                 Engine::Xfeat(Box::new(net))
             }
+            DescriptorConfig::Disk(c) => {
+                let net = match &c.weights {
+                    Some(path) => {
+                        Disk::load(path).map_err(|e| ExtractError::Config(e.to_string()))?
+                    }
+                    None => Disk::bundled(),
+                };
+                Engine::Disk(Box::new(net))
+            }
         };
         Ok(FeatureExtractor {
             config: self.clone(),
@@ -234,6 +266,7 @@ enum Engine {
     Freak(Box<Freak>),
     Sosnet(Box<(Sosnet, PatchSampling)>),
     Xfeat(Box<Xfeat>),
+    Disk(Box<Disk>),
 }
 
 /// An [`ExtractorConfig`] made ready to run by [`ExtractorConfig::build`].
@@ -260,6 +293,7 @@ impl Extractor for FeatureExtractor {
     fn extract(&self, gray: &GrayImage) -> Result<FeatureSet, ExtractError> {
         let min = match self.engine {
             Engine::Xfeat(_) => crate::xfeat::model::STRIDE as u32,
+            Engine::Disk(_) => crate::disk::model::STRIDE as u32,
             _ => MIN_IMAGE_SIDE,
         };
         if gray.width() < min || gray.height() < min {
@@ -292,6 +326,15 @@ impl Extractor for FeatureExtractor {
                     ));
                 };
                 let (k, d) = net.detect_and_compute(gray, xfeat, max_keypoints);
+                (k, Descriptors::Float(d))
+            }
+            Engine::Disk(net) => {
+                let DetectorConfig::Disk(disk) = detector else {
+                    return Err(ExtractError::Config(
+                        "descriptor disk needs detector disk".into(),
+                    ));
+                };
+                let (k, d) = net.detect_and_compute(gray, disk, max_keypoints);
                 (k, Descriptors::Float(d))
             }
         };

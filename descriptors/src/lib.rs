@@ -1,6 +1,6 @@
 //! Local features for featleak: keypoint detectors (DoG, Harris, FAST), descriptors (SIFT through
-//! OpenCV, FREAK bit-exact with OpenCV's in Rust, SOSNet in burn with its trainer, XFeat in burn
-//! on its official weights), the
+//! OpenCV, FREAK bit-exact with OpenCV's in Rust, SOSNet in burn with its trainer, XFeat and DISK
+//! in burn on their official weights), the
 //! [`FeatureSet`] they produce, `.npz` feature files and folders of them, feature stores in
 //! hloc's `.h5` and COLMAP's `.db` formats ([`store`]), and sparse feature maps (C×H×W tensors
 //! with each descriptor at its keypoint) for the attack.
@@ -9,6 +9,7 @@
 
 pub mod cv;
 pub mod detect;
+pub mod disk;
 pub mod error;
 pub mod extractor;
 pub mod features;
@@ -27,7 +28,7 @@ pub mod xfeat;
 pub use detect::{DetectorConfig, FastConfig, HarrisConfig, SiftParams};
 pub use error::{DescriptorError, ExtractError, FeatureFileError};
 pub use extractor::{
-    DESCRIPTOR_NAMES, DETECTOR_NAMES, DescriptorConfig, Extractor, ExtractorConfig,
+    DESCRIPTOR_NAMES, DETECTOR_NAMES, DescriptorConfig, DiskConfig, Extractor, ExtractorConfig,
     FeatureExtractor, SosnetConfig, XfeatConfig, extract_file,
 };
 pub use features::{Descriptors, ExtractorInfo, FeatureSet};

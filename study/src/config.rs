@@ -20,7 +20,7 @@ pub struct StudyConfig {
     pub max_images: usize,
     /// Images held out as victims (never trained on); the first few also make the pairs.
     pub held_out: usize,
-    /// Descriptors the attackers and the sweep cover: sift, freak, sosnet, xfeat.
+    /// Descriptors the attackers and the sweep cover: sift, freak, sosnet, xfeat, disk.
     pub descriptors: Vec<String>,
     /// Side of the reconstructions (features come from twice this side).
     pub size: u32,

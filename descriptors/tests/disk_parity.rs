@@ -1,0 +1,138 @@
+//! DISK parity with kornia's `DISK` on the official `depth` weights (fixtures and tolerances from
+//! tools/make_disk_fixtures.py, see the manifest beside them).
+
+use std::path::PathBuf;
+
+use featleak_descriptors::disk::{Disk, DiskDetector, DiskWeights};
+use featleak_descriptors::{Descriptors, Extractor, ExtractorConfig};
+use image::GrayImage;
+use ndarray::{Array1, Array2, ArrayD, Axis, s};
+use ndarray_npy::NpzReader;
+
+/// The `n` of each fixture scene (0: all maxima).
+const SCENES: [usize; 3] = [0, 0, 100];
+/// Normalised descriptors: absolute.
+const TOLERANCE: f32 = 1e-4;
+/// Heatmap logits (a few hundred) and dense descriptors: relative to the map's largest magnitude.
+const RELATIVE: f32 = 1e-5;
+
+fn largest(values: impl IntoIterator<Item = f32>) -> f32 {
+    values.into_iter().fold(0f32, |m, v| m.max(v.abs()))
+}
+
+fn npz() -> NpzReader<std::fs::File> {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/disk/reference.npz");
+    NpzReader::new(std::fs::File::open(path).unwrap()).unwrap()
+}
+
+fn gray(npz: &mut NpzReader<std::fs::File>, i: usize) -> GrayImage {
+    let g: Array2<u8> = npz.by_name(&format!("gray_{i}")).unwrap();
+    let (h, w) = g.dim();
+    GrayImage::from_raw(w as u32, h as u32, g.iter().copied().collect()).unwrap()
+}
+
+fn max_abs_diff<'a>(
+    a: impl IntoIterator<Item = &'a f32>,
+    b: impl IntoIterator<Item = &'a f32>,
+) -> f32 {
+    a.into_iter()
+        .zip(b)
+        .fold(0f32, |m, (x, y)| m.max((x - y).abs()))
+}
+
+#[test]
+fn network_maps_match_kornia() {
+    let mut npz = npz();
+    let g = gray(&mut npz, 0);
+    let (h, w) = (g.height() as usize, g.width() as usize);
+    let pixels: Vec<f32> = g.as_raw().iter().map(|&v| v as f32 / 255.0).collect();
+    let (maps, hp, wp) = Disk::bundled().maps(&pixels, h, w);
+    assert_eq!((hp, wp), (h, w), "scene 0 needs no padding");
+    let maps = Array2::from_shape_vec((129, h * w), maps).unwrap();
+    let heat: ArrayD<f32> = npz.by_name("heatmap_0").unwrap();
+    let dense: ArrayD<f32> = npz.by_name("descriptors_dense_0").unwrap();
+    let dh = max_abs_diff(maps.row(128), heat.iter());
+    let dd = max_abs_diff(maps.slice(s![..8, ..]).iter(), dense.iter());
+    let (sh, sd) = (
+        largest(heat.iter().copied()),
+        largest(dense.iter().copied()),
+    );
+    eprintln!(
+        "heatmap max |Δ| {dh:e} (largest |value| {sh}), descriptor channels 0–7 max |Δ| {dd:e} (largest {sd})"
+    );
+    assert!(dh <= RELATIVE * sh && dd <= RELATIVE * sd, "{dh} {dd}");
+}
+
+#[test]
+fn keypoints_scores_and_descriptors_match_kornia() {
+    let mut npz = npz();
+    let net = Disk::bundled();
+    for (i, &n) in SCENES.iter().enumerate() {
+        let g = gray(&mut npz, i);
+        let want_kp: Array2<f32> = npz.by_name(&format!("keypoints_{i}")).unwrap();
+        let want_scores: Array1<f32> = npz.by_name(&format!("scores_{i}")).unwrap();
+        let want_desc: Array2<f32> = npz.by_name(&format!("descriptors_{i}")).unwrap();
+        let (kps, desc) = net.detect_and_compute(&g, &DiskDetector::default(), n);
+        let got: Vec<(f32, f32)> = kps.iter().map(|k| (k.x, k.y)).collect();
+        let want: Vec<(f32, f32)> = want_kp.axis_iter(Axis(0)).map(|r| (r[0], r[1])).collect();
+        assert_eq!(got, want, "scene {i}: keypoints");
+        let scores: Vec<f32> = kps.iter().map(|k| k.response).collect();
+        let ds = max_abs_diff(&scores, want_scores.iter());
+        let dd = max_abs_diff(desc.iter(), want_desc.iter());
+        eprintln!(
+            "scene {i} ({}×{}, n {n}): {} keypoints identical, scores max |Δ| {ds:e}, descriptors max |Δ| {dd:e}",
+            g.width(),
+            g.height(),
+            kps.len()
+        );
+        // Scores are heatmap values: relative to the scene's largest |heatmap value|.
+        let pixels: Vec<f32> = g.as_raw().iter().map(|&v| v as f32 / 255.0).collect();
+        let (maps, hp, wp) = net.maps(&pixels, g.height() as usize, g.width() as usize);
+        let scale = largest(maps[128 * hp * wp..].iter().copied());
+        assert!(
+            ds <= RELATIVE * scale && dd <= TOLERANCE,
+            "scene {i}: {ds} {dd}"
+        );
+    }
+}
+
+#[test]
+fn the_extractor_runs_disk_on_its_own_keypoints() {
+    let mut npz = npz();
+    let g = gray(&mut npz, 1);
+    let config = ExtractorConfig::with_default_detector("disk").unwrap();
+    assert_eq!(config.name(), "disk+disk");
+    let set = config.build().unwrap().extract(&g).unwrap();
+    assert!(
+        matches!(&set.descriptors, Descriptors::Float(d) if d.ncols() == 128 && d.nrows() == set.len())
+    );
+    assert!(ExtractorConfig::named("disk", "dog").is_err());
+    // Another descriptor on DISK's keypoints: the same positions.
+    let sift = ExtractorConfig::named("sift", "disk").unwrap();
+    let on_disk = sift.build().unwrap().extract(&g).unwrap();
+    let pos = |f: &featleak_descriptors::FeatureSet| {
+        let mut p: Vec<(u32, u32)> = f
+            .keypoints
+            .iter()
+            .map(|k| (k.x as u32, k.y as u32))
+            .collect();
+        p.sort();
+        p
+    };
+    assert_eq!(pos(&on_disk), pos(&set));
+    let err = config
+        .build()
+        .unwrap()
+        .extract(&GrayImage::new(12, 40))
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("16"), "{err}");
+}
+
+#[test]
+fn another_architecture_is_refused() {
+    let sosnet =
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/sosnet/sosnet_random.pth");
+    let err = DiskWeights::load(&sosnet).unwrap_err().to_string();
+    assert!(err.contains("not a state_dict of DISK"), "{err}");
+}
