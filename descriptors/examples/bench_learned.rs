@@ -41,6 +41,7 @@ fn main() {
         let net = Disk::bundled();
         Box::new(move |img| {
             net.detect_and_compute(img, &DiskDetector::default(), top_k)
+                .expect("DISK")
                 .0
                 .len()
         })

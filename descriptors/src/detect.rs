@@ -202,7 +202,7 @@ impl DetectorConfig {
                     });
                 }
                 Ok(crate::disk::shared_bundled()
-                    .detect_and_compute(gray, d, max_keypoints)
+                    .detect_and_compute(gray, d, max_keypoints)?
                     .0)
             }
         }

@@ -334,7 +334,7 @@ impl Extractor for FeatureExtractor {
                         "descriptor disk needs detector disk".into(),
                     ));
                 };
-                let (k, d) = net.detect_and_compute(gray, disk, max_keypoints);
+                let (k, d) = net.detect_and_compute(gray, disk, max_keypoints)?;
                 (k, Descriptors::Float(d))
             }
         };

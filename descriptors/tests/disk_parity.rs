@@ -72,7 +72,9 @@ fn keypoints_scores_and_descriptors_match_kornia() {
         let want_kp: Array2<f32> = npz.by_name(&format!("keypoints_{i}")).unwrap();
         let want_scores: Array1<f32> = npz.by_name(&format!("scores_{i}")).unwrap();
         let want_desc: Array2<f32> = npz.by_name(&format!("descriptors_{i}")).unwrap();
-        let (kps, desc) = net.detect_and_compute(&g, &DiskDetector::default(), n);
+        let (kps, desc) = net
+            .detect_and_compute(&g, &DiskDetector::default(), n)
+            .unwrap();
         let got: Vec<(f32, f32)> = kps.iter().map(|k| (k.x, k.y)).collect();
         let want: Vec<(f32, f32)> = want_kp.axis_iter(Axis(0)).map(|r| (r[0], r[1])).collect();
         assert_eq!(got, want, "scene {i}: keypoints");
@@ -135,4 +137,37 @@ fn another_architecture_is_refused() {
         PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/sosnet/sosnet_random.pth");
     let err = DiskWeights::load(&sosnet).unwrap_err().to_string();
     assert!(err.contains("not a state_dict of DISK"), "{err}");
+}
+
+#[test]
+fn large_images_are_shrunk_as_hloc_does_and_keypoints_mapped_back() {
+    // 1700×400: longer than resize_max 1600, so run at 1600×376 (400·1600/1700 = 376.47).
+    let (w, h) = (1700u32, 400u32);
+    let img = GrayImage::from_fn(w, h, |x, y| {
+        image::Luma([((x / 13 + y / 17) % 2 * 160 + (x * 7 + y * 3) % 40) as u8])
+    });
+    let net = Disk::bundled();
+    let (kps, _) = net
+        .detect_and_compute(&img, &DiskDetector::default(), 500)
+        .unwrap();
+    assert!(!kps.is_empty());
+    assert!(
+        kps.iter()
+            .all(|k| k.x >= 0.0 && k.x < w as f32 && k.y < h as f32)
+    );
+    assert!(
+        kps.iter().any(|k| k.x > 1600.0),
+        "keypoints cover the original width"
+    );
+    // Not on the integer grid any more: (k + 0.5)·s − 0.5 with s = 1700/1600.
+    assert!(kps.iter().any(|k| k.x.fract() != 0.0));
+    let native = DiskDetector {
+        resize_max: 0,
+        ..DiskDetector::default()
+    };
+    let (all, _) = net.detect_and_compute(&img, &native, 500).unwrap();
+    assert!(
+        all.iter().all(|k| k.x.fract() == 0.0),
+        "resize_max 0: native size"
+    );
 }

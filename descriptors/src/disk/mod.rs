@@ -1,7 +1,8 @@
 //! DISK (Tyszkiewicz, Fua, Trulls: "DISK: Learning local features with policy gradient",
 //! NeurIPS 2020): a U-Net giving a keypoint heatmap and 128-d dense descriptors, run in burn on
 //! the official `depth` weights, with kornia's `DISK.forward` reproduced (padding to multiples of
-//! 16, strict 5×5 maxima above the threshold, the best `n` in raster order).
+//! 16, strict 5×5 maxima above the threshold, the best `n` in raster order). Images larger than
+//! `resize_max` are first shrunk as hloc's `disk` configuration does.
 
 pub mod model;
 pub mod weights;
@@ -14,6 +15,7 @@ use ndarray::Array2;
 use serde::{Deserialize, Serialize};
 
 use crate::Keypoint;
+use crate::error::ExtractError;
 pub use crate::state_dict::WeightsError;
 pub use model::DiskModel;
 pub use weights::DiskWeights;
@@ -47,20 +49,51 @@ pub fn shared_bundled() -> &'static Disk {
     NET.get_or_init(Disk::bundled)
 }
 
-/// DISK's detection settings (kornia's defaults).
+/// DISK's detection settings: kornia's, and hloc's `disk` configuration's image size.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct DiskDetector {
     /// Heatmap values at or below this are not keypoints (default 0).
     pub score_threshold: f32,
+    /// An image whose longer side exceeds this is resized to it first (OpenCV `INTER_AREA`, size
+    /// rounded as hloc does) and its keypoints mapped back with hloc's `(k + 0.5)·s − 0.5`;
+    /// 0 runs every image at its own size. Default 1600, hloc's: the U-Net's memory grows with
+    /// the pixels (a 12-megapixel photo at its own size needs about 14 GB).
+    pub resize_max: u32,
 }
 
 impl Default for DiskDetector {
     fn default() -> Self {
         Self {
             score_threshold: 0.0,
+            resize_max: 1600,
         }
     }
+}
+
+/// `gray` with its longer side brought to `max` (if longer) as hloc's `ImageDataset` does:
+/// `round(side · max / longer)` (half to even, Python's `round`), OpenCV `INTER_AREA`. Returns the
+/// image and the scale back (original / resized) along x and y.
+fn shrink(gray: &GrayImage, max: u32) -> Result<(GrayImage, f32, f32), ExtractError> {
+    let (w, h) = gray.dimensions();
+    if max == 0 || w.max(h) <= max {
+        return Ok((gray.clone(), 1.0, 1.0));
+    }
+    let scale = max as f64 / w.max(h) as f64;
+    let side = |s: u32| ((s as f64 * scale).round_ties_even() as u32).max(1);
+    let (nw, nh) = (side(w), side(h));
+    let mut out = opencv::core::Mat::default();
+    opencv::imgproc::resize(
+        &crate::cv::gray_mat(gray)?,
+        &mut out,
+        opencv::core::Size::new(nw as i32, nh as i32),
+        0.0,
+        0.0,
+        opencv::imgproc::INTER_AREA,
+    )?;
+    let bytes = opencv::prelude::MatTraitConstManual::data_bytes(&out)?.to_vec();
+    let small = GrayImage::from_raw(nw, nh, bytes).expect("OpenCV wrote nw×nh grey pixels");
+    Ok((small, w as f32 / nw as f32, h as f32 / nh as f32))
 }
 
 /// A loaded DISK.
@@ -119,13 +152,16 @@ impl Disk {
     /// window_size=5, score_threshold, pad_if_not_divisible=True)` on the grey image replicated
     /// into RGB (intensities / 255): the strict 5×5 maxima of the heatmap above the threshold,
     /// at most `n` (0: all) of the strongest, ties at the cut in raster order, **listed in raster
-    /// order**. Needs both sides ≥ 16.
+    /// order**. Images larger than [`DiskDetector::resize_max`] are shrunk first. Needs both
+    /// sides ≥ 16.
     pub fn detect_and_compute(
         &self,
         gray: &GrayImage,
         detector: &DiskDetector,
         n: usize,
-    ) -> (Vec<Keypoint>, Array2<f32>) {
+    ) -> Result<(Vec<Keypoint>, Array2<f32>), ExtractError> {
+        let (gray, sx, sy) = shrink(gray, detector.resize_max)?;
+        let gray = &gray;
         let (w, h) = (gray.width() as usize, gray.height() as usize);
         let pixels: Vec<f32> = gray.as_raw().iter().map(|&v| v as f32 / 255.0).collect();
         let (maps, hp, wp) = self.maps(&pixels, h, w);
@@ -171,17 +207,25 @@ impl Disk {
             }
             crate::xfeat::sparse::l2_normalise(out);
         }
+        // hloc's mapping back to the original image (the identity when not resized).
+        let back = |v: usize, s: f32| {
+            if s == 1.0 {
+                v as f32
+            } else {
+                (v as f32 + 0.5) * s - 0.5
+            }
+        };
         let keypoints = found
             .iter()
             .map(|&(x, y, score)| Keypoint {
-                x: x as f32,
-                y: y as f32,
+                x: back(x, sx),
+                y: back(y, sy),
                 size: KEYPOINT_SIZE,
                 angle: -1.0,
                 response: score,
                 octave: 0,
             })
             .collect();
-        (keypoints, descriptors)
+        Ok((keypoints, descriptors))
     }
 }
