@@ -44,6 +44,11 @@ pub const ZOO: &[ZooEntry] = &[
         card: include_str!("../zoo/freak.json"),
         weights: include_bytes!("../zoo/freak.bpk"),
     },
+    ZooEntry {
+        name: "sosnet",
+        card: include_str!("../zoo/sosnet.json"),
+        weights: include_bytes!("../zoo/sosnet.bpk"),
+    },
 ];
 
 /// How a bundled attacker was trained.
