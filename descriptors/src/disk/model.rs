@@ -4,17 +4,14 @@
 //! block but the first is InstanceNorm (no affine) → PReLU (one slope per channel) → 5×5 conv
 //! with bias. The output's first 128 channels are the dense descriptors, the last the heatmap.
 
-use burn::module::Param;
-use burn::nn::PaddingConfig2d;
-use burn::nn::conv::{Conv2d, Conv2dConfig};
+use burn::nn::conv::Conv2d;
 use burn::prelude::*;
 use burn::tensor::module::{avg_pool2d, interpolate};
 use burn::tensor::ops::{AvgPoolOptions, InterpolateMode, InterpolateOptions};
 
-use super::weights::{BlockWeights, DOWN, DiskWeights, KERNEL};
+use crate::layers::{ConvShape, conv2d, instance_norm};
 
-/// InstanceNorm2d's epsilon (added to the biased variance).
-pub const INSTANCE_NORM_EPS: f32 = 1e-5;
+use super::weights::{BlockWeights, DOWN, DiskWeights, KERNEL};
 /// Image sides must be multiples of this (four poolings).
 pub const STRIDE: usize = 16;
 
@@ -26,19 +23,14 @@ struct Block {
 
 impl Block {
     fn new(w: &BlockWeights, device: &Device) -> Self {
-        let p = KERNEL / 2;
-        let mut conv = Conv2dConfig::new([w.c_in, w.c_out], [KERNEL, KERNEL])
-            .with_padding(PaddingConfig2d::Explicit(p, p, p, p))
-            .with_bias(true)
-            .init(device);
-        conv.weight = Param::from_tensor(Tensor::from_data(
-            TensorData::new(w.weight.clone(), [w.c_out, w.c_in, KERNEL, KERNEL]),
-            device,
-        ));
-        conv.bias = Some(Param::from_tensor(Tensor::from_data(
-            TensorData::new(w.bias.clone(), [w.c_out]),
-            device,
-        )));
+        let shape = ConvShape {
+            c_in: w.c_in,
+            c_out: w.c_out,
+            kernel: KERNEL,
+            stride: 1,
+            padding: KERNEL / 2,
+        };
+        let conv = conv2d(shape, w.weight.clone(), w.bias.clone(), device);
         let prelu = w.prelu.as_ref().map(|slopes| {
             Tensor::from_data(TensorData::new(slopes.clone(), [1, w.c_in, 1, 1]), device)
         });
@@ -55,14 +47,6 @@ impl Block {
         };
         self.conv.forward(x)
     }
-}
-
-/// InstanceNorm2d(affine=False): each channel of each image to zero mean, unit biased variance.
-fn instance_norm(x: Tensor<4>) -> Tensor<4> {
-    let [b, c, h, w] = x.dims();
-    let flat = x.reshape([b, c, h * w]);
-    let (var, mean) = flat.clone().var_mean_bias(2);
-    ((flat - mean) * (var + INSTANCE_NORM_EPS).sqrt().recip()).reshape([b, c, h, w])
 }
 
 /// The U-Net.

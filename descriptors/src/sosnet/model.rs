@@ -17,8 +17,7 @@
 use std::ops::Range;
 
 use burn::module::Param;
-use burn::nn::PaddingConfig2d;
-use burn::nn::conv::{Conv2d, Conv2dConfig};
+use burn::nn::conv::Conv2d;
 use burn::prelude::*;
 use burn::tensor::activation::relu;
 use burn::tensor::ops::PadMode;
@@ -26,6 +25,7 @@ use gemm::Parallelism;
 use rayon::prelude::*;
 
 use super::weights::{LAYERS, LayerSpec, SosnetWeights};
+use crate::layers::{ConvShape, conv2d};
 
 /// InstanceNorm2d's epsilon (added to the biased variance).
 pub const INSTANCE_NORM_EPS: f32 = 1e-5;
@@ -72,23 +72,14 @@ impl SosnetModel {
             .iter()
             .zip(&fused[1..6])
             .map(|(spec, (w, b))| {
-                let p = spec.padding;
-                let mut conv =
-                    Conv2dConfig::new([spec.c_in, spec.c_out], [spec.kernel, spec.kernel])
-                        .with_stride([spec.stride, spec.stride])
-                        .with_padding(PaddingConfig2d::Explicit(p, p, p, p))
-                        .with_bias(true)
-                        .init(device);
-                let shape = [spec.c_out, spec.c_in, spec.kernel, spec.kernel];
-                conv.weight = Param::from_tensor(Tensor::from_data(
-                    TensorData::new(w.clone(), shape),
-                    device,
-                ));
-                conv.bias = Some(Param::from_tensor(Tensor::from_data(
-                    TensorData::new(b.clone(), [spec.c_out]),
-                    device,
-                )));
-                conv
+                let shape = ConvShape {
+                    c_in: spec.c_in,
+                    c_out: spec.c_out,
+                    kernel: spec.kernel,
+                    stride: spec.stride,
+                    padding: spec.padding,
+                };
+                conv2d(shape, w.clone(), b.clone(), device)
             })
             .collect();
         let (w6, b6) = &fused[6];

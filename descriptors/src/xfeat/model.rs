@@ -9,21 +9,19 @@
 //! Every `BasicLayer` (conv, BatchNorm `affine=False`, ReLU) runs as one conv with the BatchNorm
 //! folded in ([`XfeatWeights`]).
 
-use burn::module::Param;
-use burn::nn::PaddingConfig2d;
-use burn::nn::conv::{Conv2d, Conv2dConfig};
+use burn::nn::conv::Conv2d;
 use burn::prelude::*;
 use burn::tensor::activation::{relu, sigmoid};
 use burn::tensor::module::{avg_pool2d, interpolate};
 use burn::tensor::ops::{AvgPoolOptions, InterpolateMode, InterpolateOptions};
+
+use crate::layers::{ConvShape, conv2d, instance_norm};
 
 use super::weights::{
     BLOCK1, BLOCK2, BLOCK3, BLOCK4, BLOCK5, ConvSpec, FUSION, HEATMAP_HEAD, KEYPOINT_HEAD, SKIP1,
     XfeatWeights,
 };
 
-/// InstanceNorm2d's epsilon (added to the biased variance).
-pub const INSTANCE_NORM_EPS: f32 = 1e-5;
 /// Image sides must be multiples of this (the coarsest map is 1/32).
 pub const STRIDE: usize = 32;
 /// Side of the cells the keypoint head scores, in pixels.
@@ -42,23 +40,14 @@ impl ConvStack {
             .iter()
             .map(|spec| {
                 let (w, b) = weights.conv(spec);
-                let p = spec.padding;
-                let mut conv =
-                    Conv2dConfig::new([spec.c_in, spec.c_out], [spec.kernel, spec.kernel])
-                        .with_stride([spec.stride, spec.stride])
-                        .with_padding(PaddingConfig2d::Explicit(p, p, p, p))
-                        .with_bias(true)
-                        .init(device);
-                let shape = [spec.c_out, spec.c_in, spec.kernel, spec.kernel];
-                conv.weight = Param::from_tensor(Tensor::from_data(
-                    TensorData::new(w.clone(), shape),
-                    device,
-                ));
-                conv.bias = Some(Param::from_tensor(Tensor::from_data(
-                    TensorData::new(b.clone(), [spec.c_out]),
-                    device,
-                )));
-                conv
+                let shape = ConvShape {
+                    c_in: spec.c_in,
+                    c_out: spec.c_out,
+                    kernel: spec.kernel,
+                    stride: spec.stride,
+                    padding: spec.padding,
+                };
+                conv2d(shape, w.clone(), b.clone(), device)
             })
             .collect();
         Self {
@@ -130,10 +119,7 @@ impl XfeatModel {
             "XFeat takes B×1×H×W images with sides multiples of {STRIDE}, got {:?}",
             [b, c, h, w]
         );
-        // InstanceNorm2d(1, affine=False): per image, biased variance.
-        let flat = x.reshape([b, h * w]);
-        let (var, mean) = flat.clone().var_mean_bias(1);
-        let x = ((flat - mean) * (var + INSTANCE_NORM_EPS).sqrt().recip()).reshape([b, 1, h, w]);
+        let x = instance_norm(x);
 
         let pooled = avg_pool2d(x.clone(), AvgPoolOptions::new([4, 4]).with_stride([4, 4]));
         let x1 = self.block1.forward(x.clone());

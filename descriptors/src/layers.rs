@@ -1,0 +1,60 @@
+//! burn building blocks shared by the learned extractors: a convolution with given weights, and
+//! PyTorch's `InstanceNorm2d(affine=False)`.
+
+use burn::module::Param;
+use burn::nn::PaddingConfig2d;
+use burn::nn::conv::{Conv2d, Conv2dConfig};
+use burn::prelude::*;
+
+/// PyTorch's default epsilon of its normalisation layers (added to the biased variance).
+pub const NORM_EPS: f32 = 1e-5;
+
+/// The shape of a square convolution with bias.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct ConvShape {
+    pub c_in: usize,
+    pub c_out: usize,
+    pub kernel: usize,
+    pub stride: usize,
+    pub padding: usize,
+}
+
+/// A `burn` convolution of `shape` holding `weight` (`c_out × c_in × k × k`, row-major as in
+/// PyTorch) and `bias` (`c_out`), on `device`.
+pub(crate) fn conv2d(
+    shape: ConvShape,
+    weight: Vec<f32>,
+    bias: Vec<f32>,
+    device: &Device,
+) -> Conv2d {
+    let ConvShape {
+        c_in,
+        c_out,
+        kernel,
+        stride,
+        padding: p,
+    } = shape;
+    let mut conv = Conv2dConfig::new([c_in, c_out], [kernel, kernel])
+        .with_stride([stride, stride])
+        .with_padding(PaddingConfig2d::Explicit(p, p, p, p))
+        .with_bias(true)
+        .init(device);
+    conv.weight = Param::from_tensor(Tensor::from_data(
+        TensorData::new(weight, [c_out, c_in, kernel, kernel]),
+        device,
+    ));
+    conv.bias = Some(Param::from_tensor(Tensor::from_data(
+        TensorData::new(bias, [c_out]),
+        device,
+    )));
+    conv
+}
+
+/// `InstanceNorm2d(affine=False)`: each channel of each image to zero mean and unit biased
+/// variance, `(x − μ) · 1/sqrt(σ² + ε)`.
+pub(crate) fn instance_norm(x: Tensor<4>) -> Tensor<4> {
+    let [b, c, h, w] = x.dims();
+    let flat = x.reshape([b, c, h * w]);
+    let (var, mean) = flat.clone().var_mean_bias(2);
+    ((flat - mean) * (var + NORM_EPS).sqrt().recip()).reshape([b, c, h, w])
+}
