@@ -103,20 +103,25 @@ pub enum WeightsError {
     },
 }
 
-/// What a state_dict must hold for one architecture.
-pub(crate) struct Architecture<'a> {
+/// PyTorch's BatchNorm2d default epsilon.
+pub const BN_EPS: f64 = 1e-5;
+
+/// A network's weights, read from a state_dict that holds what its architecture needs.
+pub(crate) trait StateDictWeights: Sized {
     /// Name in errors, e.g. `SOSNet32x32`.
-    pub model: &'static str,
+    const MODEL: &'static str;
     /// The tensor whose name locates the state_dict inside a wrapped checkpoint.
-    pub anchor: &'static str,
-    /// Every tensor needed, by name (without prefix) and shape.
-    pub expected: &'a [(String, Vec<usize>)],
+    const ANCHOR: &'static str;
     /// Tensors under these name prefixes may be present and are read past (parts of the network
     /// featleak does not run).
-    pub ignored: &'a [&'static str],
+    const IGNORED: &'static [&'static str] = &[];
+    /// Every tensor needed, by name (without prefix) and shape.
+    fn expected_tensors() -> Vec<(String, Vec<usize>)>;
+    /// The weights, from tensors that passed the checks.
+    fn from_checked(tensors: &CheckedStateDict) -> Self;
 }
 
-/// A checkpoint's tensors that passed [`Architecture`]'s checks, read as f32.
+/// A checkpoint's tensors that passed [`StateDictWeights`]' checks, read as f32.
 pub(crate) struct CheckedStateDict {
     prefix: String,
     tensors: BTreeMap<String, RawTensor>,
@@ -140,36 +145,35 @@ struct RawTensor {
     values: Option<Vec<f32>>,
 }
 
-/// Reads `path` (`.safetensors` by extension, otherwise a PyTorch checkpoint) and checks it.
-pub(crate) fn load(path: &Path, arch: &Architecture) -> Result<CheckedStateDict, WeightsError> {
+/// Reads `path` (`.safetensors` by extension, otherwise a PyTorch checkpoint) as `W`.
+pub(crate) fn load<W: StateDictWeights>(path: &Path) -> Result<W, WeightsError> {
     let tensors = if path.extension().is_some_and(|e| e == "safetensors") {
         let bytes = std::fs::read(path).map_err(|e| read_error(path, e.to_string()))?;
         read_safetensors(path, &bytes)?
     } else {
         read_pth(path)?
     };
-    check(path, tensors, arch)
+    check(path, tensors)
 }
 
 /// Checks safetensors bytes (e.g. weights embedded in the binary); `name` stands for the file in
 /// errors.
-pub(crate) fn from_safetensors_bytes(
+pub(crate) fn from_safetensors_bytes<W: StateDictWeights>(
     bytes: &[u8],
     name: &Path,
-    arch: &Architecture,
-) -> Result<CheckedStateDict, WeightsError> {
-    check(name, read_safetensors(name, bytes)?, arch)
+) -> Result<W, WeightsError> {
+    check(name, read_safetensors(name, bytes)?)
 }
 
-fn check(
+fn check<W: StateDictWeights>(
     path: &Path,
     tensors: BTreeMap<String, RawTensor>,
-    arch: &Architecture,
-) -> Result<CheckedStateDict, WeightsError> {
+) -> Result<W, WeightsError> {
     let p = || path.to_path_buf();
+    let expected = W::expected_tensors();
     let prefix = tensors
         .keys()
-        .filter_map(|k| k.strip_suffix(arch.anchor))
+        .filter_map(|k| k.strip_suffix(W::ANCHOR))
         .filter(|pre| pre.is_empty() || pre.ends_with('.'))
         .min_by_key(|pre| pre.len())
         .map(str::to_owned);
@@ -182,14 +186,13 @@ fn check(
         };
         return Err(WeightsError::NotModel {
             path: p(),
-            model: arch.model,
-            anchor: arch.anchor,
+            model: W::MODEL,
+            anchor: W::ANCHOR,
             count: tensors.len(),
             sample,
         });
     };
-    let missing: Vec<&(String, Vec<usize>)> = arch
-        .expected
+    let missing: Vec<&(String, Vec<usize>)> = expected
         .iter()
         .filter(|(k, _)| !tensors.contains_key(&format!("{prefix}{k}")))
         .collect();
@@ -201,7 +204,7 @@ fn check(
         };
         return Err(WeightsError::Missing {
             path: p(),
-            model: arch.model,
+            model: W::MODEL,
             key: format!("{prefix}{key}"),
             expected: shape.clone(),
             more,
@@ -212,25 +215,25 @@ fn check(
             continue;
         };
         if local.ends_with(".num_batches_tracked")
-            || arch.ignored.iter().any(|i| local.starts_with(i))
-            || arch.expected.iter().any(|(k, _)| k == local)
+            || W::IGNORED.iter().any(|i| local.starts_with(i))
+            || expected.iter().any(|(k, _)| k == local)
         {
             continue;
         }
         return Err(WeightsError::Unexpected {
             path: p(),
-            model: arch.model,
+            model: W::MODEL,
             key: key.clone(),
             shape: t.shape.clone(),
         });
     }
-    for (key, shape) in arch.expected {
+    for (key, shape) in &expected {
         let full = format!("{prefix}{key}");
         let t = &tensors[&full];
         if &t.shape != shape {
             return Err(WeightsError::Shape {
                 path: p(),
-                model: arch.model,
+                model: W::MODEL,
                 key: full,
                 expected: shape.clone(),
                 found: t.shape.clone(),
@@ -244,7 +247,7 @@ fn check(
             });
         }
     }
-    Ok(CheckedStateDict { prefix, tensors })
+    Ok(W::from_checked(&CheckedStateDict { prefix, tensors }))
 }
 
 /// Writes named F32 tensors (PyTorch names and row-major layouts) as a safetensors file,

@@ -2,7 +2,7 @@
 
 use std::path::Path;
 
-use crate::state_dict::{self, Architecture, CheckedStateDict, WeightsError};
+use crate::state_dict::{self, CheckedStateDict, StateDictWeights, WeightsError};
 
 /// Side of every convolution kernel.
 pub const KERNEL: usize = 5;
@@ -62,15 +62,6 @@ pub fn expected_tensors() -> Vec<(String, Vec<usize>)> {
     out
 }
 
-fn architecture(expected: &[(String, Vec<usize>)]) -> Architecture<'_> {
-    Architecture {
-        model: "DISK",
-        anchor: "unet.path_down.0.1.3.weight",
-        expected,
-        ignored: &[],
-    }
-}
-
 /// DISK's weights, block by block (encoder, then decoder).
 #[derive(Clone, Debug)]
 pub struct DiskWeights {
@@ -78,25 +69,12 @@ pub struct DiskWeights {
     pub blocks: Vec<BlockWeights>,
 }
 
-impl DiskWeights {
-    /// Reads and validates a DISK state_dict: the official `depth-save.pth` (its `extractor`
-    /// dict is found by prefix), or a `.safetensors` file with the same names.
-    pub fn load(path: impl AsRef<Path>) -> Result<Self, WeightsError> {
-        let expected = expected_tensors();
-        Ok(Self::from_checked(&state_dict::load(
-            path.as_ref(),
-            &architecture(&expected),
-        )?))
-    }
+impl StateDictWeights for DiskWeights {
+    const MODEL: &'static str = "DISK";
+    const ANCHOR: &'static str = "unet.path_down.0.1.3.weight";
 
-    /// Reads and validates safetensors bytes; `name` stands for the file in errors.
-    pub fn from_safetensors_bytes(bytes: &[u8], name: &Path) -> Result<Self, WeightsError> {
-        let expected = expected_tensors();
-        Ok(Self::from_checked(&state_dict::from_safetensors_bytes(
-            bytes,
-            name,
-            &architecture(&expected),
-        )?))
+    fn expected_tensors() -> Vec<(String, Vec<usize>)> {
+        expected_tensors()
     }
 
     fn from_checked(tensors: &CheckedStateDict) -> Self {
@@ -111,6 +89,19 @@ impl DiskWeights {
             })
             .collect();
         Self { blocks }
+    }
+}
+
+impl DiskWeights {
+    /// Reads and validates a DISK state_dict: the official `depth-save.pth` (its `extractor`
+    /// dict is found by prefix), or a `.safetensors` file with the same names.
+    pub fn load(path: impl AsRef<Path>) -> Result<Self, WeightsError> {
+        state_dict::load(path.as_ref())
+    }
+
+    /// Reads and validates safetensors bytes; `name` stands for the file in errors.
+    pub fn from_safetensors_bytes(bytes: &[u8], name: &Path) -> Result<Self, WeightsError> {
+        state_dict::from_safetensors_bytes(bytes, name)
     }
 }
 

@@ -13,8 +13,8 @@
 
 use std::path::Path;
 
-use crate::state_dict::{self, Architecture, CheckedStateDict};
-pub use crate::state_dict::{WeightsError, list_tensors};
+use crate::state_dict::{self, CheckedStateDict, StateDictWeights};
+pub use crate::state_dict::{BN_EPS, WeightsError, list_tensors};
 
 /// One conv + BatchNorm stage of SOSNet32x32, with its index in the PyTorch `nn.Sequential`.
 #[derive(Clone, Copy, Debug)]
@@ -70,9 +70,6 @@ pub const LAYERS: [LayerSpec; 7] = [
     spec(20, 128, 128, 8, 1, 0, false),
 ];
 
-/// PyTorch's BatchNorm2d default epsilon.
-pub const BN_EPS: f64 = 1e-5;
-
 /// The raw (unfused) tensors of one stage, row-major as in PyTorch.
 #[derive(Clone, Debug)]
 pub struct LayerWeights {
@@ -105,13 +102,24 @@ pub fn expected_tensors() -> Vec<(String, Vec<usize>)> {
     out
 }
 
-/// SOSNet32x32 as [`state_dict`] checks it.
-fn architecture(expected: &[(String, Vec<usize>)]) -> Architecture<'_> {
-    Architecture {
-        model: "SOSNet32x32",
-        anchor: "layers.1.weight",
-        expected,
-        ignored: &[],
+impl StateDictWeights for SosnetWeights {
+    const MODEL: &'static str = "SOSNet32x32";
+    const ANCHOR: &'static str = "layers.1.weight";
+
+    fn expected_tensors() -> Vec<(String, Vec<usize>)> {
+        expected_tensors()
+    }
+
+    fn from_checked(tensors: &CheckedStateDict) -> Self {
+        let layers = LAYERS
+            .iter()
+            .map(|l| LayerWeights {
+                weight: tensors.values(&format!("layers.{}.weight", l.conv)),
+                running_mean: tensors.values(&format!("layers.{}.running_mean", l.bn)),
+                running_var: tensors.values(&format!("layers.{}.running_var", l.bn)),
+            })
+            .collect();
+        Self { layers }
     }
 }
 
@@ -119,22 +127,13 @@ impl SosnetWeights {
     /// Read and validate a SOSNet32x32 state_dict: a PyTorch `.pth`/`.pt` file, or a
     /// `.safetensors` file with the same tensor names (what `featleak train-descriptor` writes).
     pub fn load(path: impl AsRef<Path>) -> Result<Self, WeightsError> {
-        let expected = expected_tensors();
-        Ok(Self::from_checked(&state_dict::load(
-            path.as_ref(),
-            &architecture(&expected),
-        )?))
+        state_dict::load(path.as_ref())
     }
 
     /// Read and validate safetensors bytes (e.g. weights embedded in the binary); `name` stands
     /// for the file in errors.
     pub fn from_safetensors_bytes(bytes: &[u8], name: &Path) -> Result<Self, WeightsError> {
-        let expected = expected_tensors();
-        Ok(Self::from_checked(&state_dict::from_safetensors_bytes(
-            bytes,
-            name,
-            &architecture(&expected),
-        )?))
+        state_dict::from_safetensors_bytes(bytes, name)
     }
 
     /// Writes the state_dict as safetensors (F32, PyTorch's names and layouts), atomically.
@@ -158,18 +157,6 @@ impl SosnetWeights {
             ));
         }
         state_dict::save_safetensors(path, &named)
-    }
-
-    fn from_checked(tensors: &CheckedStateDict) -> Self {
-        let layers = LAYERS
-            .iter()
-            .map(|l| LayerWeights {
-                weight: tensors.values(&format!("layers.{}.weight", l.conv)),
-                running_mean: tensors.values(&format!("layers.{}.running_mean", l.bn)),
-                running_var: tensors.values(&format!("layers.{}.running_var", l.bn)),
-            })
-            .collect();
-        Self { layers }
     }
 
     /// Fold each `affine=False` BatchNorm into the bias-free conv before it

@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use crate::state_dict::{self, Architecture, CheckedStateDict, WeightsError};
+use crate::state_dict::{self, CheckedStateDict, StateDictWeights, WeightsError};
 
 /// One convolution of XFeat.
 #[derive(Clone, Copy, Debug)]
@@ -124,9 +124,6 @@ pub fn all_convs() -> impl Iterator<Item = &'static ConvSpec> {
         .chain(&KEYPOINT_HEAD)
 }
 
-/// PyTorch's BatchNorm2d default epsilon.
-const BN_EPS: f64 = 1e-5;
-
 /// The state_dict keys and shapes XFeat's sparse extraction needs, in a stable order. The
 /// `fine_matcher` MLP (used only by XFeat* semi-dense matching) may be present and is ignored.
 pub fn expected_tensors() -> Vec<(String, Vec<usize>)> {
@@ -145,15 +142,6 @@ pub fn expected_tensors() -> Vec<(String, Vec<usize>)> {
     out
 }
 
-fn architecture(expected: &[(String, Vec<usize>)]) -> Architecture<'_> {
-    Architecture {
-        model: "XFeat",
-        anchor: "block1.0.layer.0.weight",
-        expected,
-        ignored: &["fine_matcher."],
-    }
-}
-
 /// XFeat's weights with every BatchNorm folded into its conv: per conv name, (weight
 /// `c_out × c_in × k × k`, bias `c_out`).
 #[derive(Clone, Debug)]
@@ -161,25 +149,13 @@ pub struct XfeatWeights {
     convs: BTreeMap<&'static str, (Vec<f32>, Vec<f32>)>,
 }
 
-impl XfeatWeights {
-    /// Reads and validates an XFeat state_dict: the official `xfeat.pt`, or a `.safetensors` file
-    /// with the same names.
-    pub fn load(path: impl AsRef<Path>) -> Result<Self, WeightsError> {
-        let expected = expected_tensors();
-        Ok(Self::from_checked(&state_dict::load(
-            path.as_ref(),
-            &architecture(&expected),
-        )?))
-    }
+impl StateDictWeights for XfeatWeights {
+    const MODEL: &'static str = "XFeat";
+    const ANCHOR: &'static str = "block1.0.layer.0.weight";
+    const IGNORED: &'static [&'static str] = &["fine_matcher."];
 
-    /// Reads and validates safetensors bytes; `name` stands for the file in errors.
-    pub fn from_safetensors_bytes(bytes: &[u8], name: &Path) -> Result<Self, WeightsError> {
-        let expected = expected_tensors();
-        Ok(Self::from_checked(&state_dict::from_safetensors_bytes(
-            bytes,
-            name,
-            &architecture(&expected),
-        )?))
+    fn expected_tensors() -> Vec<(String, Vec<usize>)> {
+        expected_tensors()
     }
 
     fn from_checked(tensors: &CheckedStateDict) -> Self {
@@ -190,7 +166,7 @@ impl XfeatWeights {
                         &tensors.values(&format!("{}.layer.0.weight", c.name)),
                         &tensors.values(&format!("{}.layer.1.running_mean", c.name)),
                         &tensors.values(&format!("{}.layer.1.running_var", c.name)),
-                        BN_EPS,
+                        state_dict::BN_EPS,
                     )
                 } else {
                     (
@@ -202,6 +178,19 @@ impl XfeatWeights {
             })
             .collect();
         Self { convs }
+    }
+}
+
+impl XfeatWeights {
+    /// Reads and validates an XFeat state_dict: the official `xfeat.pt`, or a `.safetensors` file
+    /// with the same names.
+    pub fn load(path: impl AsRef<Path>) -> Result<Self, WeightsError> {
+        state_dict::load(path.as_ref())
+    }
+
+    /// Reads and validates safetensors bytes; `name` stands for the file in errors.
+    pub fn from_safetensors_bytes(bytes: &[u8], name: &Path) -> Result<Self, WeightsError> {
+        state_dict::from_safetensors_bytes(bytes, name)
     }
 
     /// The folded (weight, bias) of `conv`.
