@@ -3,6 +3,7 @@
 use crate::Keypoint;
 use crate::cv::{from_cv_keypoints, gray_mat};
 use crate::error::ExtractError;
+use crate::extractor::require_min_side;
 use image::GrayImage;
 use opencv::core::{BORDER_DEFAULT, Mat, Vector};
 use opencv::prelude::*;
@@ -180,27 +181,13 @@ impl DetectorConfig {
                 Ok(strongest(kps, max_keypoints))
             }
             Self::Xfeat(d) => {
-                let min = crate::xfeat::model::STRIDE as u32;
-                if gray.width() < min || gray.height() < min {
-                    return Err(ExtractError::ImageTooSmall {
-                        width: gray.width(),
-                        height: gray.height(),
-                        min,
-                    });
-                }
+                require_min_side(gray, crate::xfeat::model::STRIDE as u32)?;
                 Ok(crate::xfeat::shared_bundled()
                     .detect_and_compute(gray, d, max_keypoints)
                     .0)
             }
             Self::Disk(d) => {
-                let min = crate::disk::model::STRIDE as u32;
-                if gray.width() < min || gray.height() < min {
-                    return Err(ExtractError::ImageTooSmall {
-                        width: gray.width(),
-                        height: gray.height(),
-                        min,
-                    });
-                }
+                require_min_side(gray, crate::disk::model::STRIDE as u32)?;
                 Ok(crate::disk::shared_bundled()
                     .detect_and_compute(gray, d, max_keypoints)?
                     .0)

@@ -226,38 +226,46 @@ impl ExtractorConfig {
             DescriptorConfig::Sift(sift) => Engine::Sift(*sift),
             DescriptorConfig::Freak(freak) => Engine::Freak(Box::new(Freak::new(*freak))),
             DescriptorConfig::Sosnet(c) => {
-                let net = match &c.weights {
-                    Some(path) => {
-                        Sosnet::load(path).map_err(|e| ExtractError::Config(e.to_string()))?
-                    }
-                    None => Sosnet::bundled(),
-                };
+                let net = network(c.weights.as_deref().map(Sosnet::load), Sosnet::bundled)?;
                 Engine::Sosnet(Box::new((net, c.sampling)))
             }
-            DescriptorConfig::Xfeat(c) => {
-                let net = match &c.weights {
-                    Some(path) => {
-                        Xfeat::load(path).map_err(|e| ExtractError::Config(e.to_string()))?
-                    }
-                    None => Xfeat::bundled(),
-                };
-                Engine::Xfeat(Box::new(net))
-            }
-            DescriptorConfig::Disk(c) => {
-                let net = match &c.weights {
-                    Some(path) => {
-                        Disk::load(path).map_err(|e| ExtractError::Config(e.to_string()))?
-                    }
-                    None => Disk::bundled(),
-                };
-                Engine::Disk(Box::new(net))
-            }
+            DescriptorConfig::Xfeat(c) => Engine::Xfeat(Box::new(network(
+                c.weights.as_deref().map(Xfeat::load),
+                Xfeat::bundled,
+            )?)),
+            DescriptorConfig::Disk(c) => Engine::Disk(Box::new(network(
+                c.weights.as_deref().map(Disk::load),
+                Disk::bundled,
+            )?)),
         };
         Ok(FeatureExtractor {
             config: self.clone(),
             engine,
         })
     }
+}
+
+/// A learned descriptor's network: `loaded` from the weights file given, else the bundled one.
+fn network<T>(
+    loaded: Option<Result<T, crate::state_dict::WeightsError>>,
+    bundled: impl FnOnce() -> T,
+) -> Result<T, ExtractError> {
+    match loaded {
+        Some(net) => net.map_err(|e| ExtractError::Config(e.to_string())),
+        None => Ok(bundled()),
+    }
+}
+
+/// Refuses an image with a side below `min` pixels.
+pub(crate) fn require_min_side(gray: &GrayImage, min: u32) -> Result<(), ExtractError> {
+    if gray.width() < min || gray.height() < min {
+        return Err(ExtractError::ImageTooSmall {
+            width: gray.width(),
+            height: gray.height(),
+            min,
+        });
+    }
+    Ok(())
 }
 
 /// What computes the descriptors, with its precomputed state.
@@ -296,13 +304,7 @@ impl Extractor for FeatureExtractor {
             Engine::Disk(_) => crate::disk::model::STRIDE as u32,
             _ => MIN_IMAGE_SIDE,
         };
-        if gray.width() < min || gray.height() < min {
-            return Err(ExtractError::ImageTooSmall {
-                width: gray.width(),
-                height: gray.height(),
-                min,
-            });
-        }
+        require_min_side(gray, min)?;
         let (detector, max_keypoints) = (&self.config.detector, self.config.max_keypoints);
         let (keypoints, descriptors) = match &self.engine {
             Engine::Sift(sift) => {
