@@ -25,3 +25,9 @@ def scene(height, width, seed):
         img[mask] = color * rng.uniform(0.5, 1.0)
     img += rng.normal(0, 0.02, img.shape)
     return (np.clip(img, 0, 1) * 255).round().astype(np.uint8)
+
+
+def grey(rgb):
+    """OpenCV's cvtColor(RGB2GRAY) rounding, in integers (the weights 4899, 9617, 1868 of 2^14)."""
+    r, g, b = (rgb[..., i].astype(np.int32) for i in range(3))
+    return ((r * 4899 + g * 9617 + b * 1868 + (1 << 13)) >> 14).astype(np.uint8)

