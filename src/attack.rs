@@ -57,6 +57,15 @@ pub struct TrainArgs {
     /// Descriptor the victim sends (sosnet: bundled weights) [default: sift].
     #[arg(long, value_parser = crate::choices::descriptor())]
     pub descriptor: Option<String>,
+    /// Audit another pipeline's features: read the training images' features from this store
+    /// (a folder of .npz, an hloc features.h5 or a COLMAP database.db, images named by their
+    /// path below --images) instead of extracting them. Any descriptor, float or binary, of any
+    /// dimension; the run records its kind and refuses features of another.
+    #[arg(long, conflicts_with_all = ["descriptor", "gray"])]
+    pub train_features: Option<PathBuf>,
+    /// The validation images' feature store, when it is not --train-features.
+    #[arg(long, requires = "train_features")]
+    pub val_features: Option<PathBuf>,
     /// Threat model: a preset (desc+pos, desc+pos+geom, pos-only) or a TOML file
     /// [default: desc+pos].
     #[arg(long)]
@@ -128,15 +137,14 @@ pub struct ReconstructArgs {
     /// bundled one (`featleak attack zoo` lists them).
     #[arg(long, value_parser = crate::choices::attacker)]
     pub run: AttackerSource,
-    /// Victim images: features are extracted as the threat model says, and scores computed.
-    #[arg(
-        long,
-        conflicts_with = "features",
-        required_unless_present = "features"
-    )]
+    /// Victim images: features are extracted as the threat model says (or read from
+    /// --features), and scores computed.
+    #[arg(long, required_unless_present = "features")]
     pub images: Option<PathBuf>,
-    /// Victim features alone: the real attack, without access to the images. A folder of .npz
-    /// feature files, an hloc features.h5 or a COLMAP database.db.
+    /// Victim features: a folder of .npz feature files, an hloc features.h5 or a COLMAP
+    /// database.db. Alone: the real attack, without access to the images. With --images (for
+    /// an attacker trained with --train-features): the images' features as your pipeline made
+    /// them, scored against the images.
     #[arg(long)]
     pub features: Option<PathBuf>,
     /// Output folder: NAME.png per image, metrics.json (with --images) and index.html.
@@ -183,6 +191,8 @@ impl TrainArgs {
             descriptor: self.descriptor.clone().unwrap_or(d.descriptor),
             threat: self.threat.as_ref().map_or(d.threat, ToString::to_string),
             val_images: self.val_images.clone(),
+            train_features: self.train_features.clone(),
+            val_features: self.val_features.clone(),
             size: self.size.unwrap_or(d.size),
             feature_size: self.feature_size,
             network: self.network.map_or(d.network, Into::into),
@@ -248,6 +258,24 @@ impl TrainArgs {
             path(&self.val_images),
             config
                 .val_root
+                .as_deref()
+                .map(|p| canonical(p.as_ref()))
+                .unwrap_or_default(),
+        );
+        differs(
+            "train-features",
+            path(&self.train_features),
+            config
+                .train_features
+                .as_deref()
+                .map(|p| canonical(p.as_ref()))
+                .unwrap_or_default(),
+        );
+        differs(
+            "val-features",
+            path(&self.val_features),
+            config
+                .val_features
                 .as_deref()
                 .map(|p| canonical(p.as_ref()))
                 .unwrap_or_default(),
@@ -345,8 +373,12 @@ impl SessionObserver for Ui {
     fn starting(&mut self, config: &RunConfig, train: usize, val: usize) {
         self.finish();
         featleak_train::stop::install();
+        let prepared = match &config.train_features {
+            Some(store) => format!("{train} with features from {store}, not mirrored"),
+            None => format!("{train} with mirrors"),
+        };
         println!(
-            "training {} under '{}' on {} images ({train} with mirrors), validating on {val}",
+            "training {} under '{}' on {} images ({prepared}), validating on {val}",
             config.threat.extractor.name(),
             config.threat.name,
             config.train_images.len(),
@@ -475,7 +507,11 @@ pub fn train_command(args: &TrainArgs) -> anyhow::Result<ExitCode> {
 /// `attack reconstruct`.
 pub fn reconstruct_command(args: &ReconstructArgs) -> anyhow::Result<ExitCode> {
     let victims = match (&args.images, &args.features) {
-        (Some(dir), _) => Victims::Images(dir.clone()),
+        (Some(images), Some(features)) => Victims::ImagesWithFeatures {
+            images: images.clone(),
+            features: features.clone(),
+        },
+        (Some(dir), None) => Victims::Images(dir.clone()),
         (None, Some(dir)) => Victims::Features(dir.clone()),
         (None, None) => bail!("give --images or --features"),
     };

@@ -621,3 +621,172 @@ fn bundled_attackers_are_listed_used_and_checked() {
         serde_json::from_slice(&std::fs::read(dir.path().join("run/run.json")).unwrap()).unwrap();
     assert_eq!(config["threat"]["extractor"]["gray"], "imread-grayscale");
 }
+
+/// A store of made-up features of a descriptor featleak has never heard of (`dimension`
+/// floats, or bits when `binary`), recording no extractor as hloc's files do: one set per
+/// `(image name, width, height)`.
+fn foreign_store(path: &Path, images: &[(&str, u32, u32)], dimension: usize, binary: bool) {
+    use featleak_descriptors::{Descriptors, FeatureSet, Keypoint, store};
+    let mut writer = store::create(path).unwrap();
+    for (i, &(name, w, h)) in images.iter().enumerate() {
+        let n = 40;
+        let value = |k: usize, d: usize| ((k * 31 + d * 7 + i * 13) as f32 * 0.37).sin();
+        let keypoints = (0..n)
+            .map(|k| Keypoint {
+                x: (k * 37 % w as usize) as f32 + 0.25,
+                y: (k * 53 % h as usize) as f32 + 0.5,
+                size: 4.0,
+                angle: -1.0,
+                response: 1.0 / (1 + k) as f32,
+                octave: 0,
+            })
+            .collect();
+        let descriptors = if binary {
+            let bytes = dimension / 8;
+            Descriptors::Binary(ndarray::Array2::from_shape_fn((n, bytes), |(k, d)| {
+                (value(k, d) * 127.0 + 128.0) as u8
+            }))
+        } else {
+            Descriptors::Float(ndarray::Array2::from_shape_fn((n, dimension), |(k, d)| {
+                value(k, d)
+            }))
+        };
+        let features = FeatureSet {
+            image_size: (h, w),
+            keypoints,
+            descriptors,
+            extractor: store::unknown_extractor(),
+        };
+        writer.write(name, &features).unwrap();
+    }
+    writer.finish().unwrap();
+}
+
+#[test]
+fn another_pipelines_features_train_an_attacker_that_refuses_features_of_another_kind() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = |name: &str| dir.path().join(name).to_str().unwrap().to_string();
+    let images = dir.path().join("images");
+    scenes(&images, 5, 96, 72);
+    common::write_scene(&images.join("odd.png"), 80, 80, 7);
+    // s4 has no features; odd.png's were made on an image of another size.
+    let listed = [
+        ("s0.png", 96, 72),
+        ("s1.png", 96, 72),
+        ("s2.png", 96, 72),
+        ("s3.png", 96, 72),
+        ("odd.png", 96, 72),
+    ];
+    foreign_store(&dir.path().join("f.h5"), &listed, 96, false);
+    let train = |store: &str, out: &str, extra: &[&str]| {
+        featleak()
+            .args(["attack", "train", "--size", "32", "--feature-size", "64"])
+            .args(["--batch-size", "2", "--val-images"])
+            .args([&p("images"), "--images", &p("images")])
+            .args(["--train-features", store, "--out", &p(out)])
+            .args(extra)
+            .output()
+            .unwrap()
+    };
+    let o = train(&p("f.h5"), "run", &["--steps", "2"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let e = stderr(&o);
+    assert!(
+        e.contains("s4.png: ") && e.contains("holds no features of it"),
+        "{e}"
+    );
+    assert!(
+        e.contains("stored features are of a 96×72 image, the image is 80×80"),
+        "{e}"
+    );
+    let config: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.path().join("run/run.json")).unwrap()).unwrap();
+    assert_eq!(
+        config["threat"]["extractor"]["descriptor"],
+        serde_json::json!({"kind": "external", "source": "unknown", "dimension": 96, "binary": false})
+    );
+    assert_eq!(config["train_features"], p("f.h5"));
+    // Both skipped as training and as validation images.
+    assert_eq!(config["skipped"].as_array().unwrap().len(), 4);
+    let o = train(&p("f.h5"), "run", &["--resume", "--steps", "3"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    foreign_store(&dir.path().join("g.h5"), &listed, 96, false);
+    assert_error(
+        &train(&p("g.h5"), "run", &["--resume", "--steps", "4"]),
+        "--train-features",
+    );
+    assert_error(
+        &train(&p("f.h5"), "r2", &["--steps", "2", "--descriptor", "sift"]),
+        "cannot be used with",
+    );
+
+    // The victims' features with their images are scored; alone, reconstructed.
+    let reconstruct = |extra: &[&str]| {
+        featleak()
+            .args([
+                "attack",
+                "reconstruct",
+                "--run",
+                &p("run"),
+                "--out",
+                &p("rec"),
+            ])
+            .args(extra)
+            .output()
+            .unwrap()
+    };
+    let o = reconstruct(&["--images", &p("images"), "--features", &p("f.h5")]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let metrics: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.path().join("rec/metrics.json")).unwrap())
+            .unwrap();
+    assert_eq!(metrics["images"].as_array().unwrap().len(), 4, "{metrics}");
+    std::fs::remove_dir_all(dir.path().join("rec")).unwrap();
+    let o = reconstruct(&["--features", &p("f.h5")]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(dir.path().join("rec/s0.png").exists());
+    std::fs::remove_dir_all(dir.path().join("rec")).unwrap();
+    assert_error(
+        &reconstruct(&["--images", &p("images")]),
+        "trained on features read from a store (external:unknown): give the victims' features",
+    );
+
+    // Features of another shape or type are refused, naming the image.
+    foreign_store(&dir.path().join("d64.h5"), &listed, 64, false);
+    assert_error(
+        &reconstruct(&["--features", &p("d64.h5")]),
+        "float descriptors of 64 values; the attacker's are float descriptors of 96 values",
+    );
+    foreign_store(&dir.path().join("bits"), &listed, 96, true);
+    assert_error(
+        &reconstruct(&["--images", &p("images"), "--features", &p("bits")]),
+        "image 'odd.png': binary descriptors of 96 values; the attacker's are float",
+    );
+    // A featleak attacker reads no store.
+    let sift = dir.path().join("sift");
+    assert!(
+        train_attacker(&images, &sift, &["--steps", "1"])
+            .status
+            .success()
+    );
+    let o = featleak()
+        .args(["attack", "reconstruct", "--run", sift.to_str().unwrap()])
+        .args([
+            "--images",
+            &p("images"),
+            "--features",
+            &p("f.h5"),
+            "--out",
+            &p("r"),
+        ])
+        .output()
+        .unwrap();
+    assert_error(
+        &o,
+        "extracts sift+dog features itself and reads no feature store",
+    );
+
+    // Binary descriptors of any length train too.
+    let o = train(&p("bits"), "binary", &["--steps", "2"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+}

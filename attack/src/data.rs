@@ -126,18 +126,9 @@ pub fn prepare(
     cache: &FeatureCache,
     mirrored: bool,
 ) -> Result<Prepared, AttackError> {
-    let rgb = load_rgb(path)?;
+    let (rgb, geometry) = load_for(path, threat)?;
     let (width, height) = rgb.dimensions();
-    if width.min(height) < threat.resolution {
-        return Err(AttackError::ImageTooSmall {
-            path: path.to_path_buf(),
-            width,
-            height,
-            resolution: threat.resolution,
-        });
-    }
     let f = threat.feature_resolution;
-    let geometry = ResizeCrop::cover((height, width), (f, f));
     let mut image = geometry.apply(&rgb);
     if mirrored {
         image::imageops::flip_horizontal_in_place(&mut image);
@@ -165,6 +156,51 @@ pub fn prepare(
         name: name.to_string(),
         image,
         features,
+    })
+}
+
+/// The image at `path` and the geometry taking it to the threat model's feature resolution
+/// (resize to cover, centre crop); images smaller than the reconstruction are refused.
+fn load_for(path: &Path, threat: &ThreatModel) -> Result<(RgbImage, ResizeCrop), AttackError> {
+    let rgb = load_rgb(path)?;
+    let (width, height) = rgb.dimensions();
+    if width.min(height) < threat.resolution {
+        return Err(AttackError::ImageTooSmall {
+            path: path.to_path_buf(),
+            width,
+            height,
+            resolution: threat.resolution,
+        });
+    }
+    let f = threat.feature_resolution;
+    Ok((rgb, ResizeCrop::cover((height, width), (f, f))))
+}
+
+/// Loads `path` and brings it and `features` — another pipeline's, read from a store, made on
+/// the whole image — to the threat model's feature resolution as [`prepare`] brings an image
+/// (resize to cover, centre crop; keypoints outside the crop dropped). Never mirrored: an
+/// unknown descriptor of a mirrored image cannot be computed from the image's.
+pub fn prepare_stored(
+    path: &Path,
+    name: &str,
+    threat: &ThreatModel,
+    features: FeatureSet,
+) -> Result<Prepared, AttackError> {
+    let (rgb, geometry) = load_for(path, threat)?;
+    let (width, height) = rgb.dimensions();
+    if features.image_size != (height, width) {
+        let (fh, fw) = features.image_size;
+        return Err(AttackError::Mismatch {
+            path: path.to_path_buf(),
+            problem: format!(
+                "its stored features are of a {fw}×{fh} image, the image is {width}×{height}"
+            ),
+        });
+    }
+    Ok(Prepared {
+        name: name.to_string(),
+        image: geometry.apply(&rgb),
+        features: features.transformed(&geometry),
     })
 }
 

@@ -6,10 +6,10 @@
 //! `featleak merge` needs to join the parts.
 
 use crate::AttackError;
-use crate::data::{FeatureCache, centre_view, make_batch};
+use crate::data::{centre_view, make_batch};
 use crate::device::ComputeDevice;
 use crate::merge::{ShardManifest, ShardRow};
-use crate::session::{JobObserver, prepare_all};
+use crate::session::{FeatureSource, JobObserver, prepare_all};
 use crate::threat::{Share, ThreatModel};
 use crate::training::{to_device, to_images};
 use crate::zoo::{Attacker, AttackerSource};
@@ -33,6 +33,14 @@ pub enum Victims {
     Images(PathBuf),
     /// Feature files (.npz) alone, without the images.
     Features(PathBuf),
+    /// Images whose features another pipeline made, read from this store (for an attacker
+    /// trained on such features): scores computed as with [`Victims::Images`].
+    ImagesWithFeatures {
+        /// The victim images.
+        images: PathBuf,
+        /// Their features: an npz folder, an hloc `.h5` or a COLMAP `.db`.
+        features: PathBuf,
+    },
 }
 
 /// A reconstruction job.
@@ -86,11 +94,26 @@ pub fn reconstruct(
         )));
     }
     let share = job.share.map_or(threat.attack_share, Share::fixed);
+    if let (Some(_), Victims::Images(_)) = (threat.extractor.external_descriptor(), &job.victims) {
+        return Err(AttackError::Recipe(format!(
+            "{} was trained on features read from a store ({}): give the victims' features \
+             with --features (and --images to score the reconstructions)",
+            job.attacker,
+            threat.extractor.name()
+        )));
+    }
     let victims = match &job.victims {
         Victims::Images(dir) => from_images(
             dir,
             job.shard,
-            &job.attacker.feature_cache(),
+            &FeatureSource::Extract(&job.attacker.feature_cache()),
+            threat,
+            observer,
+        )?,
+        Victims::ImagesWithFeatures { images, features } => from_images(
+            images,
+            job.shard,
+            &FeatureSource::Stored(features.clone()),
             threat,
             observer,
         )?,
@@ -144,7 +167,7 @@ pub fn reconstruct(
             threat.extractor.name(),
             threat.name
         ),
-        with_reference: matches!(job.victims, Victims::Images(_)),
+        with_reference: !matches!(job.victims, Victims::Features(_)),
         run: job.attacker.to_string(),
         threat: threat.name.clone(),
         share_min: share.min.to_string(),
@@ -153,7 +176,9 @@ pub fn reconstruct(
     };
     if let Some(shard) = job.shard {
         let (kind, root) = match &job.victims {
-            Victims::Images(dir) => ("images", dir),
+            Victims::Images(dir) | Victims::ImagesWithFeatures { images: dir, .. } => {
+                ("images", dir)
+            }
             Victims::Features(dir) => ("features", dir),
         };
         let mut scores = scores.iter();
@@ -238,12 +263,12 @@ pub struct GalleryPage {
     pub size: u32,
 }
 
-/// Victims from images: prepared as the attacker's training images were (features cached in
-/// `cache`), seen whole.
+/// Victims from images: prepared as the attacker's training images were (features extracted
+/// and cached, or read from a store), seen whole.
 fn from_images(
     dir: &Path,
     shard: Option<Shard>,
-    cache: &FeatureCache,
+    source: &FeatureSource,
     threat: &ThreatModel,
     observer: &mut dyn JobObserver,
 ) -> Result<Vec<Victim>, AttackError> {
@@ -260,7 +285,7 @@ fn from_images(
         .zip(&indices)
         .map(|((_, name), &i)| (name.as_str(), i))
         .collect();
-    let (prepared, _) = prepare_all(&paths, threat, cache, false, ("extract", observer))?;
+    let (prepared, _) = prepare_all(&paths, threat, source, false, ("extract", observer))?;
     Ok(prepared
         .into_iter()
         .map(|p| {
@@ -333,7 +358,12 @@ fn from_feature_files(
                 path: f.clone(),
                 problem,
             };
-            if features.extractor.name != "unknown"
+            if let Some(expected) = threat.extractor.external_descriptor() {
+                // Trained on another pipeline's features: judged by their source and shape.
+                if let Some(problem) = expected.mismatch(&features, "the attacker's") {
+                    return Err(mismatch(problem));
+                }
+            } else if features.extractor.name != "unknown"
                 && features.extractor.name != threat.extractor.name()
             {
                 return Err(mismatch(format!(
@@ -344,26 +374,29 @@ fn from_feature_files(
             }
             // Same name, other descriptor settings (RootSIFT against SIFT, other SOSNet
             // weights): other values than the attacker learned from.
-            let theirs = features.extractor.config.get("descriptor");
-            let ours = serde_json::to_value(&threat.extractor.descriptor).expect("serialisable");
-            if let Some(theirs) = theirs
-                && *theirs != ours
-            {
-                return Err(mismatch(format!(
-                    "descriptors computed with {theirs} but the attacker was trained on {ours}"
-                )));
-            }
-            if let Some(theirs) = features.extractor.config.get("gray")
-                && theirs.as_str() != Some(our_gray)
-            {
-                *other_gray.entry(theirs.to_string()).or_default() += 1;
-            }
-            let dimension = threat.extractor.descriptor.dimension();
-            if features.descriptors.dimension() != dimension {
-                return Err(mismatch(format!(
-                    "descriptors of {} values, the attacker expects {dimension}",
-                    features.descriptors.dimension(),
-                )));
+            if threat.extractor.external_descriptor().is_none() {
+                let theirs = features.extractor.config.get("descriptor");
+                let ours =
+                    serde_json::to_value(&threat.extractor.descriptor).expect("serialisable");
+                if let Some(theirs) = theirs
+                    && *theirs != ours
+                {
+                    return Err(mismatch(format!(
+                        "descriptors computed with {theirs} but the attacker was trained on {ours}"
+                    )));
+                }
+                if let Some(theirs) = features.extractor.config.get("gray")
+                    && theirs.as_str() != Some(our_gray)
+                {
+                    *other_gray.entry(theirs.to_string()).or_default() += 1;
+                }
+                let dimension = threat.extractor.descriptor.dimension();
+                if features.descriptors.dimension() != dimension {
+                    return Err(mismatch(format!(
+                        "descriptors of {} values, the attacker expects {dimension}",
+                        features.descriptors.dimension(),
+                    )));
+                }
             }
             let t = ResizeCrop::cover(features.image_size, (r, r));
             Ok(Victim {

@@ -10,6 +10,7 @@ use crate::threat::ThreatModel;
 use crate::zoo::AttackerSource;
 use featleak_datasets::FileError;
 use featleak_datasets::{GrayConversion, SplitFractions, find_named_images, split_seeded};
+use featleak_descriptors::ExtractorConfig;
 use featleak_train::{Budget, MetricsRow, RunFolder, Schedule, TrainError};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
@@ -65,6 +66,14 @@ pub struct RunConfig {
     /// Folder of the validation images when they are not under `images_root`.
     #[serde(default)]
     pub val_root: Option<String>,
+    /// Feature store (npz folder, hloc `.h5` or COLMAP `.db`) the training images' features are
+    /// read from, when another pipeline made them (the threat model's extractor is then
+    /// [`external`](featleak_descriptors::ExtractorConfig::external)); none: extracted by featleak.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub train_features: Option<String>,
+    /// Feature store of the validation images when it is not `train_features`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub val_features: Option<String>,
     /// Images that could not be used, with the reason.
     pub skipped: Vec<String>,
     /// Compute device of the latest training session (`cpu` or `wgpu`): an execution choice,
@@ -95,6 +104,11 @@ pub struct NewRun {
     pub images: PathBuf,
     /// Validation images (default: 10 % of `images`, seeded).
     pub val_images: Option<PathBuf>,
+    /// Read the images' features from this store (any extractor's) instead of extracting them;
+    /// `descriptor` and `gray` are then unused.
+    pub train_features: Option<PathBuf>,
+    /// The validation images' feature store (default: `train_features`).
+    pub val_features: Option<PathBuf>,
     /// Side of the square reconstruction.
     pub size: u32,
     /// Side of the square the features are extracted from (default: twice `size`).
@@ -136,6 +150,8 @@ impl NewRun {
             threat: "desc+pos".into(),
             images,
             val_images: None,
+            train_features: None,
+            val_features: None,
             size: 128,
             feature_size: None,
             network: NetworkPreset::Cpu,
@@ -183,6 +199,26 @@ impl RunConfig {
         threat.feature_resolution = spec.feature_size.unwrap_or(2 * spec.size);
         if let Some(gray) = spec.gray {
             threat.extractor.gray = gray;
+        }
+        match (&spec.train_features, &spec.val_features) {
+            (Some(store), _) => {
+                if spec.gray.is_some() {
+                    return Err(AttackError::Recipe(
+                        "features read from a store are already extracted: a grey conversion \
+                         does not apply to them"
+                            .into(),
+                    ));
+                }
+                threat.extractor = external_extractor(store)?;
+            }
+            (None, Some(_)) => {
+                return Err(AttackError::Recipe(
+                    "validation features are read from a store only when the training \
+                     features are (give the training images' store too)"
+                        .into(),
+                ));
+            }
+            (None, None) => {}
         }
         threat.validate()?;
         let channels = threat
@@ -269,6 +305,11 @@ impl RunConfig {
             train_images,
             val_images,
             val_root: spec.val_images.as_ref().map(|p| p.display().to_string()),
+            train_features: spec
+                .train_features
+                .as_ref()
+                .map(|p| p.display().to_string()),
+            val_features: spec.val_features.as_ref().map(|p| p.display().to_string()),
             skipped: Vec::new(),
             device: None,
         })
@@ -303,6 +344,29 @@ impl RunConfig {
     pub fn val_root(&self) -> PathBuf {
         PathBuf::from(self.val_root.as_ref().unwrap_or(&self.images_root))
     }
+
+    /// Where the validation images' features are read from, when they are read rather than
+    /// extracted.
+    pub fn val_features(&self) -> Option<PathBuf> {
+        self.val_features
+            .as_ref()
+            .or(self.train_features.as_ref())
+            .map(PathBuf::from)
+    }
+}
+
+/// The extractor of the features in `store`: [`ExtractorConfig::external`] of its first image's.
+fn external_extractor(store: &Path) -> Result<ExtractorConfig, AttackError> {
+    let reader = featleak_descriptors::store::open(store)?;
+    let first = reader
+        .names()?
+        .into_iter()
+        .next()
+        .ok_or(AttackError::Nothing {
+            what: "images",
+            folder: store.to_path_buf(),
+        })?;
+    Ok(ExtractorConfig::external(&reader.read(&first)?))
 }
 
 /// The attacker's files in a run folder besides the skeleton's.

@@ -3,12 +3,13 @@
 //! cached in the run folder), `run.json` written, then the trainer until the budget is spent.
 
 use crate::AttackError;
-use crate::data::{FeatureCache, Prepared, prepare};
+use crate::data::{FeatureCache, Prepared, prepare, prepare_stored};
 use crate::device::ComputeDevice;
 use crate::run::{AttackRun, EpochLoss, EpochMetrics, NewRun, RunConfig};
 use crate::threat::ThreatModel;
 use featleak_datasets::FileError;
-use featleak_datasets::find_named_images;
+use featleak_datasets::{find_named_images, image_name};
+use featleak_descriptors::FeatureSet;
 use featleak_train::{Budget, Observer, Progress, RunFolder};
 use rayon::prelude::*;
 use std::path::{Path, PathBuf};
@@ -70,17 +71,27 @@ pub fn train_attacker(
     observer.device(&description);
     let images_root = PathBuf::from(&config.images_root);
     let cache = FeatureCache::new(run.cache());
+    let (train_source, val_source) = match &config.train_features {
+        Some(store) => (
+            FeatureSource::Stored(PathBuf::from(store)),
+            FeatureSource::Stored(config.val_features().expect("train_features is set")),
+        ),
+        None => (
+            FeatureSource::Extract(&cache),
+            FeatureSource::Extract(&cache),
+        ),
+    };
     let (train, mut skipped) = prepare_all(
         &named(&config.train_images, &images_root)?,
         &config.threat,
-        &cache,
+        &train_source,
         true,
         ("prepare", &mut *observer),
     )?;
     let (val, val_skipped) = prepare_all(
         &named(&config.val_images, &config.val_root())?,
         &config.threat,
-        &cache,
+        &val_source,
         false,
         ("validation", &mut *observer),
     )?;
@@ -112,32 +123,59 @@ fn named(names: &[String], root: &Path) -> Result<Vec<(PathBuf, String)>, Attack
         .collect())
 }
 
-/// Prepares `paths` (and their mirror images when `mirrors`) in parallel; images that cannot be
-/// used are reported once each and returned as reasons.
+/// Where the features of prepared images come from.
+pub enum FeatureSource<'a> {
+    /// Extracted as the threat model says, cached here.
+    Extract(&'a FeatureCache),
+    /// Read from this feature store (any pipeline's), by image name.
+    Stored(PathBuf),
+}
+
+/// Prepares `paths` (and, with extracted features, their mirror images when `mirrors`) in
+/// parallel; images that cannot be used are reported once each and returned as reasons.
+/// Stored features of another kind than the threat model's are an error, not a skip.
 pub fn prepare_all(
     paths: &[(PathBuf, String)],
     threat: &ThreatModel,
-    cache: &FeatureCache,
+    source: &FeatureSource,
     mirrors: bool,
     (stage, observer): (&str, &mut dyn JobObserver),
 ) -> Result<(Vec<Prepared>, Vec<String>), AttackError> {
-    let extractor = threat
-        .extractor
-        .build()
-        .map_err(|e| AttackError::Recipe(format!("cannot build the extractor: {e}")))?;
-    let variants: Vec<(&PathBuf, &String, bool)> = paths
-        .iter()
-        .flat_map(|(p, n)| std::iter::once((p, n, false)).chain(mirrors.then_some((p, n, true))))
-        .collect();
-    let tick = observer.stage(stage, variants.len());
-    let results: Vec<Result<Prepared, AttackError>> = variants
-        .par_iter()
-        .map(|(p, n, m)| {
-            let r = prepare(p, n, threat, &extractor, cache, *m);
-            tick();
-            r
-        })
-        .collect();
+    let results: Vec<Result<Prepared, AttackError>> = match source {
+        FeatureSource::Extract(cache) => {
+            let extractor = threat
+                .extractor
+                .build()
+                .map_err(|e| AttackError::Recipe(format!("cannot build the extractor: {e}")))?;
+            let variants: Vec<(&PathBuf, &String, bool)> = paths
+                .iter()
+                .flat_map(|(p, n)| {
+                    std::iter::once((p, n, false)).chain(mirrors.then_some((p, n, true)))
+                })
+                .collect();
+            let tick = observer.stage(stage, variants.len());
+            variants
+                .par_iter()
+                .map(|(p, n, m)| {
+                    let r = prepare(p, n, threat, &extractor, cache, *m);
+                    tick();
+                    r
+                })
+                .collect()
+        }
+        FeatureSource::Stored(store) => {
+            let stored = read_stored(paths, threat, store)?;
+            let tick = observer.stage(stage, stored.len());
+            stored
+                .into_par_iter()
+                .map(|(p, n, features)| {
+                    let r = features.and_then(|f| prepare_stored(p, n, threat, f));
+                    tick();
+                    r
+                })
+                .collect()
+        }
+    };
     let mut ok = Vec::new();
     let mut failed: Vec<String> = Vec::new();
     for r in results {
@@ -152,4 +190,54 @@ pub fn prepare_all(
         }
     }
     Ok((ok, failed))
+}
+
+/// The features of each image of `paths` in `store` (read in turn: stores are single files):
+/// an image the store lacks is an error of that image, to be skipped; a store that cannot be
+/// read, or features of another kind than the threat model's extractor, fail the whole job.
+#[allow(clippy::type_complexity)]
+fn read_stored<'p>(
+    paths: &'p [(PathBuf, String)],
+    threat: &ThreatModel,
+    store: &Path,
+) -> Result<Vec<(&'p PathBuf, &'p String, Result<FeatureSet, AttackError>)>, AttackError> {
+    let Some(expected) = threat.extractor.external_descriptor() else {
+        return Err(AttackError::Recipe(format!(
+            "the attacker extracts {} features itself and reads no feature store: give \
+             --images or --features alone",
+            threat.extractor.name()
+        )));
+    };
+    let reader = featleak_descriptors::store::open(store)?;
+    // Stores name images with their extension (`a/one.png`), image folders without.
+    let mut by_name = std::collections::HashMap::new();
+    for stored in reader.names()? {
+        let name = image_name(Path::new(&stored), Path::new(""));
+        if let Some(other) = by_name.insert(name, stored.clone()) {
+            return Err(AttackError::Mismatch {
+                path: store.to_path_buf(),
+                problem: format!("images '{other}' and '{stored}' differ only in extension"),
+            });
+        }
+    }
+    paths
+        .iter()
+        .map(|(p, n)| {
+            let Some(stored) = by_name.get(n) else {
+                let missing = AttackError::Mismatch {
+                    path: p.clone(),
+                    problem: format!("{} holds no features of it", store.display()),
+                };
+                return Ok((p, n, Err(missing)));
+            };
+            let features = reader.read(stored)?;
+            if let Some(problem) = expected.mismatch(&features, "the attacker's") {
+                return Err(AttackError::Mismatch {
+                    path: store.to_path_buf(),
+                    problem: format!("image '{stored}': {problem}"),
+                });
+            }
+            Ok((p, n, Ok(features)))
+        })
+        .collect()
 }

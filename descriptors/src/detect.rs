@@ -125,6 +125,8 @@ pub enum DetectorConfig {
     /// DISK's keypoints (`disk`): with the `disk` descriptor, from the same network pass; under
     /// another descriptor, from DISK on its bundled weights. Size 5, no angle, raster order.
     Disk(crate::disk::DiskDetector),
+    /// Another pipeline's keypoints, read from feature files, never detected (`external`).
+    External,
 }
 
 impl DetectorConfig {
@@ -136,6 +138,7 @@ impl DetectorConfig {
             Self::Fast(_) => "fast",
             Self::Xfeat(_) => "xfeat",
             Self::Disk(_) => "disk",
+            Self::External => "external",
         }
     }
 
@@ -192,6 +195,9 @@ impl DetectorConfig {
                     .detect_and_compute(gray, d, max_keypoints)?
                     .0)
             }
+            Self::External => Err(ExtractError::Config(
+                "external keypoints are read from feature files, never detected".into(),
+            )),
         }
     }
 }

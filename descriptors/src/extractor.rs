@@ -53,6 +53,52 @@ pub struct DiskConfig {
     pub weights: Option<PathBuf>,
 }
 
+/// Features made by an extractor featleak does not run (another pipeline's, read from feature
+/// files): what an attacker trained on them knows of their descriptors.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExternalDescriptor {
+    /// The extractor name the files record (`unknown` for hloc and COLMAP files, which record
+    /// none).
+    pub source: String,
+    /// Values per descriptor (bits for binary ones).
+    pub dimension: usize,
+    /// Binary descriptors (packed bits) rather than floats.
+    pub binary: bool,
+}
+
+impl ExternalDescriptor {
+    /// What `features` hold: their extractor name, dimension and type.
+    pub fn of(features: &FeatureSet) -> Self {
+        Self {
+            source: features.extractor.name.clone(),
+            dimension: features.descriptors.dimension(),
+            binary: matches!(features.descriptors, Descriptors::Binary(_)),
+        }
+    }
+
+    /// Why `features` are not of this kind (another named extractor, dimension or type), if
+    /// they are not, saying `whose` (e.g. "the attacker's") this kind is. Files that record no
+    /// extractor (`unknown`) are judged by shape alone.
+    pub fn mismatch(&self, features: &FeatureSet, whose: &str) -> Option<String> {
+        let theirs = Self::of(features);
+        let shape = |e: &Self| {
+            let kind = if e.binary { "binary" } else { "float" };
+            format!("{kind} descriptors of {} values", e.dimension)
+        };
+        if theirs.source != "unknown" && self.source != "unknown" && theirs.source != self.source {
+            Some(format!(
+                "features from {}; {whose} are from {}",
+                theirs.source, self.source
+            ))
+        } else if (theirs.dimension, theirs.binary) != (self.dimension, self.binary) {
+            Some(format!("{}; {whose} are {}", shape(&theirs), shape(self)))
+        } else {
+            None
+        }
+    }
+}
+
 /// Which descriptor describes the keypoints.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "lowercase")]
@@ -67,6 +113,9 @@ pub enum DescriptorConfig {
     Xfeat(XfeatConfig),
     /// DISK: 128 floats of unit norm, on DISK's own keypoints (`disk`, detector `disk`).
     Disk(DiskConfig),
+    /// Another pipeline's descriptors, read from feature files, never computed (`external`,
+    /// detector `external`).
+    External(ExternalDescriptor),
 }
 
 impl DescriptorConfig {
@@ -94,6 +143,7 @@ impl DescriptorConfig {
             Self::Sosnet(_) => "sosnet",
             Self::Xfeat(_) => "xfeat",
             Self::Disk(_) => "disk",
+            Self::External(_) => "external",
         }
     }
 
@@ -105,6 +155,7 @@ impl DescriptorConfig {
             Self::Sosnet(_) => crate::sosnet::DESCRIPTOR_SIZE,
             Self::Xfeat(_) => crate::xfeat::DESCRIPTOR_SIZE,
             Self::Disk(_) => crate::disk::DESCRIPTOR_SIZE,
+            Self::External(e) => e.dimension,
         }
     }
 
@@ -212,9 +263,31 @@ impl ExtractorConfig {
         Self::named(descriptor, Self::default_detector(descriptor))
     }
 
-    /// `descriptor+detector`, e.g. `sift+dog`.
+    /// Features read from files, of the kind `features` are: detector and descriptor
+    /// [`External`](DescriptorConfig::External).
+    pub fn external(features: &FeatureSet) -> Self {
+        Self {
+            detector: DetectorConfig::External,
+            descriptor: DescriptorConfig::External(ExternalDescriptor::of(features)),
+            max_keypoints: 0,
+            gray: GrayConversion::default(),
+        }
+    }
+
+    /// The external descriptor, when the features are read from files rather than extracted.
+    pub fn external_descriptor(&self) -> Option<&ExternalDescriptor> {
+        match &self.descriptor {
+            DescriptorConfig::External(e) => Some(e),
+            _ => None,
+        }
+    }
+
+    /// `descriptor+detector`, e.g. `sift+dog`; `external:SOURCE` for features read from files.
     pub fn name(&self) -> String {
-        format!("{}+{}", self.descriptor.name(), self.detector.name())
+        match &self.descriptor {
+            DescriptorConfig::External(e) => format!("external:{}", e.source),
+            d => format!("{}+{}", d.name(), self.detector.name()),
+        }
     }
 }
 
@@ -237,6 +310,13 @@ impl ExtractorConfig {
                 c.weights.as_deref().map(Disk::load),
                 Disk::bundled,
             )?)),
+            DescriptorConfig::External(_) => {
+                return Err(ExtractError::Config(format!(
+                    "{} features are read from feature files, never extracted: give the \
+                     features instead of the images",
+                    self.name()
+                )));
+            }
         };
         Ok(FeatureExtractor {
             config: self.clone(),

@@ -29,8 +29,8 @@ pub mod xfeat;
 pub use detect::{DetectorConfig, FastConfig, HarrisConfig, SiftParams};
 pub use error::{DescriptorError, ExtractError, FeatureFileError};
 pub use extractor::{
-    DESCRIPTOR_NAMES, DETECTOR_NAMES, DescriptorConfig, DiskConfig, Extractor, ExtractorConfig,
-    FeatureExtractor, SosnetConfig, XfeatConfig, extract_file,
+    DESCRIPTOR_NAMES, DETECTOR_NAMES, DescriptorConfig, DiskConfig, ExternalDescriptor, Extractor,
+    ExtractorConfig, FeatureExtractor, SosnetConfig, XfeatConfig, extract_file,
 };
 pub use features::{Descriptors, ExtractorInfo, FeatureSet};
 pub use freak::{Freak, FreakConfig};
