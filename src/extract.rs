@@ -15,12 +15,13 @@ use std::process::ExitCode;
 
 #[derive(Args, Clone, Debug)]
 pub struct ExtractArgs {
-    /// Descriptor: sift, freak, sosnet, xfeat or disk (the learned ones use the bundled weights
-    /// unless --weights).
+    /// Descriptor: sift, freak, sosnet, xfeat, disk or aliked (the learned ones use the bundled
+    /// weights unless --weights).
     #[arg(long, default_value = "sift", value_parser = choices::descriptor())]
     pub descriptor: String,
-    /// Keypoint detector: dog (OpenCV SIFT's), harris, fast, xfeat or disk (XFeat's or DISK's
-    /// keypoints; the only one, and the default, for --descriptor xfeat or disk). Default: dog.
+    /// Keypoint detector: dog (OpenCV SIFT's), harris, fast, xfeat, disk or aliked (the learned
+    /// extractors' keypoints; the only one, and the default, for their own descriptor). Default:
+    /// dog.
     #[arg(long, value_parser = choices::detector())]
     pub detector: Option<String>,
     /// Keep at most this many keypoints per image, strongest first (0: all).
@@ -37,7 +38,8 @@ pub struct ExtractArgs {
     /// Weights of a learned descriptor: for sosnet a SOSNet32x32 state_dict (PyTorch .pth such as
     /// the official sosnet_32x32_liberty.pth, or .safetensors from `featleak train-descriptor`),
     /// for xfeat an XFeatModel state_dict (the official xfeat.pt), for disk a DISK state_dict (the
-    /// official depth-save.pth); default: the bundled weights.
+    /// official depth-save.pth), for aliked an ALIKED-N16 state_dict (the official
+    /// aliked-n16.pth); default: the bundled weights.
     #[arg(long)]
     pub weights: Option<PathBuf>,
     /// Folder of images, searched recursively (jpg, jpeg, png, ppm, pgm, bmp, webp).

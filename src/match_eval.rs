@@ -15,12 +15,12 @@ use std::sync::Mutex;
 
 #[derive(Args, Clone, Debug)]
 pub struct MatchEvalArgs {
-    /// Descriptors to compare, comma separated: sift, freak, sosnet, xfeat, disk.
+    /// Descriptors to compare, comma separated: sift, freak, sosnet, xfeat, disk, aliked.
     #[arg(long, value_delimiter = ',', default_value = "sift", value_parser = choices::descriptor())]
     pub descriptor: Vec<String>,
-    /// Keypoint detector: dog, harris, fast, xfeat or disk (the same keypoints for every
-    /// descriptor). Default: dog, and their own keypoints for xfeat and disk, whose detector and
-    /// descriptor are one network.
+    /// Keypoint detector: dog, harris, fast, xfeat, disk or aliked (the same keypoints for every
+    /// descriptor). Default: dog, and their own keypoints for xfeat, disk and aliked, whose
+    /// detector and descriptor are one network.
     #[arg(long, value_parser = choices::detector())]
     pub detector: Option<String>,
     /// Keep at most this many keypoints per image, strongest first (0: all).

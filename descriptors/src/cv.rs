@@ -78,3 +78,38 @@ pub fn float_descriptors(mat: &Mat, dim: usize) -> Result<Array2<f32>, ExtractEr
     let data = mat.data_typed::<f32>()?.to_vec();
     Ok(Array2::from_shape_vec((rows, cols), data).expect("Mat size matches its data"))
 }
+
+/// `gray` with its longer side brought to `max` (if longer; 0: never) as hloc's `ImageDataset`
+/// does for `resize_max`: `round(side · max / longer)` (half to even, Python's `round`), OpenCV
+/// `INTER_AREA`. Returns the image and the scale back (original / resized) along x and y.
+pub(crate) fn shrink(gray: &GrayImage, max: u32) -> Result<(GrayImage, f32, f32), ExtractError> {
+    let (w, h) = gray.dimensions();
+    if max == 0 || w.max(h) <= max {
+        return Ok((gray.clone(), 1.0, 1.0));
+    }
+    let scale = max as f64 / w.max(h) as f64;
+    let side = |s: u32| ((s as f64 * scale).round_ties_even() as u32).max(1);
+    let (nw, nh) = (side(w), side(h));
+    let mut out = Mat::default();
+    opencv::imgproc::resize(
+        &gray_mat(gray)?,
+        &mut out,
+        cvcore::Size::new(nw as i32, nh as i32),
+        0.0,
+        0.0,
+        opencv::imgproc::INTER_AREA,
+    )?;
+    let bytes = out.data_bytes()?.to_vec();
+    let small = GrayImage::from_raw(nw, nh, bytes).expect("OpenCV wrote nw×nh grey pixels");
+    Ok((small, w as f32 / nw as f32, h as f32 / nh as f32))
+}
+
+/// A coordinate of an image [`shrink`]-ed by `scale` mapped back to the original as hloc does,
+/// `(v + 0.5)·scale − 0.5` (the identity when not resized).
+pub(crate) fn scale_back(v: f32, scale: f32) -> f32 {
+    if scale == 1.0 {
+        v
+    } else {
+        (v + 0.5) * scale - 0.5
+    }
+}

@@ -1,4 +1,5 @@
-//! Keypoint detectors: DoG (OpenCV's SIFT detector), Harris and FAST.
+//! Keypoint detectors: DoG (OpenCV's SIFT detector), Harris, FAST, and the learned ones (XFeat,
+//! DISK, ALIKED).
 
 use crate::Keypoint;
 use crate::cv::{from_cv_keypoints, gray_mat};
@@ -125,6 +126,9 @@ pub enum DetectorConfig {
     /// DISK's keypoints (`disk`): with the `disk` descriptor, from the same network pass; under
     /// another descriptor, from DISK on its bundled weights. Size 5, no angle, raster order.
     Disk(crate::disk::DiskDetector),
+    /// ALIKED's keypoints (`aliked`): with the `aliked` descriptor, from the same network pass;
+    /// under another descriptor, from ALIKED on its bundled weights. Size 5, no angle, sub-pixel.
+    Aliked(crate::aliked::AlikedDetector),
     /// Another pipeline's keypoints, read from feature files, never detected (`external`).
     External,
 }
@@ -138,12 +142,13 @@ impl DetectorConfig {
             Self::Fast(_) => "fast",
             Self::Xfeat(_) => "xfeat",
             Self::Disk(_) => "disk",
+            Self::Aliked(_) => "aliked",
             Self::External => "external",
         }
     }
 
     /// The default configuration of the detector called `name` (`dog`, `harris`, `fast`,
-    /// `xfeat`, `disk`).
+    /// `xfeat`, `disk`, `aliked`).
     pub fn by_name(name: &str) -> Option<Self> {
         match name {
             "dog" => Some(Self::Dog(SiftParams::default())),
@@ -151,6 +156,7 @@ impl DetectorConfig {
             "fast" => Some(Self::Fast(FastConfig::default())),
             "xfeat" => Some(Self::Xfeat(crate::xfeat::XfeatDetector::default())),
             "disk" => Some(Self::Disk(crate::disk::DiskDetector::default())),
+            "aliked" => Some(Self::Aliked(crate::aliked::AlikedDetector::default())),
             _ => None,
         }
     }
@@ -195,6 +201,9 @@ impl DetectorConfig {
                     .detect_and_compute(gray, d, max_keypoints)?
                     .0)
             }
+            Self::Aliked(d) => Ok(crate::aliked::shared_bundled()
+                .detect_and_compute(gray, d, max_keypoints)?
+                .0),
             Self::External => Err(ExtractError::Config(
                 "external keypoints are read from feature files, never detected".into(),
             )),

@@ -1,5 +1,6 @@
 //! The `Extractor` trait and named extractor configurations (hloc style: one config, one name).
 
+use crate::aliked::Aliked;
 use crate::detect::DetectorConfig;
 use crate::disk::Disk;
 use crate::error::ExtractError;
@@ -50,6 +51,15 @@ pub struct XfeatConfig {
 pub struct DiskConfig {
     /// Weights file (the official `depth-save.pth`, or `.safetensors`); `None`: the bundled
     /// official `depth` weights, [`crate::disk::BUNDLED_WEIGHTS`].
+    pub weights: Option<PathBuf>,
+}
+
+/// ALIKED settings: the weights (an ALIKED-N16 state_dict).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AlikedConfig {
+    /// Weights file (the official `aliked-n16.pth`, or `.safetensors`); `None`: the bundled
+    /// official weights, [`crate::aliked::BUNDLED_WEIGHTS`].
     pub weights: Option<PathBuf>,
 }
 
@@ -113,6 +123,9 @@ pub enum DescriptorConfig {
     Xfeat(XfeatConfig),
     /// DISK: 128 floats of unit norm, on DISK's own keypoints (`disk`, detector `disk`).
     Disk(DiskConfig),
+    /// ALIKED-N16: 128 floats of unit norm, on ALIKED's own keypoints (`aliked`, detector
+    /// `aliked`).
+    Aliked(AlikedConfig),
     /// Another pipeline's descriptors, read from feature files, never computed (`external`,
     /// detector `external`).
     External(ExternalDescriptor),
@@ -125,9 +138,10 @@ impl DescriptorConfig {
             Self::Sosnet(c) => c.weights = Some(path),
             Self::Xfeat(c) => c.weights = Some(path),
             Self::Disk(c) => c.weights = Some(path),
+            Self::Aliked(c) => c.weights = Some(path),
             other => {
                 return Err(ExtractError::Config(format!(
-                    "weights apply to the learned descriptors (sosnet, xfeat, disk), not {}",
+                    "weights apply to the learned descriptors (sosnet, xfeat, disk, aliked), not {}",
                     other.name()
                 )));
             }
@@ -143,6 +157,7 @@ impl DescriptorConfig {
             Self::Sosnet(_) => "sosnet",
             Self::Xfeat(_) => "xfeat",
             Self::Disk(_) => "disk",
+            Self::Aliked(_) => "aliked",
             Self::External(_) => "external",
         }
     }
@@ -155,6 +170,7 @@ impl DescriptorConfig {
             Self::Sosnet(_) => crate::sosnet::DESCRIPTOR_SIZE,
             Self::Xfeat(_) => crate::xfeat::DESCRIPTOR_SIZE,
             Self::Disk(_) => crate::disk::DESCRIPTOR_SIZE,
+            Self::Aliked(_) => crate::aliked::DESCRIPTOR_SIZE,
             Self::External(e) => e.dimension,
         }
     }
@@ -170,20 +186,21 @@ impl DescriptorConfig {
             })),
             "xfeat" => Some(Self::Xfeat(XfeatConfig::default())),
             "disk" => Some(Self::Disk(DiskConfig::default())),
+            "aliked" => Some(Self::Aliked(AlikedConfig::default())),
             _ => None,
         }
     }
 }
 
 /// Names accepted by [`DescriptorConfig::by_name`].
-pub const DESCRIPTOR_NAMES: &[&str] = &["sift", "freak", "sosnet", "xfeat", "disk"];
+pub const DESCRIPTOR_NAMES: &[&str] = &["sift", "freak", "sosnet", "xfeat", "disk", "aliked"];
 
 /// Descriptors computed by the network that also detects their keypoints: each goes with the
 /// detector of its own name only.
-pub const JOINT_NAMES: &[&str] = &["xfeat", "disk"];
+pub const JOINT_NAMES: &[&str] = &["xfeat", "disk", "aliked"];
 
 /// Names accepted by [`DetectorConfig::by_name`].
-pub const DETECTOR_NAMES: &[&str] = &["dog", "harris", "fast", "xfeat", "disk"];
+pub const DETECTOR_NAMES: &[&str] = &["dog", "harris", "fast", "xfeat", "disk", "aliked"];
 
 /// A complete extractor: detector, descriptor and keypoint budget.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -235,13 +252,14 @@ impl ExtractorConfig {
     }
 
     /// The detector `descriptor` is used with unless told otherwise: Harris for FREAK (binary
-    /// descriptors are usually computed on corners), their own for XFeat and DISK, DoG for SIFT
+    /// descriptors are usually computed on corners), their own for XFeat, DISK and ALIKED, DoG for SIFT
     /// and SOSNet.
     pub fn default_detector(descriptor: &str) -> &'static str {
         match descriptor {
             "freak" => "harris",
             "xfeat" => "xfeat",
             "disk" => "disk",
+            "aliked" => "aliked",
             _ => "dog",
         }
     }
@@ -310,6 +328,10 @@ impl ExtractorConfig {
                 c.weights.as_deref().map(Disk::load),
                 Disk::bundled,
             )?)),
+            DescriptorConfig::Aliked(c) => Engine::Aliked(Box::new(network(
+                c.weights.as_deref().map(Aliked::load),
+                Aliked::bundled,
+            )?)),
             DescriptorConfig::External(_) => {
                 return Err(ExtractError::Config(format!(
                     "{} features are read from feature files, never extracted: give the \
@@ -355,6 +377,7 @@ enum Engine {
     Sosnet(Box<(Sosnet, PatchSampling)>),
     Xfeat(Box<Xfeat>),
     Disk(Box<Disk>),
+    Aliked(Box<Aliked>),
 }
 
 /// An [`ExtractorConfig`] made ready to run by [`ExtractorConfig::build`].
@@ -417,6 +440,15 @@ impl Extractor for FeatureExtractor {
                     ));
                 };
                 let (k, d) = net.detect_and_compute(gray, disk, max_keypoints)?;
+                (k, Descriptors::Float(d))
+            }
+            Engine::Aliked(net) => {
+                let DetectorConfig::Aliked(aliked) = detector else {
+                    return Err(ExtractError::Config(
+                        "descriptor aliked needs detector aliked".into(),
+                    ));
+                };
+                let (k, d) = net.detect_and_compute(gray, aliked, max_keypoints)?;
                 (k, Descriptors::Float(d))
             }
         };

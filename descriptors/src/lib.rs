@@ -7,6 +7,7 @@
 
 #![deny(missing_docs)]
 
+pub mod aliked;
 pub mod cv;
 pub mod detect;
 pub mod disk;
@@ -29,8 +30,9 @@ pub mod xfeat;
 pub use detect::{DetectorConfig, FastConfig, HarrisConfig, SiftParams};
 pub use error::{DescriptorError, ExtractError, FeatureFileError};
 pub use extractor::{
-    DESCRIPTOR_NAMES, DETECTOR_NAMES, DescriptorConfig, DiskConfig, ExternalDescriptor, Extractor,
-    ExtractorConfig, FeatureExtractor, SosnetConfig, XfeatConfig, extract_file,
+    AlikedConfig, DESCRIPTOR_NAMES, DETECTOR_NAMES, DescriptorConfig, DiskConfig,
+    ExternalDescriptor, Extractor, ExtractorConfig, FeatureExtractor, SosnetConfig, XfeatConfig,
+    extract_file,
 };
 pub use features::{Descriptors, ExtractorInfo, FeatureSet};
 pub use freak::{Freak, FreakConfig};

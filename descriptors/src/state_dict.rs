@@ -275,27 +275,30 @@ pub(crate) fn save_safetensors(
         .map_err(|e| write_error(path, e.to_string()))
 }
 
-/// Folds an `affine=False` BatchNorm into the bias-free conv before it:
-/// `BN(W*x) = (W / σ) * x − μ / σ` with `σ = sqrt(var + eps)`, exact for inference. `weight` is
-/// `c_out × …` row-major with `c_out = running_mean.len()`; computed in f64. Returns the folded
-/// weight and the bias.
+/// Folds a BatchNorm into the bias-free conv before it:
+/// `BN(W*x) = (γ·W / σ) * x + β − γ·μ / σ` with `σ = sqrt(var + eps)`, exact for inference
+/// (`affine` gives γ and β; without, `affine=False`: γ = 1, β = 0). `weight` is `c_out × …`
+/// row-major with `c_out = running_mean.len()`; computed in f64. Returns the folded weight and
+/// the bias.
 pub(crate) fn fold_batch_norm(
     weight: &[f32],
     running_mean: &[f32],
     running_var: &[f32],
+    affine: Option<(&[f32], &[f32])>,
     eps: f64,
 ) -> (Vec<f32>, Vec<f32>) {
     let per_out = weight.len() / running_mean.len();
     let mut folded = Vec::with_capacity(weight.len());
     let mut bias = Vec::with_capacity(running_mean.len());
     for (o, (&mean, &var)) in running_mean.iter().zip(running_var).enumerate() {
-        let inv = 1.0 / (var as f64 + eps).sqrt();
+        let (gamma, beta) = affine.map_or((1.0, 0.0), |(g, b)| (g[o] as f64, b[o] as f64));
+        let scale = gamma / (var as f64 + eps).sqrt();
         folded.extend(
             weight[o * per_out..(o + 1) * per_out]
                 .iter()
-                .map(|&v| (v as f64 * inv) as f32),
+                .map(|&v| (v as f64 * scale) as f32),
         );
-        bias.push((-(mean as f64) * inv) as f32);
+        bias.push((beta - mean as f64 * scale) as f32);
     }
     (folded, bias)
 }

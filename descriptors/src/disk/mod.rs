@@ -71,31 +71,6 @@ impl Default for DiskDetector {
     }
 }
 
-/// `gray` with its longer side brought to `max` (if longer) as hloc's `ImageDataset` does:
-/// `round(side · max / longer)` (half to even, Python's `round`), OpenCV `INTER_AREA`. Returns the
-/// image and the scale back (original / resized) along x and y.
-fn shrink(gray: &GrayImage, max: u32) -> Result<(GrayImage, f32, f32), ExtractError> {
-    let (w, h) = gray.dimensions();
-    if max == 0 || w.max(h) <= max {
-        return Ok((gray.clone(), 1.0, 1.0));
-    }
-    let scale = max as f64 / w.max(h) as f64;
-    let side = |s: u32| ((s as f64 * scale).round_ties_even() as u32).max(1);
-    let (nw, nh) = (side(w), side(h));
-    let mut out = opencv::core::Mat::default();
-    opencv::imgproc::resize(
-        &crate::cv::gray_mat(gray)?,
-        &mut out,
-        opencv::core::Size::new(nw as i32, nh as i32),
-        0.0,
-        0.0,
-        opencv::imgproc::INTER_AREA,
-    )?;
-    let bytes = opencv::prelude::MatTraitConstManual::data_bytes(&out)?.to_vec();
-    let small = GrayImage::from_raw(nw, nh, bytes).expect("OpenCV wrote nw×nh grey pixels");
-    Ok((small, w as f32 / nw as f32, h as f32 / nh as f32))
-}
-
 /// A loaded DISK.
 #[derive(Debug)]
 pub struct Disk {
@@ -160,7 +135,7 @@ impl Disk {
         detector: &DiskDetector,
         n: usize,
     ) -> Result<(Vec<Keypoint>, Array2<f32>), ExtractError> {
-        let (gray, sx, sy) = shrink(gray, detector.resize_max)?;
+        let (gray, sx, sy) = crate::cv::shrink(gray, detector.resize_max)?;
         let gray = &gray;
         let (w, h) = (gray.width() as usize, gray.height() as usize);
         let pixels: Vec<f32> = gray.as_raw().iter().map(|&v| v as f32 / 255.0).collect();
@@ -207,19 +182,11 @@ impl Disk {
             }
             crate::xfeat::sparse::l2_normalise(out);
         }
-        // hloc's mapping back to the original image (the identity when not resized).
-        let back = |v: usize, s: f32| {
-            if s == 1.0 {
-                v as f32
-            } else {
-                (v as f32 + 0.5) * s - 0.5
-            }
-        };
         let keypoints = found
             .iter()
             .map(|&(x, y, score)| Keypoint {
-                x: back(x, sx),
-                y: back(y, sy),
+                x: crate::cv::scale_back(x as f32, sx),
+                y: crate::cv::scale_back(y as f32, sy),
                 size: KEYPOINT_SIZE,
                 angle: -1.0,
                 response: score,

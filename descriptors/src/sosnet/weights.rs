@@ -166,7 +166,13 @@ impl SosnetWeights {
         self.layers
             .iter()
             .map(|w| {
-                state_dict::fold_batch_norm(&w.weight, &w.running_mean, &w.running_var, BN_EPS)
+                state_dict::fold_batch_norm(
+                    &w.weight,
+                    &w.running_mean,
+                    &w.running_var,
+                    None,
+                    BN_EPS,
+                )
             })
             .collect()
     }

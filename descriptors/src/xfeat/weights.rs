@@ -166,6 +166,7 @@ impl StateDictWeights for XfeatWeights {
                         &tensors.values(&format!("{}.layer.0.weight", c.name)),
                         &tensors.values(&format!("{}.layer.1.running_mean", c.name)),
                         &tensors.values(&format!("{}.layer.1.running_var", c.name)),
+                        None,
                         state_dict::BN_EPS,
                     )
                 } else {

@@ -5,7 +5,7 @@ use image::GrayImage;
 use ndarray::Array2;
 use ndarray_npy::NpzReader;
 
-/// The reference outputs of `model` (`xfeat`, `disk`).
+/// The reference outputs of `model` (`xfeat`, `disk`, `aliked`).
 pub fn reference(model: &str) -> NpzReader<std::fs::File> {
     let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("tests/fixtures")
