@@ -189,7 +189,10 @@ fn unusable_folders_give_clear_errors() {
         .output()
         .unwrap();
     assert_error(&out, "invalid value 'surf' for '--descriptor <DESCRIPTOR>'");
-    assert_error(&out, "[possible values: sift, freak, sosnet, xfeat, disk]");
+    assert_error(
+        &out,
+        "[possible values: sift, freak, sosnet, xfeat, disk, aliked]",
+    );
 }
 
 #[test]

@@ -1,5 +1,5 @@
-//! burn building blocks shared by the learned extractors: a convolution with given weights, and
-//! PyTorch's `InstanceNorm2d(affine=False)`.
+//! Building blocks shared by the learned extractors: a burn convolution with given weights,
+//! PyTorch's `InstanceNorm2d(affine=False)`, and its `F.normalize` of a descriptor.
 
 use burn::module::Param;
 use burn::nn::PaddingConfig2d;
@@ -57,4 +57,10 @@ pub(crate) fn instance_norm(x: Tensor<4>) -> Tensor<4> {
     let flat = x.reshape([b, c, h * w]);
     let (var, mean) = flat.clone().var_mean_bias(2);
     ((flat - mean) * (var + NORM_EPS).sqrt().recip()).reshape([b, c, h, w])
+}
+
+/// `F.normalize(v, dim=-1)`: `v` divided by its L2 norm, at least `1e-12`.
+pub(crate) fn l2_normalise(v: &mut [f32]) {
+    let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt().max(1e-12);
+    v.iter_mut().for_each(|x| *x /= norm);
 }

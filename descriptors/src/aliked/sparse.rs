@@ -245,8 +245,7 @@ pub fn describe(maps: &DenseMaps, found: &[Found], weights: &AlikedWeights) -> A
         ArrayView2::from_shape((SAMPLES * DIM, DIM), &weights.aggregation).expect("checked shape");
     let mut descriptors = flat.dot(&aggregation);
     for mut row in descriptors.axis_iter_mut(Axis(0)) {
-        let norm = row.iter().map(|v| v * v).sum::<f32>().sqrt().max(1e-12);
-        row.mapv_inplace(|v| v / norm);
+        crate::layers::l2_normalise(row.as_slice_mut().expect("standard layout"));
     }
     descriptors
 }

@@ -180,7 +180,7 @@ impl Disk {
             for (c, o) in out.iter_mut().enumerate() {
                 *o = maps[c * plane + y * wp + x];
             }
-            crate::xfeat::sparse::l2_normalise(out);
+            crate::layers::l2_normalise(out);
         }
         let keypoints = found
             .iter()

@@ -174,7 +174,7 @@ impl Xfeat {
                     sparse::source_coordinate(d.y, h, rows),
                     out,
                 );
-                sparse::l2_normalise(out);
+                crate::layers::l2_normalise(out);
             });
         let (rw, rh) = ((w0 as f64 / w as f64) as f32, (h0 as f64 / h as f64) as f32);
         let keypoints = found

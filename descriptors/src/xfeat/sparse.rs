@@ -131,12 +131,6 @@ pub fn sample_bicubic(map: MapView<'_>, x: f32, y: f32, out: &mut [f32]) {
     }
 }
 
-/// `F.normalize`: divides by the L2 norm, at least `1e-12`.
-pub fn l2_normalise(v: &mut [f32]) {
-    let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt().max(1e-12);
-    v.iter_mut().for_each(|x| *x /= norm);
-}
-
 /// Normalises every pixel's C-vector of a C×H×W map (`F.normalize(M1, dim=1)`).
 pub fn normalise_channels(data: &mut [f32], channels: usize) {
     let plane = data.len() / channels;
@@ -145,7 +139,7 @@ pub fn normalise_channels(data: &mut [f32], channels: usize) {
         for (c, x) in v.iter_mut().enumerate() {
             *x = data[c * plane + p];
         }
-        l2_normalise(&mut v);
+        crate::layers::l2_normalise(&mut v);
         for (c, x) in v.iter().enumerate() {
             data[c * plane + p] = *x;
         }
