@@ -201,9 +201,7 @@ impl DetectorConfig {
                     .detect_and_compute(gray, d, max_keypoints)?
                     .0)
             }
-            Self::Aliked(d) => Ok(crate::aliked::shared_bundled()
-                .detect_and_compute(gray, d, max_keypoints)?
-                .0),
+            Self::Aliked(d) => crate::aliked::shared_bundled().detect(gray, d, max_keypoints),
             Self::External => Err(ExtractError::Config(
                 "external keypoints are read from feature files, never detected".into(),
             )),

@@ -173,24 +173,62 @@ impl Aliked {
         detector: &AlikedDetector,
         n: usize,
     ) -> Result<(Vec<Keypoint>, Array2<f32>), ExtractError> {
+        let detected = self.run_detector(gray, detector, n)?;
+        let descriptors = sparse::describe(&detected.maps, &detected.found, &self.weights);
+        Ok((detected.keypoints(), descriptors))
+    }
+
+    /// The keypoints of [`Self::detect_and_compute`], without computing their descriptors.
+    pub fn detect(
+        &self,
+        gray: &GrayImage,
+        detector: &AlikedDetector,
+        n: usize,
+    ) -> Result<Vec<Keypoint>, ExtractError> {
+        Ok(self.run_detector(gray, detector, n)?.keypoints())
+    }
+
+    fn run_detector(
+        &self,
+        gray: &GrayImage,
+        detector: &AlikedDetector,
+        n: usize,
+    ) -> Result<Detected, ExtractError> {
         let (gray, sx, sy) = crate::cv::shrink(gray, detector.resize_max)?;
         let (w, h) = (gray.width() as usize, gray.height() as usize);
         let pixels: Vec<f32> = gray.as_raw().iter().map(|&v| v as f32 / 255.0).collect();
         let maps = self.maps(&pixels, h, w);
         let limit = if n == 0 { MAX_KEYPOINTS } else { n };
         let found = sparse::detect(&maps, detector.detection_threshold, limit);
-        let descriptors = sparse::describe(&maps, &found, &self.weights);
-        let keypoints = found
+        Ok(Detected {
+            maps,
+            found,
+            scale: (sx, sy),
+        })
+    }
+}
+
+/// The network's maps of a (possibly shrunk) image and the keypoints found on them.
+struct Detected {
+    maps: DenseMaps,
+    found: Vec<sparse::Found>,
+    /// Original size / shrunk size, along x and y.
+    scale: (f32, f32),
+}
+
+impl Detected {
+    /// The keypoints, in the original image's pixels.
+    fn keypoints(&self) -> Vec<Keypoint> {
+        self.found
             .iter()
             .map(|k| Keypoint {
-                x: crate::cv::scale_back(k.x, sx),
-                y: crate::cv::scale_back(k.y, sy),
+                x: crate::cv::scale_back(k.x, self.scale.0),
+                y: crate::cv::scale_back(k.y, self.scale.1),
                 size: KEYPOINT_SIZE,
                 angle: -1.0,
                 response: k.score,
                 octave: 0,
             })
-            .collect();
-        Ok((keypoints, descriptors))
+            .collect()
     }
 }
