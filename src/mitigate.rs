@@ -17,6 +17,19 @@ pub enum MitigateCommand {
     /// Score strategies × keep fractions × descriptors on privacy (non-adaptive and adaptive
     /// attackers) and utility (matching on homography pairs); resumable.
     Sweep(SweepArgs),
+    /// One privacy-against-utility plot of several sweeps (a panel per descriptor), for sweeps
+    /// with the same victims, pairs and adaptive budget.
+    Frontier(FrontierArgs),
+}
+
+#[derive(Args, Clone, Debug)]
+pub struct FrontierArgs {
+    /// The plot to write (SVG); an existing file is refused.
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Sweep folders (or their results.json).
+    #[arg(required = true)]
+    pub sweeps: Vec<PathBuf>,
 }
 
 #[derive(Args, Clone, Debug)]
@@ -64,7 +77,22 @@ pub fn run(command: &MitigateCommand) -> anyhow::Result<ExitCode> {
     match command {
         MitigateCommand::Apply(args) => apply(args),
         MitigateCommand::Sweep(args) => sweep(args),
+        MitigateCommand::Frontier(args) => frontier(args),
     }
+}
+
+/// `mitigate frontier`.
+fn frontier(args: &FrontierArgs) -> anyhow::Result<ExitCode> {
+    if args.out.exists() {
+        anyhow::bail!(
+            "{} already exists; featleak does not overwrite it: choose another --out",
+            args.out.display()
+        );
+    }
+    let svg = featleak_mitigation::report::combined_frontier_svg(&args.sweeps)?;
+    featleak_datasets::files::write_bytes(&args.out, svg.as_bytes())?;
+    println!("{} sweeps → {}", args.sweeps.len(), args.out.display());
+    Ok(ExitCode::SUCCESS)
 }
 
 fn apply(args: &ApplyArgs) -> anyhow::Result<ExitCode> {

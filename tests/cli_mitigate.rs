@@ -4,6 +4,7 @@ mod common;
 
 use common::{featleak, write_scene};
 use featleak_descriptors::read_features;
+use std::path::Path;
 
 #[test]
 fn apply_writes_revealed_subsets_with_a_manifest() {
@@ -558,4 +559,37 @@ fn sweep_scores_defence_cells_beside_subsets_with_the_mean_colour_baseline() {
     let again: serde_json::Value =
         serde_json::from_slice(&std::fs::read(out.join("results.json")).unwrap()).unwrap();
     assert_eq!(again["cells"], results["cells"]);
+}
+
+#[test]
+fn sweeps_with_the_same_victims_share_one_frontier_plot() {
+    let dir = tempfile::tempdir().unwrap();
+    let reports = Path::new(env!("CARGO_MANIFEST_DIR")).join("reports");
+    let out = dir.path().join("all.svg");
+    let frontier = |out: &Path, sweeps: &[std::path::PathBuf]| {
+        featleak()
+            .args(["mitigate", "frontier", "--out", out.to_str().unwrap()])
+            .args(sweeps)
+            .output()
+            .unwrap()
+    };
+    let sift = reports.join("defences-sift");
+    let freak = reports.join("defences-freak/results.json");
+    let o = frontier(&out, &[sift.clone(), freak.clone()]);
+    assert!(o.status.success(), "{}", common::stderr(&o));
+    let svg = std::fs::read_to_string(&out).unwrap();
+    for panel in ["sift: privacy vs utility", "freak: privacy vs utility"] {
+        assert!(svg.contains(panel), "{panel} missing");
+    }
+    common::assert_error(
+        &frontier(&out, std::slice::from_ref(&sift)),
+        "already exists",
+    );
+    // 50 victims against 200: not comparable.
+    let o = frontier(
+        &dir.path().join("mixed.svg"),
+        &[sift, reports.join("bsds500-sweep")],
+    );
+    common::assert_error(&o, "its victims are at most 50 of");
+    assert!(!dir.path().join("mixed.svg").exists());
 }

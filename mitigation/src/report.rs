@@ -8,9 +8,10 @@ use featleak_eval::gallery::{Gallery, GalleryRow};
 use featleak_eval::plot::{Axes, Series, scatter_frontier_svg};
 use featleak_eval::table::{Table, fmt_num};
 use std::collections::BTreeSet;
+use std::path::PathBuf;
 
 use crate::MitigationError;
-use featleak_datasets::files::write_bytes;
+use featleak_datasets::files::{read_json, write_bytes};
 
 /// Column names of `results.csv` / `results.md`, in order.
 pub const COLUMNS: [&str; 27] = [
@@ -150,6 +151,63 @@ pub fn frontier_svg(cells: &[CellResult]) -> Result<String, MitigationError> {
         );
     }
     Ok(featleak_eval::plot::stack_svgs(&panels))
+}
+
+/// One frontier plot (a panel per descriptor) of the cells of several sweeps, each given as its
+/// folder or its `results.json`. The sweeps must have measured privacy on the same victims,
+/// utility on the same pairs, and adapted their attackers for the same number of steps;
+/// otherwise their points would not be comparable, and the error names the sweep that differs.
+pub fn combined_frontier_svg(sweeps: &[PathBuf]) -> Result<String, MitigationError> {
+    let mut cells = Vec::new();
+    let mut first: Option<(PathBuf, SweepResults)> = None;
+    for sweep in sweeps {
+        let path = if sweep.is_dir() {
+            sweep.join("results.json")
+        } else {
+            sweep.clone()
+        };
+        let results: SweepResults = read_json(&path)?;
+        if let Some((first_path, f)) = &first {
+            let (a, b) = (&f.config, &results.config);
+            let victims = |p: &crate::sweep::PrivacyConfig| match p.max_images {
+                0 => format!("all of {}", p.images.display()),
+                n => format!("at most {n} of {}", p.images.display()),
+            };
+            let differs = [
+                ("victims", victims(&a.privacy), victims(&b.privacy)),
+                (
+                    "pairs",
+                    a.utility.pairs.display().to_string(),
+                    b.utility.pairs.display().to_string(),
+                ),
+                (
+                    "adaptive steps",
+                    a.adaptive.steps.to_string(),
+                    b.adaptive.steps.to_string(),
+                ),
+            ]
+            .into_iter()
+            .find(|(_, x, y)| x != y);
+            if let Some((what, x, y)) = differs {
+                return Err(MitigationError::Config {
+                    file: Some(path),
+                    problem: format!(
+                        "its {what} are {y}, those of {} are {x}: the sweeps are not comparable",
+                        first_path.display()
+                    ),
+                });
+            }
+        }
+        cells.extend(results.cells.iter().cloned());
+        first.get_or_insert((path, results));
+    }
+    if cells.is_empty() {
+        return Err(MitigationError::Config {
+            file: None,
+            problem: "the sweeps hold no finished cells".into(),
+        });
+    }
+    frontier_svg(&cells)
 }
 
 /// The frontier plot's series of a cell: its strategy, or its defence (over strengths).
