@@ -222,3 +222,15 @@ impl std::fmt::Display for AttackerSource {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Issue #17: the bundled weights stay within 40 MB in all, so the binary stays small.
+    #[test]
+    fn the_zoo_stays_within_40_mb() {
+        let bytes: usize = ZOO.iter().map(|e| e.weights.len()).sum();
+        assert!(bytes <= 40_000_000, "the zoo holds {bytes} bytes of weights");
+    }
+}
