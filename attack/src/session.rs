@@ -192,15 +192,17 @@ pub fn prepare_all(
     Ok((ok, failed))
 }
 
+/// An image (path, name) and its features read from a store, or why it has none.
+type StoredImage<'p> = (&'p PathBuf, &'p String, Result<FeatureSet, AttackError>);
+
 /// The features of each image of `paths` in `store` (read in turn: stores are single files):
 /// an image the store lacks is an error of that image, to be skipped; a store that cannot be
 /// read, or features of another kind than the threat model's extractor, fail the whole job.
-#[allow(clippy::type_complexity)]
 fn read_stored<'p>(
     paths: &'p [(PathBuf, String)],
     threat: &ThreatModel,
     store: &Path,
-) -> Result<Vec<(&'p PathBuf, &'p String, Result<FeatureSet, AttackError>)>, AttackError> {
+) -> Result<Vec<StoredImage<'p>>, AttackError> {
     let Some(expected) = threat.extractor.external_descriptor() else {
         return Err(AttackError::Recipe(format!(
             "the attacker extracts {} features itself and reads no feature store: give \
