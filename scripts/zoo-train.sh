@@ -6,7 +6,7 @@
 #   scripts/zoo-train.sh DATA RUNS NAME BUDGET [DEVICE]
 #
 # DATA is the data folder (../shared/data); RUNS keeps the run folders; NAME is sift, freak,
-# sosnet, xfeat or disk (desc+pos) or pos-only (the positions of SIFT keypoints). BUDGET is the run's total
+# sosnet, xfeat, disk or aliked (desc+pos) or pos-only (SIFT keypoint positions). BUDGET is the run's total
 # budget in minutes (`70`) or in optimiser steps (`steps=6560`): rerun with the same RUNS and a
 # larger BUDGET to resume the run exactly and train on. DEVICE is cpu (default) or wgpu.
 # Needs `cargo build --release` (with `--features wgpu` for a GPU).
@@ -23,9 +23,9 @@ case $4 in
 esac
 bin=${FEATLEAK_BIN:-target/release/featleak}
 case $name in
-  sift | freak | sosnet | xfeat | disk) recipe=(--descriptor "$name" --threat desc+pos) ;;
+  sift | freak | sosnet | xfeat | disk | aliked) recipe=(--descriptor "$name" --threat desc+pos) ;;
   pos-only) recipe=(--descriptor sift --threat pos-only) ;;
-  *) echo "NAME must be sift, freak, sosnet, xfeat, disk or pos-only" >&2; exit 2 ;;
+  *) echo "NAME must be sift, freak, sosnet, xfeat, disk, aliked or pos-only" >&2; exit 2 ;;
 esac
 victims=$data/photos/bsds500/test
 run=$runs/$name

@@ -49,6 +49,11 @@ pub const ZOO: &[ZooEntry] = &[
         card: include_str!("../zoo/sosnet.json"),
         weights: include_bytes!("../zoo/sosnet.bpk"),
     },
+    ZooEntry {
+        name: "xfeat",
+        card: include_str!("../zoo/xfeat.json"),
+        weights: include_bytes!("../zoo/xfeat.bpk"),
+    },
 ];
 
 /// How a bundled attacker was trained.
