@@ -430,7 +430,7 @@ pub fn run(command: &AttackCommand) -> anyhow::Result<ExitCode> {
 /// `attack zoo`.
 fn zoo_command() -> anyhow::Result<ExitCode> {
     println!(
-        "{:<10} {:<11} {:<14} {:>5} {:>8} {:>7}  {:<22} {:>16} {:>16}",
+        "{:<12} {:<13} {:<9} {:>5} {:>8} {:>7}  {:<22} {:>16} {:>16}",
         "name",
         "features",
         "threat",
@@ -446,7 +446,7 @@ fn zoo_command() -> anyhow::Result<ExitCode> {
         let card = entry.card()?;
         let (t, h) = (&card.training, &card.held_out);
         println!(
-            "{:<10} {:<11} {:<14} {:>5} {:>8} {:>7.1}  {:<22} {:>8.2} ({:>5.2}) {:>8.3} ({:>5.3})",
+            "{:<12} {:<13} {:<9} {:>5} {:>8} {:>7.1}  {:<22} {:>8.2} ({:>5.2}) {:>8.3} ({:>5.3})",
             format!("zoo:{}", entry.name),
             card.threat.extractor.name(),
             card.threat.name,
