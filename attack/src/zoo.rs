@@ -236,6 +236,9 @@ mod tests {
     #[test]
     fn the_zoo_stays_within_40_mb() {
         let bytes: usize = ZOO.iter().map(|e| e.weights.len()).sum();
-        assert!(bytes <= 40_000_000, "the zoo holds {bytes} bytes of weights");
+        assert!(
+            bytes <= 40_000_000,
+            "the zoo holds {bytes} bytes of weights"
+        );
     }
 }
