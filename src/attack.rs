@@ -238,6 +238,12 @@ impl TrainArgs {
                 .to_string()
         };
         let path = |p: &Option<PathBuf>| p.as_deref().map(canonical);
+        // A folder the run records, if any ("" when none: any given one then differs).
+        let recorded = |p: &Option<String>| {
+            p.as_deref()
+                .map(|p| canonical(p.as_ref()))
+                .unwrap_or_default()
+        };
         differs(
             "descriptor",
             self.descriptor.clone(),
@@ -256,29 +262,17 @@ impl TrainArgs {
         differs(
             "val-images",
             path(&self.val_images),
-            config
-                .val_root
-                .as_deref()
-                .map(|p| canonical(p.as_ref()))
-                .unwrap_or_default(),
+            recorded(&config.val_root),
         );
         differs(
             "train-features",
             path(&self.train_features),
-            config
-                .train_features
-                .as_deref()
-                .map(|p| canonical(p.as_ref()))
-                .unwrap_or_default(),
+            recorded(&config.train_features),
         );
         differs(
             "val-features",
             path(&self.val_features),
-            config
-                .val_features
-                .as_deref()
-                .map(|p| canonical(p.as_ref()))
-                .unwrap_or_default(),
+            recorded(&config.val_features),
         );
         differs(
             "size",
