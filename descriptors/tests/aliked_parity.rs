@@ -6,8 +6,7 @@ mod learned_fixtures;
 use std::path::PathBuf;
 
 use featleak_descriptors::aliked::{Aliked, AlikedDetector, AlikedWeights};
-use featleak_descriptors::{Descriptors, Extractor, ExtractorConfig};
-use learned_fixtures::{gray, max_abs_diff, reference};
+use learned_fixtures::{check_joint_extractor, checks, gray, max_abs_diff, reference};
 use ndarray::{Array1, Array2, ArrayD, Axis};
 
 /// The `max_num_keypoints` of each fixture scene (0: the reference's limit).
@@ -72,28 +71,7 @@ fn keypoints_scores_and_descriptors_match_the_reference() {
 #[test]
 fn the_extractor_runs_aliked_on_its_own_keypoints() {
     let mut npz = reference("aliked");
-    let g = gray(&mut npz, 1);
-    let config = ExtractorConfig::with_default_detector("aliked").unwrap();
-    assert_eq!(config.name(), "aliked+aliked");
-    let set = config.build().unwrap().extract(&g).unwrap();
-    assert!(
-        matches!(&set.descriptors, Descriptors::Float(d) if d.ncols() == 128 && d.nrows() == set.len())
-    );
-    assert!(!set.is_empty());
-    assert!(ExtractorConfig::named("aliked", "dog").is_err());
-    // Another descriptor on ALIKED's keypoints: the same positions.
-    let sift = ExtractorConfig::named("sift", "aliked").unwrap();
-    let on_aliked = sift.build().unwrap().extract(&g).unwrap();
-    let pos = |f: &featleak_descriptors::FeatureSet| {
-        let mut p: Vec<(i64, i64)> = f
-            .keypoints
-            .iter()
-            .map(|k| ((k.x * 1e3) as i64, (k.y * 1e3) as i64))
-            .collect();
-        p.sort();
-        p
-    };
-    assert_eq!(pos(&on_aliked), pos(&set));
+    check_joint_extractor("aliked", 128, &gray(&mut npz, 1));
 }
 
 #[test]
@@ -109,9 +87,7 @@ fn another_architecture_is_refused() {
 fn large_images_are_shrunk_as_hloc_does_and_keypoints_mapped_back() {
     // 1100×300: longer than resize_max 1024, so run at 1024×279 (300·1024/1100 = 279.27).
     let (w, h) = (1100u32, 300u32);
-    let img = image::GrayImage::from_fn(w, h, |x, y| {
-        image::Luma([((x / 13 + y / 17) % 2 * 160 + (x * 7 + y * 3) % 40) as u8])
-    });
+    let img = checks(w, h);
     let net = Aliked::bundled();
     let (kps, _) = net
         .detect_and_compute(&img, &AlikedDetector::default(), 300)

@@ -6,9 +6,9 @@ mod learned_fixtures;
 use std::path::PathBuf;
 
 use featleak_descriptors::disk::{Disk, DiskDetector, DiskWeights};
-use featleak_descriptors::{Descriptors, Extractor, ExtractorConfig};
+use featleak_descriptors::{Extractor, ExtractorConfig};
 use image::GrayImage;
-use learned_fixtures::{gray, max_abs_diff, reference};
+use learned_fixtures::{check_joint_extractor, checks, gray, max_abs_diff, reference};
 use ndarray::{Array1, Array2, ArrayD, Axis, s};
 
 /// The `n` of each fixture scene (0: all maxima).
@@ -84,26 +84,8 @@ fn keypoints_scores_and_descriptors_match_kornia() {
 fn the_extractor_runs_disk_on_its_own_keypoints() {
     let mut npz = reference("disk");
     let g = gray(&mut npz, 1);
+    check_joint_extractor("disk", 128, &g);
     let config = ExtractorConfig::with_default_detector("disk").unwrap();
-    assert_eq!(config.name(), "disk+disk");
-    let set = config.build().unwrap().extract(&g).unwrap();
-    assert!(
-        matches!(&set.descriptors, Descriptors::Float(d) if d.ncols() == 128 && d.nrows() == set.len())
-    );
-    assert!(ExtractorConfig::named("disk", "dog").is_err());
-    // Another descriptor on DISK's keypoints: the same positions.
-    let sift = ExtractorConfig::named("sift", "disk").unwrap();
-    let on_disk = sift.build().unwrap().extract(&g).unwrap();
-    let pos = |f: &featleak_descriptors::FeatureSet| {
-        let mut p: Vec<(u32, u32)> = f
-            .keypoints
-            .iter()
-            .map(|k| (k.x as u32, k.y as u32))
-            .collect();
-        p.sort();
-        p
-    };
-    assert_eq!(pos(&on_disk), pos(&set));
     let err = config
         .build()
         .unwrap()
@@ -125,9 +107,7 @@ fn another_architecture_is_refused() {
 fn large_images_are_shrunk_as_hloc_does_and_keypoints_mapped_back() {
     // 1700×400: longer than resize_max 1600, so run at 1600×376 (400·1600/1700 = 376.47).
     let (w, h) = (1700u32, 400u32);
-    let img = GrayImage::from_fn(w, h, |x, y| {
-        image::Luma([((x / 13 + y / 17) % 2 * 160 + (x * 7 + y * 3) % 40) as u8])
-    });
+    let img = checks(w, h);
     let net = Disk::bundled();
     let (kps, _) = net
         .detect_and_compute(&img, &DiskDetector::default(), 500)

@@ -5,10 +5,10 @@ mod learned_fixtures;
 
 use std::path::PathBuf;
 
+use featleak_descriptors::ExtractorConfig;
 use featleak_descriptors::xfeat::{Xfeat, XfeatDetector, XfeatWeights};
-use featleak_descriptors::{Descriptors, ExtractorConfig};
 use image::GrayImage;
-use learned_fixtures::{gray, max_abs_diff, reference};
+use learned_fixtures::{check_joint_extractor, gray, max_abs_diff, reference};
 use ndarray::{Array1, Array2, ArrayD};
 
 const SCENES: usize = 3;
@@ -87,25 +87,9 @@ fn keypoints_scores_and_descriptors_match_the_reference() {
 fn the_extractor_runs_xfeat_on_its_own_keypoints() {
     let mut npz = reference("xfeat");
     let g = gray(&mut npz, 1);
-    let config = ExtractorConfig::with_default_detector("xfeat").unwrap();
-    assert_eq!(config.name(), "xfeat+xfeat");
-    let set = featleak_descriptors::Extractor::extract(&config.build().unwrap(), &g).unwrap();
-    assert!(!set.is_empty());
-    let Descriptors::Float(d) = &set.descriptors else {
-        panic!("XFeat descriptors are floats")
-    };
-    assert_eq!(d.ncols(), 64);
+    let set = check_joint_extractor("xfeat", 64, &g);
     assert!(set.len() <= featleak_descriptors::extractor::DEFAULT_MAX_KEYPOINTS);
-    // XFeat's detector and descriptor go together.
-    assert!(ExtractorConfig::named("xfeat", "dog").is_err());
-    // Another descriptor on XFeat's keypoints: the same positions.
-    let sift = ExtractorConfig::named("sift", "xfeat").unwrap();
-    let on_xfeat = featleak_descriptors::Extractor::extract(&sift.build().unwrap(), &g).unwrap();
-    assert_eq!(on_xfeat.len(), set.len());
-    for (a, b) in on_xfeat.keypoints.iter().zip(&set.keypoints) {
-        assert_eq!((a.x, a.y), (b.x, b.y));
-    }
-    assert!(matches!(&on_xfeat.descriptors, Descriptors::Float(d) if d.ncols() == 128));
+    let config = ExtractorConfig::with_default_detector("xfeat").unwrap();
     // Images below 32 pixels are refused with a clear error, not a panic.
     let small = GrayImage::new(40, 20);
     let err = featleak_descriptors::Extractor::extract(&config.build().unwrap(), &small)
