@@ -1,4 +1,8 @@
-"""Procedural test images shared by the fixture scripts (seeded, no data needed)."""
+"""Procedural test images shared by the fixture scripts (seeded, no data needed), and the way the
+learned extractors' scripts write their reference outputs."""
+import json
+import os
+
 import numpy as np
 
 
@@ -31,3 +35,14 @@ def grey(rgb):
     """OpenCV's cvtColor(RGB2GRAY) rounding, in integers (the weights 4899, 9617, 1868 of 2^14)."""
     r, g, b = (rgb[..., i].astype(np.int32) for i in range(3))
     return ((r * 4899 + g * 9617 + b * 1868 + (1 << 13)) >> 14).astype(np.uint8)
+
+
+def write_reference(out_dir, arrays, manifest):
+    """Writes OUT_DIR/reference.npz (the arrays, compressed) and OUT_DIR/manifest.json, and prints
+    the manifest."""
+    os.makedirs(out_dir, exist_ok=True)
+    np.savez_compressed(os.path.join(out_dir, "reference.npz"), **arrays)
+    with open(os.path.join(out_dir, "manifest.json"), "w") as fh:
+        json.dump(manifest, fh, indent=2)
+        fh.write("\n")
+    print(json.dumps(manifest, indent=2))

