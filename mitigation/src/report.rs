@@ -3,7 +3,7 @@
 //! `gallery.html` (one row per victim, one column per strategy at the gallery's keep fraction;
 //! template `mitigation/templates/sweep_gallery.html`).
 
-use crate::sweep::{CellResult, NO_DEFENCE, SweepDir, SweepResults};
+use crate::sweep::{CellResult, NO_DEFENCE, SweepConfig, SweepDir, SweepResults};
 use featleak_eval::gallery::{Gallery, GalleryRow};
 use featleak_eval::plot::{Axes, Series, scatter_frontier_svg};
 use featleak_eval::table::{Table, fmt_num};
@@ -159,7 +159,7 @@ pub fn frontier_svg(cells: &[CellResult]) -> Result<String, MitigationError> {
 /// otherwise their points would not be comparable, and the error names the sweep that differs.
 pub fn combined_frontier_svg(sweeps: &[PathBuf]) -> Result<String, MitigationError> {
     let mut cells = Vec::new();
-    let mut first: Option<(PathBuf, SweepResults)> = None;
+    let mut first: Option<(PathBuf, SweepConfig)> = None;
     for sweep in sweeps {
         let path = if sweep.is_dir() {
             sweep.join("results.json")
@@ -167,8 +167,8 @@ pub fn combined_frontier_svg(sweeps: &[PathBuf]) -> Result<String, MitigationErr
             sweep.clone()
         };
         let results: SweepResults = read_json(&path)?;
-        if let Some((first_path, f)) = &first {
-            let (a, b) = (&f.config, &results.config);
+        if let Some((first_path, a)) = &first {
+            let b = &results.config;
             let victims = |p: &crate::sweep::PrivacyConfig| match p.max_images {
                 0 => format!("all of {}", p.images.display()),
                 n => format!("at most {n} of {}", p.images.display()),
@@ -198,8 +198,8 @@ pub fn combined_frontier_svg(sweeps: &[PathBuf]) -> Result<String, MitigationErr
                 });
             }
         }
-        cells.extend(results.cells.iter().cloned());
-        first.get_or_insert((path, results));
+        cells.extend(results.cells);
+        first.get_or_insert((path, results.config));
     }
     if cells.is_empty() {
         return Err(MitigationError::Config {
