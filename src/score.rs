@@ -6,6 +6,7 @@ use clap::Args;
 use featleak_datasets::files::write_json;
 use featleak_datasets::{ResizeCrop, find_named_images, load_rgb};
 use featleak_eval::identification::{identify, thumbnail};
+use featleak_eval::lpips::{Lpips, LpipsNet};
 use featleak_eval::score_report::{NamedScores, ScoreReport, score_images};
 use rayon::prelude::*;
 use std::collections::BTreeMap;
@@ -27,6 +28,13 @@ pub struct ScoreArgs {
     /// preprocessing) instead of requiring equal sizes.
     #[arg(long)]
     pub fit: bool,
+    /// Also measure LPIPS with this ImageNet backbone checkpoint (torchvision's
+    /// `alexnet-owt-7be5be79.pth` or `vgg16-397923af.pth`, or `.safetensors` with its names).
+    #[arg(long, value_name = "FILE")]
+    pub lpips_backbone: Option<PathBuf>,
+    /// The LPIPS backbone's architecture: alex or vgg.
+    #[arg(long, default_value = "alex", requires = "lpips_backbone")]
+    pub lpips_net: LpipsNet,
 }
 
 /// Relative path without extension → file, for every image below `root`.
@@ -51,6 +59,7 @@ fn score_one(
     reference: &Path,
     reconstruction: &Path,
     fit: bool,
+    lpips: Option<&Lpips>,
 ) -> anyhow::Result<NamedScores> {
     let rec = load_rgb(reconstruction)?;
     let mut refimg = load_rgb(reference)?;
@@ -70,12 +79,15 @@ fn score_one(
         .apply(&refimg);
     }
     let s = score_images(&refimg, &rec).with_context(|| reconstruction.display().to_string())?;
-    Ok(NamedScores {
-        name: name.to_string(),
-        psnr: s.psnr,
-        ssim: s.ssim,
-        mae: s.mae,
-    })
+    let mut named = NamedScores::new(name, &s);
+    if let Some(lpips) = lpips {
+        named.lpips = Some(
+            lpips
+                .distance(&refimg, &rec)
+                .with_context(|| format!("LPIPS of {}", reconstruction.display()))?,
+        );
+    }
+    Ok(named)
 }
 
 /// Candidate references below which identification rates are flagged as hard to compare.
@@ -154,9 +166,13 @@ pub fn run(args: &ScoreArgs) -> anyhow::Result<ExitCode> {
             args.reference.display()
         );
     }
+    let lpips = match &args.lpips_backbone {
+        Some(path) => Some(Lpips::load(args.lpips_net, path)?),
+        None => None,
+    };
     let results: Vec<anyhow::Result<NamedScores>> = pairs
         .par_iter()
-        .map(|(k, r, rec)| score_one(k, r, rec, args.fit))
+        .map(|(k, r, rec)| score_one(k, r, rec, args.fit, lpips.as_ref()))
         .collect();
     let mut scores = Vec::new();
     let mut failed = 0;
@@ -170,6 +186,9 @@ pub fn run(args: &ScoreArgs) -> anyhow::Result<ExitCode> {
         }
     }
     let mut report = ScoreReport::new(scores);
+    if let Some(lpips) = &lpips {
+        report = report.with_lpips(lpips.net());
+    }
     report.identification = identification(&references, &reconstructions, &report, args.fit)
         .unwrap_or_else(|e| {
             eprintln!("warning: identification not measured: {e:#}");
@@ -191,6 +210,9 @@ pub fn run(args: &ScoreArgs) -> anyhow::Result<ExitCode> {
         report.mean.mae,
         args.out.display()
     );
+    if let Some(l) = &report.lpips {
+        println!("LPIPS ({}): {:.4} (mean)", l.net.name(), l.mean);
+    }
     if let Some(id) = &report.identification {
         println!(
             "identification among {} references: rank-1 {:.3}, rank-5 {:.3}, mean rank {:.1} \

@@ -378,3 +378,116 @@ fn truncated_jpegs_are_named_and_left_out_by_extract_and_score() {
         serde_json::from_slice(&std::fs::read(&scores).unwrap()).unwrap();
     assert_eq!(report["images"].as_array().unwrap().len(), 1);
 }
+
+/// An AlexNet backbone in torchvision's names with arbitrary fixed weights (LPIPS' parity with
+/// the reference is `eval/tests/lpips_parity.rs`).
+fn write_alexnet(path: &Path) {
+    let convs = [
+        (0, 3, 64, 11),
+        (3, 64, 192, 5),
+        (6, 192, 384, 3),
+        (8, 384, 256, 3),
+        (10, 256, 256, 3),
+    ];
+    let tensors: Vec<(String, Vec<usize>, Vec<f32>)> = convs
+        .iter()
+        .flat_map(|&(i, c_in, c_out, k)| {
+            let n = c_out * c_in * k * k;
+            let scale = (6.0 / (c_in * k * k) as f32).sqrt() / 3.0;
+            let w = (0..n)
+                .map(|j| ((j * 7919 % 13) as f32 - 6.0) * scale / 6.0)
+                .collect();
+            [
+                (format!("features.{i}.weight"), vec![c_out, c_in, k, k], w),
+                (format!("features.{i}.bias"), vec![c_out], vec![0.01; c_out]),
+            ]
+        })
+        .collect();
+    let named: Vec<(String, Vec<usize>, &[f32])> = tensors
+        .iter()
+        .map(|(n, s, v)| (n.clone(), s.clone(), v.as_slice()))
+        .collect();
+    featleak_descriptors::state_dict::save_safetensors(path, &named).unwrap();
+}
+
+#[test]
+fn score_measures_lpips_with_the_users_backbone_and_names_a_wrong_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let (refs, copies, grey) = (
+        dir.path().join("ref"),
+        dir.path().join("copies"),
+        dir.path().join("grey"),
+    );
+    for d in [&refs, &copies, &grey] {
+        std::fs::create_dir_all(d).unwrap();
+    }
+    for i in 0..3u64 {
+        let img = scene(64, 64, 60 + i);
+        img.save(refs.join(format!("r{i}.png"))).unwrap();
+        img.save(copies.join(format!("r{i}.png"))).unwrap();
+        image::RgbImage::from_pixel(64, 64, image::Rgb([120, 110, 100]))
+            .save(grey.join(format!("r{i}.png")))
+            .unwrap();
+    }
+    let backbone = dir.path().join("alexnet.safetensors");
+    write_alexnet(&backbone);
+    let score = |recs: &Path, backbone: &Path| {
+        let out = recs.with_extension("json");
+        let o = featleak()
+            .args(["score", "--reference", refs.to_str().unwrap()])
+            .args(["--reconstructed", recs.to_str().unwrap()])
+            .args(["--out", out.to_str().unwrap()])
+            .args(["--lpips-backbone", backbone.to_str().unwrap()])
+            .output()
+            .unwrap();
+        (o, out)
+    };
+    let (o, out) = score(&copies, &backbone);
+    assert!(o.status.success(), "{}", common::stderr(&o));
+    let json: serde_json::Value = serde_json::from_slice(&std::fs::read(&out).unwrap()).unwrap();
+    assert_eq!(json["lpips"]["net"], "alex");
+    assert_eq!(json["lpips"]["mean"], 0.0);
+    assert_eq!(json["images"][2]["lpips"], 0.0);
+    let (o, out) = score(&grey, &backbone);
+    assert!(o.status.success(), "{}", common::stderr(&o));
+    let json: serde_json::Value = serde_json::from_slice(&std::fs::read(&out).unwrap()).unwrap();
+    assert!(json["lpips"]["mean"].as_f64().unwrap() > 1e-3, "{json}");
+    let md = std::fs::read_to_string(out.with_extension("md")).unwrap();
+    assert!(md.contains("| LPIPS |"), "{md}");
+
+    // A VGG16 asked for, an AlexNet given: refused before anything is scored, naming the file.
+    let o = featleak()
+        .args(["score", "--reference", refs.to_str().unwrap()])
+        .args(["--reconstructed", grey.to_str().unwrap()])
+        .args(["--out", dir.path().join("vgg.json").to_str().unwrap()])
+        .args([
+            "--lpips-backbone",
+            backbone.to_str().unwrap(),
+            "--lpips-net",
+            "vgg",
+        ])
+        .output()
+        .unwrap();
+    let err = common::stderr(&o);
+    assert!(
+        !o.status.success() && err.contains("alexnet.safetensors") && err.contains("VGG16"),
+        "{err}"
+    );
+    assert!(!dir.path().join("vgg.json").exists());
+    // The network alone means nothing.
+    let o = featleak()
+        .args(["score", "--reference", refs.to_str().unwrap()])
+        .args(["--reconstructed", grey.to_str().unwrap()])
+        .args([
+            "--out",
+            dir.path().join("x.json").to_str().unwrap(),
+            "--lpips-net",
+            "vgg",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        !o.status.success(),
+        "--lpips-net without a backbone was accepted"
+    );
+}

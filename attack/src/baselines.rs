@@ -89,12 +89,7 @@ pub fn baselines(run: &Path, images: &Path, out: &Path) -> Result<[ScoreReport; 
         .par_iter()
         .map(|(path, name)| -> Result<_, AttackError> {
             let target = load_square(path, r)?;
-            let named = |s: featleak_eval::ImageScores| NamedScores {
-                name: name.clone(),
-                psnr: s.psnr,
-                ssim: s.ssim,
-                mae: s.mae,
-            };
+            let named = |s: featleak_eval::ImageScores| NamedScores::new(name, &s);
             Ok((
                 named(score_images(&target, &mean_image)?),
                 named(score_images(&target, &mean_colour(&target))?),

@@ -142,12 +142,7 @@ pub fn reconstruct(
             let mut metrics = Vec::new();
             if let Some(reference) = &v.reference {
                 let s = score_images(reference, &out)?;
-                scores.push(NamedScores {
-                    name: v.name.clone(),
-                    psnr: s.psnr,
-                    ssim: s.ssim,
-                    mae: s.mae,
-                });
+                scores.push(NamedScores::new(&v.name, &s));
                 pictures.push(reference.clone());
                 metrics = vec![Some(s.psnr), Some(s.ssim), Some(s.mae)];
             }

@@ -11,22 +11,22 @@ pub const NORM_EPS: f32 = 1e-5;
 
 /// The shape of a square convolution with bias.
 #[derive(Clone, Copy, Debug)]
-pub(crate) struct ConvShape {
+pub struct ConvShape {
+    /// Input channels.
     pub c_in: usize,
+    /// Output channels.
     pub c_out: usize,
+    /// Side of the square kernel, in pixels.
     pub kernel: usize,
+    /// Stride, in pixels.
     pub stride: usize,
+    /// Zero padding on each side, in pixels.
     pub padding: usize,
 }
 
 /// A `burn` convolution of `shape` holding `weight` (`c_out × c_in × k × k`, row-major as in
 /// PyTorch) and `bias` (`c_out`), on `device`.
-pub(crate) fn conv2d(
-    shape: ConvShape,
-    weight: Vec<f32>,
-    bias: Vec<f32>,
-    device: &Device,
-) -> Conv2d {
+pub fn conv2d(shape: ConvShape, weight: Vec<f32>, bias: Vec<f32>, device: &Device) -> Conv2d {
     let ConvShape {
         c_in,
         c_out,

@@ -17,7 +17,7 @@ pub mod features;
 pub mod folder;
 pub mod freak;
 pub mod keypoint;
-pub(crate) mod layers;
+pub mod layers;
 pub mod merge;
 pub mod npz;
 pub mod sift;

@@ -107,7 +107,7 @@ pub enum WeightsError {
 pub const BN_EPS: f64 = 1e-5;
 
 /// A network's weights, read from a state_dict that holds what its architecture needs.
-pub(crate) trait StateDictWeights: Sized {
+pub trait StateDictWeights: Sized {
     /// Name in errors, e.g. `SOSNet32x32`.
     const MODEL: &'static str;
     /// The tensor whose name locates the state_dict inside a wrapped checkpoint.
@@ -122,13 +122,14 @@ pub(crate) trait StateDictWeights: Sized {
 }
 
 /// A checkpoint's tensors that passed [`StateDictWeights`]' checks, read as f32.
-pub(crate) struct CheckedStateDict {
+pub struct CheckedStateDict {
     prefix: String,
     tensors: BTreeMap<String, RawTensor>,
 }
 
 impl CheckedStateDict {
-    /// The values of `key` (a name of [`Architecture::expected`]), row-major as in PyTorch.
+    /// The values of `key` (a name of [`StateDictWeights::expected_tensors`]), row-major as in
+    /// PyTorch.
     pub fn values(&self, key: &str) -> Vec<f32> {
         self.tensors[&format!("{}{key}", self.prefix)]
             .values
@@ -146,7 +147,7 @@ struct RawTensor {
 }
 
 /// Reads `path` (`.safetensors` by extension, otherwise a PyTorch checkpoint) as `W`.
-pub(crate) fn load<W: StateDictWeights>(path: &Path) -> Result<W, WeightsError> {
+pub fn load<W: StateDictWeights>(path: &Path) -> Result<W, WeightsError> {
     let tensors = if path.extension().is_some_and(|e| e == "safetensors") {
         let bytes = std::fs::read(path).map_err(|e| read_error(path, e.to_string()))?;
         read_safetensors(path, &bytes)?
@@ -158,7 +159,7 @@ pub(crate) fn load<W: StateDictWeights>(path: &Path) -> Result<W, WeightsError> 
 
 /// Checks safetensors bytes (e.g. weights embedded in the binary); `name` stands for the file in
 /// errors.
-pub(crate) fn from_safetensors_bytes<W: StateDictWeights>(
+pub fn from_safetensors_bytes<W: StateDictWeights>(
     bytes: &[u8],
     name: &Path,
 ) -> Result<W, WeightsError> {
@@ -252,7 +253,7 @@ fn check<W: StateDictWeights>(
 
 /// Writes named F32 tensors (PyTorch names and row-major layouts) as a safetensors file,
 /// atomically.
-pub(crate) fn save_safetensors(
+pub fn save_safetensors(
     path: &Path,
     named: &[(String, Vec<usize>, &[f32])],
 ) -> Result<(), WeightsError> {

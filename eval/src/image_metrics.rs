@@ -59,6 +59,16 @@ pub enum MetricError {
         /// Height and width of the images.
         image: [usize; 2],
     },
+    /// An image side is shorter than LPIPS's backbone needs.
+    #[error("image is {height}×{width}; LPIPS needs both sides ≥ {min}")]
+    TooSmallForLpips {
+        /// Image height.
+        height: usize,
+        /// Image width.
+        width: usize,
+        /// The shortest side LPIPS accepts.
+        min: usize,
+    },
     /// An image side is shorter than the SSIM window (scikit-image raises here too).
     #[error("image is {height}×{width}, smaller than the {window}×{window} SSIM window")]
     ImageTooSmall {

@@ -13,6 +13,7 @@ pub mod homography;
 pub mod html;
 pub mod identification;
 pub mod image_metrics;
+pub mod lpips;
 pub mod match_eval;
 pub mod matching;
 pub mod pair_eval;

@@ -18,6 +18,22 @@ pub struct NamedScores {
     pub ssim: f64,
     /// Mean absolute error, intensities in [0, 1].
     pub mae: f64,
+    /// LPIPS distance ([`crate::lpips`]) where it was measured.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lpips: Option<f64>,
+}
+
+impl NamedScores {
+    /// `name`'s PSNR, SSIM and MAE (no LPIPS).
+    pub fn new(name: impl Into<String>, scores: &ImageScores) -> Self {
+        Self {
+            name: name.into(),
+            psnr: scores.psnr,
+            ssim: scores.ssim,
+            mae: scores.mae,
+            lpips: None,
+        }
+    }
 }
 
 /// Mean scores over the images.
@@ -43,6 +59,18 @@ pub struct ScoreReport {
     /// ([`crate::identification`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub identification: Option<crate::identification::Identification>,
+    /// The LPIPS backbone and mean distance, where LPIPS was measured (on every image).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lpips: Option<LpipsSummary>,
+}
+
+/// What [`ScoreReport::lpips`] records.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct LpipsSummary {
+    /// The backbone (`alex` or `vgg`).
+    pub net: crate::lpips::LpipsNet,
+    /// Mean of the images' LPIPS distances.
+    pub mean: f64,
 }
 
 impl ScoreReport {
@@ -58,28 +86,50 @@ impl ScoreReport {
             images,
             mean,
             identification: None,
+            lpips: None,
         }
     }
 
-    /// One row per image and a final mean row.
+    /// Records that every image's `lpips` was measured with `net`, and their mean (no summary
+    /// when an image lacks it or there are none).
+    pub fn with_lpips(mut self, net: crate::lpips::LpipsNet) -> Self {
+        let values: Option<Vec<f64>> = self.images.iter().map(|s| s.lpips).collect();
+        self.lpips = values.filter(|v| !v.is_empty()).map(|v| LpipsSummary {
+            net,
+            mean: v.iter().sum::<f64>() / v.len() as f64,
+        });
+        self
+    }
+
+    /// One row per image and a final mean row (with an LPIPS column where it was measured).
     pub fn table(&self) -> Table {
-        let mut t = Table::new(["image", "PSNR [dB]", "SSIM", "MAE"]);
-        let row = |name: &str, p: f64, s: f64, m: f64| {
-            vec![
+        let lpips = self.lpips.as_ref();
+        let mut header = vec!["image", "PSNR [dB]", "SSIM", "MAE"];
+        if lpips.is_some() {
+            header.push("LPIPS");
+        }
+        let mut t = Table::new(header);
+        let row = |name: &str, p: f64, s: f64, m: f64, l: Option<f64>| {
+            let mut cells = vec![
                 name.to_string(),
                 fmt_num(Some(p), 2),
                 fmt_num(Some(s), 4),
                 fmt_num(Some(m), 4),
-            ]
+            ];
+            if lpips.is_some() {
+                cells.push(fmt_num(l, 4));
+            }
+            cells
         };
         for s in &self.images {
-            t.push(row(&s.name, s.psnr, s.ssim, s.mae));
+            t.push(row(&s.name, s.psnr, s.ssim, s.mae, s.lpips));
         }
         t.push(row(
             "**mean**",
             self.mean.psnr,
             self.mean.ssim,
             self.mean.mae,
+            lpips.map(|l| l.mean),
         ));
         t
     }
@@ -127,12 +177,14 @@ mod tests {
                 psnr: 10.0,
                 ssim: 0.5,
                 mae: 0.2,
+                lpips: Some(0.3),
             },
             NamedScores {
                 name: "y".into(),
                 psnr: 20.0,
                 ssim: 0.7,
                 mae: 0.1,
+                lpips: Some(0.1),
             },
         ]);
         assert_eq!(
@@ -152,6 +204,16 @@ mod tests {
                 .table()
                 .to_markdown()
                 .contains("| **mean** | 15.00 | 0.6000 | 0.1500 |")
+        );
+        assert!(json["images"][1].get("lpips").is_some() && json.get("lpips").is_none());
+        let with = report.with_lpips(crate::lpips::LpipsNet::Alex);
+        assert_eq!(with.lpips.as_ref().unwrap().mean, 0.2);
+        let json: serde_json::Value = serde_json::to_value(&with).unwrap();
+        assert_eq!(json["lpips"]["net"], "alex");
+        assert!(
+            with.table()
+                .to_markdown()
+                .contains("| **mean** | 15.00 | 0.6000 | 0.1500 | 0.2000 |")
         );
     }
 }
