@@ -379,37 +379,6 @@ fn truncated_jpegs_are_named_and_left_out_by_extract_and_score() {
     assert_eq!(report["images"].as_array().unwrap().len(), 1);
 }
 
-/// An AlexNet backbone in torchvision's names with arbitrary fixed weights (LPIPS' parity with
-/// the reference is `eval/tests/lpips_parity.rs`).
-fn write_alexnet(path: &Path) {
-    let convs = [
-        (0, 3, 64, 11),
-        (3, 64, 192, 5),
-        (6, 192, 384, 3),
-        (8, 384, 256, 3),
-        (10, 256, 256, 3),
-    ];
-    let tensors: Vec<(String, Vec<usize>, Vec<f32>)> = convs
-        .iter()
-        .flat_map(|&(i, c_in, c_out, k)| {
-            let n = c_out * c_in * k * k;
-            let scale = (6.0 / (c_in * k * k) as f32).sqrt() / 3.0;
-            let w = (0..n)
-                .map(|j| ((j * 7919 % 13) as f32 - 6.0) * scale / 6.0)
-                .collect();
-            [
-                (format!("features.{i}.weight"), vec![c_out, c_in, k, k], w),
-                (format!("features.{i}.bias"), vec![c_out], vec![0.01; c_out]),
-            ]
-        })
-        .collect();
-    let named: Vec<(String, Vec<usize>, &[f32])> = tensors
-        .iter()
-        .map(|(n, s, v)| (n.clone(), s.clone(), v.as_slice()))
-        .collect();
-    featleak_descriptors::state_dict::save_safetensors(path, &named).unwrap();
-}
-
 #[test]
 fn score_measures_lpips_with_the_users_backbone_and_names_a_wrong_one() {
     let dir = tempfile::tempdir().unwrap();
@@ -430,7 +399,7 @@ fn score_measures_lpips_with_the_users_backbone_and_names_a_wrong_one() {
             .unwrap();
     }
     let backbone = dir.path().join("alexnet.safetensors");
-    write_alexnet(&backbone);
+    common::write_alexnet(&backbone);
     let score = |recs: &Path, backbone: &Path| {
         let out = recs.with_extension("json");
         let o = featleak()

@@ -476,6 +476,9 @@ fn sweep_scores_defence_cells_beside_subsets_with_the_mean_colour_baseline() {
         "[[defences]]\nname = \"quantise\"\nstrengths = [2.0, 6.0]\n\
          [[defences]]\nname = \"lift-random\"\nstrengths = [4.0]\n",
     );
+    let backbone = dir.path().join("alexnet.safetensors");
+    common::write_alexnet(&backbone);
+    text.push_str(&format!("[privacy.lpips]\nbackbone = {backbone:?}\n"));
     std::fs::write(&config, text).unwrap();
     let out = dir.path().join("sweep");
     let o = sweep(&config, &out);
@@ -499,6 +502,10 @@ fn sweep_scores_defence_cells_beside_subsets_with_the_mean_colour_baseline() {
         // adaptive attacker's steps.
         assert_eq!(c["ssim_mean_colour"].as_f64(), Some(mean_colour), "{c}");
         assert_eq!(c["adaptive_steps"], 4, "{c}");
+        // LPIPS on the user's backbone, a distance above 0 for these tiny attackers.
+        for column in ["lpips_nonadaptive", "lpips_adaptive"] {
+            assert!(c[column].as_f64().unwrap() > 0.0, "{c}");
+        }
         // Rank-1 identification among the 3 victims: a share of them.
         for column in ["identification_nonadaptive", "identification_adaptive"] {
             let v = c[column].as_f64().unwrap();
@@ -546,6 +553,7 @@ fn sweep_scores_defence_cells_beside_subsets_with_the_mean_colour_baseline() {
         "adaptive_steps",
         "ssim_mean_colour",
         "identification_adaptive",
+        "lpips_adaptive",
     ] {
         assert!(
             header.split(',').any(|h| h == column),

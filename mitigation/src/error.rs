@@ -62,6 +62,12 @@ pub enum MitigationError {
     /// An HTML page could not be rendered.
     #[error(transparent)]
     Render(#[from] featleak_eval::html::RenderError),
+    /// LPIPS weights could not be loaded.
+    #[error("privacy.lpips: {0}")]
+    LpipsWeights(#[from] featleak_descriptors::state_dict::WeightsError),
+    /// An image metric could not be computed.
+    #[error(transparent)]
+    Metric(#[from] featleak_eval::MetricError),
     /// A plot could not be drawn.
     #[error("cannot draw {what}: {problem}")]
     Plot {

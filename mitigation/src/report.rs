@@ -14,7 +14,7 @@ use crate::MitigationError;
 use featleak_datasets::files::{read_json, write_bytes};
 
 /// Column names of `results.csv` / `results.md`, in order.
-pub const COLUMNS: [&str; 27] = [
+pub const COLUMNS: [&str; 29] = [
     "descriptor",
     "strategy",
     "keep",
@@ -37,6 +37,8 @@ pub const COLUMNS: [&str; 27] = [
     "adaptive_steps",
     "identification_nonadaptive",
     "identification_adaptive",
+    "lpips_nonadaptive",
+    "lpips_adaptive",
     "ssim_mean_colour",
     "psnr_mean_colour",
     "pareto",
@@ -85,6 +87,8 @@ pub fn results_table(cells: &[CellResult]) -> Table {
             c.adaptive_steps.to_string(),
             fmt_num(c.identification_nonadaptive, 3),
             fmt_num(c.identification_adaptive, 3),
+            fmt_num(c.lpips_nonadaptive, 4),
+            fmt_num(c.lpips_adaptive, 4),
             fmt_num(c.ssim_mean_colour, 4),
             fmt_num(c.psnr_mean_colour, 2),
             on_frontier(c, cells).to_string(),
@@ -462,6 +466,8 @@ mod tests {
             adaptive_steps: 30,
             identification_nonadaptive: None,
             identification_adaptive: None,
+            lpips_nonadaptive: None,
+            lpips_adaptive: None,
             ssim_mean_colour: None,
             psnr_mean_colour: None,
             kept_keypoints: 0.0,

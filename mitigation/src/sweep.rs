@@ -44,12 +44,14 @@ use featleak_datasets::{HomographyPair, find_named_images, find_pairs, load_rgb}
 use featleak_descriptors::{FeatureSet, extract_file};
 use featleak_eval::homography::RansacConfig;
 use featleak_eval::identification::{identify, thumbnail};
+use featleak_eval::lpips::{Lpips, LpipsNet};
 use featleak_eval::score_report::score_images;
 use featleak_eval::{MatchConfig, score_matches, score_pair, summarize};
 use featleak_train::RunFolder;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Instant;
 
 /// `sweep.toml`. Paths are relative to the working directory.
@@ -118,6 +120,24 @@ pub struct PrivacyConfig {
     /// Use the first N images in path order (0: all).
     #[serde(default)]
     pub max_images: usize,
+    /// Also score reconstructions by LPIPS on this backbone.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lpips: Option<LpipsConfig>,
+}
+
+/// LPIPS on an ImageNet backbone the user supplies ([`featleak_eval::lpips`]).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LpipsConfig {
+    /// `alex` (default) or `vgg`.
+    #[serde(default = "default_lpips_net")]
+    pub net: LpipsNet,
+    /// torchvision's ImageNet checkpoint of that backbone.
+    pub backbone: PathBuf,
+}
+
+fn default_lpips_net() -> LpipsNet {
+    LpipsNet::Alex
 }
 
 /// Homography pairs (HPatches or Oxford layout) whose matching measures utility.
@@ -299,6 +319,12 @@ pub struct CellResult {
     /// come from).
     #[serde(default)]
     pub identification_adaptive: Option<f64>,
+    /// Mean LPIPS of the non-adaptive attacker's reconstructions (where the sweep measures it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lpips_nonadaptive: Option<f64>,
+    /// Mean LPIPS of the adaptive attacker's reconstructions.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lpips_adaptive: Option<f64>,
     /// Mean SSIM of each victim's own mean colour (the same victims; absent in cells of
     /// sweeps written before it was measured).
     #[serde(default)]
@@ -490,10 +516,14 @@ pub fn run_sweep(
     }
     let strategies = config.parsed_strategies()?;
     let defences = config.parsed_defences()?;
+    let lpips = match &config.privacy.lpips {
+        Some(l) => Some(Arc::new(Lpips::load(l.net, &l.backbone)?)),
+        None => None,
+    };
     for attacker in &config.attackers {
         sweep_attacker(
             config,
-            (&strategies, &defences),
+            (&strategies, &defences, lpips.clone()),
             attacker,
             &dir,
             &mut results,
@@ -514,6 +544,8 @@ struct AttackerData {
     pairs: Vec<PairFeatures>,
     /// Mean PSNR and SSIM of each victim's own mean colour.
     mean_colour: (f64, f64),
+    /// The LPIPS network, when the sweep measures it.
+    lpips: Option<Arc<Lpips>>,
 }
 
 /// Items with their per-keypoint leakage scores (empty when no strategy needs them).
@@ -537,7 +569,7 @@ struct PairFeatures {
 
 fn sweep_attacker(
     config: &SweepConfig,
-    (strategies, defences): (&[Strategy], &[Defence]),
+    (strategies, defences, lpips): (&[Strategy], &[Defence], Option<Arc<Lpips>>),
     attacker: &Path,
     dir: &SweepDir,
     results: &mut SweepResults,
@@ -562,7 +594,14 @@ fn sweep_attacker(
         return Ok(());
     }
     let device = Device::flex().autodiff();
-    let data = prepare_attacker(config, strategies, &run, run_config, &device, observer)?;
+    let data = prepare_attacker(
+        config,
+        strategies,
+        &run,
+        (run_config, lpips),
+        &device,
+        observer,
+    )?;
     for cell in cells {
         if done(results, &cell) {
             continue;
@@ -597,7 +636,7 @@ fn prepare_attacker(
     config: &SweepConfig,
     strategies: &[Strategy],
     run: &RunFolder,
-    run_config: RunConfig,
+    (run_config, lpips): (RunConfig, Option<Arc<Lpips>>),
     device: &Device,
     observer: &mut dyn SweepObserver,
 ) -> Result<AttackerData, MitigationError> {
@@ -712,6 +751,7 @@ fn prepare_attacker(
         train,
         pairs: pair_features,
         mean_colour,
+        lpips,
     })
 }
 
@@ -798,6 +838,23 @@ fn mitigate_all(
             })
         })
         .collect()
+}
+
+/// Mean LPIPS of `pictures` against their victims' targets, when the sweep measures it.
+fn mean_lpips(
+    data: &AttackerData,
+    victims: &[Prepared],
+    pictures: &[image::RgbImage],
+) -> Result<Option<f64>, MitigationError> {
+    let Some(lpips) = &data.lpips else {
+        return Ok(None);
+    };
+    let mut sum = 0.0;
+    for (victim, picture) in victims.iter().zip(pictures) {
+        let (target, _) = victim.view(&centre_view(&data.threat));
+        sum += lpips.distance(&target, picture)?;
+    }
+    Ok(Some(sum / pictures.len().max(1) as f64))
 }
 
 /// Mean PSNR, SSIM and MAE of `model` reconstructing `items` (whole view, every revealed
@@ -919,7 +976,14 @@ fn compute_cell(
     };
     let identification_nonadaptive = rank_1(&base_pictures);
     let identification_fine_tuned = rank_1(&tuned_pictures);
-    let (adaptive, pictures, identification_adaptive) = if fine_tuned.ssim >= nonadaptive.ssim {
+    let lpips_nonadaptive = mean_lpips(data, &victims, &base_pictures)?;
+    let adaptive_is_tuned = fine_tuned.ssim >= nonadaptive.ssim;
+    let lpips_adaptive = if adaptive_is_tuned {
+        mean_lpips(data, &victims, &tuned_pictures)?
+    } else {
+        lpips_nonadaptive
+    };
+    let (adaptive, pictures, identification_adaptive) = if adaptive_is_tuned {
         (fine_tuned, tuned_pictures, identification_fine_tuned)
     } else {
         (nonadaptive, base_pictures, identification_nonadaptive)
@@ -948,6 +1012,8 @@ fn compute_cell(
         adaptive_steps: config.adaptive.steps,
         identification_nonadaptive: Some(identification_nonadaptive),
         identification_adaptive: Some(identification_adaptive),
+        lpips_nonadaptive,
+        lpips_adaptive,
         psnr_mean_colour: Some(data.mean_colour.0),
         ssim_mean_colour: Some(data.mean_colour.1),
         kept_keypoints,

@@ -404,6 +404,7 @@ fn write_sweep_config(dir: &StudyDir, config: &StudyConfig) -> Result<(), StudyE
         privacy: PrivacyConfig {
             images: dir.held_out(),
             max_images: 0,
+            lpips: None,
         },
         utility: UtilityConfig { pairs: dir.pairs() },
         adaptive: AdaptiveConfig {

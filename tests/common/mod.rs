@@ -76,3 +76,34 @@ pub fn write_scene(path: &Path, w: u32, h: u32, seed: u64) {
     std::fs::create_dir_all(path.parent().unwrap()).unwrap();
     scene(w, h, seed).save(path).unwrap();
 }
+
+/// An AlexNet backbone in torchvision's names with arbitrary fixed weights (LPIPS' parity with
+/// the reference is `eval/tests/lpips_parity.rs`).
+pub fn write_alexnet(path: &Path) {
+    let convs = [
+        (0, 3, 64, 11),
+        (3, 64, 192, 5),
+        (6, 192, 384, 3),
+        (8, 384, 256, 3),
+        (10, 256, 256, 3),
+    ];
+    let tensors: Vec<(String, Vec<usize>, Vec<f32>)> = convs
+        .iter()
+        .flat_map(|&(i, c_in, c_out, k)| {
+            let n = c_out * c_in * k * k;
+            let scale = (6.0 / (c_in * k * k) as f32).sqrt() / 3.0;
+            let w = (0..n)
+                .map(|j| ((j * 7919 % 13) as f32 - 6.0) * scale / 6.0)
+                .collect();
+            [
+                (format!("features.{i}.weight"), vec![c_out, c_in, k, k], w),
+                (format!("features.{i}.bias"), vec![c_out], vec![0.01; c_out]),
+            ]
+        })
+        .collect();
+    let named: Vec<(String, Vec<usize>, &[f32])> = tensors
+        .iter()
+        .map(|(n, s, v)| (n.clone(), s.clone(), v.as_slice()))
+        .collect();
+    featleak_descriptors::state_dict::save_safetensors(path, &named).unwrap();
+}
