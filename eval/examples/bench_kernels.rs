@@ -49,6 +49,13 @@ fn main() {
     let ssim_b: Array3<f32> = npz.by_name("ssim_b").unwrap();
 
     let freak = Freak::new(FreakConfig::default());
+    let one_thread = rayon::ThreadPoolBuilder::new()
+        .num_threads(1)
+        .build()
+        .expect("a one-thread pool");
+    let freak_1t_ms = median_ms(30, || {
+        one_thread.install(|| black_box(freak.compute(&gray, &kps)));
+    });
     let freak_ms = median_ms(30, || {
         black_box(freak.compute(&gray, &kps));
     });
@@ -111,7 +118,7 @@ fn main() {
     println!(
         "{}",
         serde_json::json!({
-            "freak_compute_ms": freak_ms, "freak_kept": freak.compute(&gray, &kps).0.len(),
+            "freak_compute_ms": freak_ms, "freak_compute_1t_ms": freak_1t_ms, "freak_kept": freak.compute(&gray, &kps).0.len(),
             "float_mutual_nn_ms": float_ms, "float_matches": float_matches,
             "binary_mutual_nn_ms": binary_ms, "binary_matches": binary_matches,
             "kiddo_one_way_ms": kiddo_ms, "kiddo_agrees_with_brute_force": kiddo_agree, "queries": queries.len(),
