@@ -5,7 +5,7 @@ mod common;
 use common::featleak;
 use featleak_datasets::synthetic::scene;
 use featleak_datasets::warp::warp_perspective;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 /// An HPatches-style sequence: image 1 and two warps of it with their homographies.
 fn make_sequence(dir: &Path, seed: u64) {
@@ -274,24 +274,22 @@ fn score_pairs_by_relative_path_and_reports_means() {
         .success();
 }
 
-/// Identification: copies single out their references among all of them; flat grey images,
-/// which tie with every candidate, rank last.
-#[test]
-fn score_ranks_each_reconstruction_among_all_references() {
-    let dir = tempfile::tempdir().unwrap();
-    let (refs, copies, grey) = (
-        dir.path().join("ref"),
-        dir.path().join("copies"),
-        dir.path().join("grey"),
-    );
+/// `n` scenes `width`×64 in `ref/`, and as reconstructions the attack would make of them (square,
+/// 64×64): their centre crops in `copies/` and one flat grey in `grey/`.
+fn references_copies_grey(
+    dir: &Path,
+    n: u64,
+    width: u32,
+    seed: u64,
+) -> (PathBuf, PathBuf, PathBuf) {
+    let (refs, copies, grey) = (dir.join("ref"), dir.join("copies"), dir.join("grey"));
     for d in [&refs, &copies, &grey] {
         std::fs::create_dir_all(d).unwrap();
     }
-    for i in 0..6u64 {
-        let img = scene(96, 64, 40 + i);
+    for i in 0..n {
+        let img = scene(width, 64, seed + i);
         img.save(refs.join(format!("r{i}.png"))).unwrap();
-        // Reconstructions are square crops, as the attack makes them (--fit).
-        image::imageops::crop_imm(&img, 16, 0, 64, 64)
+        image::imageops::crop_imm(&img, (width - 64) / 2, 0, 64, 64)
             .to_image()
             .save(copies.join(format!("r{i}.png")))
             .unwrap();
@@ -299,6 +297,15 @@ fn score_ranks_each_reconstruction_among_all_references() {
             .save(grey.join(format!("r{i}.png")))
             .unwrap();
     }
+    (refs, copies, grey)
+}
+
+/// Identification: copies single out their references among all of them; flat grey images,
+/// which tie with every candidate, rank last.
+#[test]
+fn score_ranks_each_reconstruction_among_all_references() {
+    let dir = tempfile::tempdir().unwrap();
+    let (refs, copies, grey) = references_copies_grey(dir.path(), 6, 96, 40);
     let score = |recs: &Path| -> serde_json::Value {
         let out = recs.with_extension("json");
         let o = featleak()
@@ -382,22 +389,7 @@ fn truncated_jpegs_are_named_and_left_out_by_extract_and_score() {
 #[test]
 fn score_measures_lpips_with_the_users_backbone_and_names_a_wrong_one() {
     let dir = tempfile::tempdir().unwrap();
-    let (refs, copies, grey) = (
-        dir.path().join("ref"),
-        dir.path().join("copies"),
-        dir.path().join("grey"),
-    );
-    for d in [&refs, &copies, &grey] {
-        std::fs::create_dir_all(d).unwrap();
-    }
-    for i in 0..3u64 {
-        let img = scene(64, 64, 60 + i);
-        img.save(refs.join(format!("r{i}.png"))).unwrap();
-        img.save(copies.join(format!("r{i}.png"))).unwrap();
-        image::RgbImage::from_pixel(64, 64, image::Rgb([120, 110, 100]))
-            .save(grey.join(format!("r{i}.png")))
-            .unwrap();
-    }
+    let (refs, copies, grey) = references_copies_grey(dir.path(), 3, 64, 60);
     let backbone = dir.path().join("alexnet.safetensors");
     common::write_alexnet(&backbone);
     let score = |recs: &Path, backbone: &Path| {

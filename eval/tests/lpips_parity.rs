@@ -136,25 +136,19 @@ fn lpips_matches_the_reference_package_on_both_backbones() {
 #[test]
 fn lpips_refuses_other_backbones_small_images_and_other_sizes() {
     let dir = tempfile::tempdir().unwrap();
-    let vgg = write_backbone(dir.path(), VGG, None);
-    match Lpips::load(LpipsNet::Alex, &vgg) {
-        Err(e @ WeightsError::Missing { .. }) => {
-            assert!(
-                e.to_string().contains("AlexNet tensor `features.3.weight`"),
-                "{e}"
-            )
-        }
-        other => panic!("a VGG16 file loaded as AlexNet: {other:?}"),
-    }
     let alex = write_backbone(dir.path(), ALEX, None);
-    match Lpips::load(LpipsNet::Vgg, &alex) {
-        Err(e @ WeightsError::Missing { .. }) => {
-            assert!(
-                e.to_string().contains("VGG16 tensor `features.2.weight`"),
-                "{e}"
-            )
+    let vgg = write_backbone(dir.path(), VGG, None);
+    // Each backbone's file, loaded as the other: the first tensor it lacks is named.
+    for (net, file, first_missing) in [
+        (LpipsNet::Alex, &vgg, "AlexNet tensor `features.3.weight`"),
+        (LpipsNet::Vgg, &alex, "VGG16 tensor `features.2.weight`"),
+    ] {
+        match Lpips::load(net, file) {
+            Err(e @ WeightsError::Missing { .. }) => {
+                assert!(e.to_string().contains(first_missing), "{e}")
+            }
+            other => panic!("{} loaded as {}: {other:?}", file.display(), net.name()),
         }
-        other => panic!("an AlexNet file loaded as VGG16: {other:?}"),
     }
     let extra = write_backbone(dir.path(), ALEX, Some("features.12.weight"));
     let err = Lpips::load(LpipsNet::Alex, &extra).unwrap_err();
