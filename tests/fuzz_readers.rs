@@ -11,6 +11,7 @@
 use featleak_attack::ThreatModel;
 use featleak_datasets::pairs::read_homography;
 use featleak_descriptors::sosnet::SosnetWeights;
+use featleak_descriptors::state_dict::StateDictWeights;
 use featleak_descriptors::{Descriptors, ExtractorInfo, FeatureSet, Keypoint, write_features};
 use featleak_mitigation::sweep::SweepConfig;
 use proptest::prelude::*;

@@ -119,6 +119,18 @@ pub trait StateDictWeights: Sized {
     fn expected_tensors() -> Vec<(String, Vec<usize>)>;
     /// The weights, from tensors that passed the checks.
     fn from_checked(tensors: &CheckedStateDict) -> Self;
+
+    /// Reads and validates a PyTorch checkpoint (`.pth`, `.pt`: the zip or legacy format, its
+    /// state_dict found by [`Self::ANCHOR`]) or a `.safetensors` file with the same names.
+    fn load(path: impl AsRef<Path>) -> Result<Self, WeightsError> {
+        load(path.as_ref())
+    }
+
+    /// Reads and validates safetensors bytes (e.g. weights embedded in the binary); `name`
+    /// stands for the file in errors.
+    fn from_safetensors_bytes(bytes: &[u8], name: &Path) -> Result<Self, WeightsError> {
+        from_safetensors_bytes(bytes, name)
+    }
 }
 
 /// A checkpoint's tensors that passed [`StateDictWeights`]' checks, read as f32.

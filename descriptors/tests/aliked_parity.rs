@@ -6,6 +6,7 @@ mod learned_fixtures;
 use std::path::PathBuf;
 
 use featleak_descriptors::aliked::{Aliked, AlikedDetector, AlikedWeights};
+use featleak_descriptors::state_dict::StateDictWeights;
 use learned_fixtures::{check_joint_extractor, checks, gray, max_abs_diff, reference};
 use ndarray::{Array1, Array2, ArrayD, Axis};
 

@@ -6,6 +6,7 @@ mod learned_fixtures;
 use std::path::PathBuf;
 
 use featleak_descriptors::disk::{Disk, DiskDetector, DiskWeights};
+use featleak_descriptors::state_dict::StateDictWeights;
 use featleak_descriptors::{Extractor, ExtractorConfig};
 use image::GrayImage;
 use learned_fixtures::{check_joint_extractor, checks, gray, max_abs_diff, reference};

@@ -13,6 +13,7 @@ use featleak_descriptors::sosnet::training::{
 use featleak_descriptors::sosnet::{
     BUNDLED_WEIGHTS, Sosnet, SosnetWeights, WeightsError, bundled_weights,
 };
+use featleak_descriptors::state_dict::StateDictWeights;
 use featleak_train::trainer::At;
 use featleak_train::{Budget, Observer, RunFolder, Schedule};
 use ndarray::Array3;

@@ -6,6 +6,7 @@ mod learned_fixtures;
 use std::path::PathBuf;
 
 use featleak_descriptors::ExtractorConfig;
+use featleak_descriptors::state_dict::StateDictWeights;
 use featleak_descriptors::xfeat::{Xfeat, XfeatDetector, XfeatWeights};
 use image::GrayImage;
 use learned_fixtures::{check_joint_extractor, gray, max_abs_diff, reference};

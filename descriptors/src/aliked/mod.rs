@@ -20,6 +20,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::Keypoint;
 use crate::error::ExtractError;
+use crate::state_dict::StateDictWeights;
 pub use crate::state_dict::WeightsError;
 pub use model::{AlikedMaps, AlikedModel};
 pub use weights::AlikedWeights;

@@ -2,9 +2,8 @@
 //! and the BatchNorms folded into their convolutions.
 
 use std::collections::BTreeMap;
-use std::path::Path;
 
-use crate::state_dict::{self, CheckedStateDict, StateDictWeights, WeightsError};
+use crate::state_dict::{self, CheckedStateDict, StateDictWeights};
 
 /// Output channels of the four encoder blocks (`c1`–`c4` of `aliked-n16`).
 pub const WIDTHS: [usize; 4] = [16, 32, 64, 128];
@@ -209,19 +208,6 @@ impl StateDictWeights for AlikedWeights {
             sample_conv: conv("desc_head.sf_conv", None),
             aggregation: t.values("desc_head.agg_weights"),
         }
-    }
-}
-
-impl AlikedWeights {
-    /// Reads and validates an ALIKED-N16 state_dict: the official `aliked-n16.pth`, or a
-    /// `.safetensors` file with the same names.
-    pub fn load(path: impl AsRef<Path>) -> Result<Self, WeightsError> {
-        state_dict::load(path.as_ref())
-    }
-
-    /// Reads and validates safetensors bytes; `name` stands for the file in errors.
-    pub fn from_safetensors_bytes(bytes: &[u8], name: &Path) -> Result<Self, WeightsError> {
-        state_dict::from_safetensors_bytes(bytes, name)
     }
 }
 

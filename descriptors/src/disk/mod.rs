@@ -16,6 +16,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::Keypoint;
 use crate::error::ExtractError;
+use crate::state_dict::StateDictWeights;
 pub use crate::state_dict::WeightsError;
 pub use model::DiskModel;
 pub use weights::DiskWeights;

@@ -1,8 +1,6 @@
 //! The DISK state_dict (kornia's `DISK` U-Net, as in cvlab-epfl/disk): names and shapes.
 
-use std::path::Path;
-
-use crate::state_dict::{self, CheckedStateDict, StateDictWeights, WeightsError};
+use crate::state_dict::{CheckedStateDict, StateDictWeights};
 
 /// Side of every convolution kernel.
 pub const KERNEL: usize = 5;
@@ -89,19 +87,6 @@ impl StateDictWeights for DiskWeights {
             })
             .collect();
         Self { blocks }
-    }
-}
-
-impl DiskWeights {
-    /// Reads and validates a DISK state_dict: the official `depth-save.pth` (its `extractor`
-    /// dict is found by prefix), or a `.safetensors` file with the same names.
-    pub fn load(path: impl AsRef<Path>) -> Result<Self, WeightsError> {
-        state_dict::load(path.as_ref())
-    }
-
-    /// Reads and validates safetensors bytes; `name` stands for the file in errors.
-    pub fn from_safetensors_bytes(bytes: &[u8], name: &Path) -> Result<Self, WeightsError> {
-        state_dict::from_safetensors_bytes(bytes, name)
     }
 }
 

@@ -11,6 +11,7 @@ use std::path::Path;
 use burn::prelude::*;
 use ndarray::{Array2, ArrayView3};
 
+use crate::state_dict::StateDictWeights;
 pub use model::{CpuSosnet, DESCRIPTOR_SIZE, PATCH_SIZE, SosnetModel};
 pub use patches::{PatchSampling, sample_patches};
 pub use weights::{SosnetWeights, WeightsError};

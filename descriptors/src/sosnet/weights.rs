@@ -124,18 +124,6 @@ impl StateDictWeights for SosnetWeights {
 }
 
 impl SosnetWeights {
-    /// Read and validate a SOSNet32x32 state_dict: a PyTorch `.pth`/`.pt` file, or a
-    /// `.safetensors` file with the same tensor names (what `featleak train-descriptor` writes).
-    pub fn load(path: impl AsRef<Path>) -> Result<Self, WeightsError> {
-        state_dict::load(path.as_ref())
-    }
-
-    /// Read and validate safetensors bytes (e.g. weights embedded in the binary); `name` stands
-    /// for the file in errors.
-    pub fn from_safetensors_bytes(bytes: &[u8], name: &Path) -> Result<Self, WeightsError> {
-        state_dict::from_safetensors_bytes(bytes, name)
-    }
-
     /// Writes the state_dict as safetensors (F32, PyTorch's names and layouts), atomically.
     pub fn save_safetensors(&self, path: &Path) -> Result<(), WeightsError> {
         let mut named: Vec<(String, Vec<usize>, &[f32])> = Vec::new();

@@ -15,6 +15,7 @@ use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use crate::Keypoint;
+use crate::state_dict::StateDictWeights;
 pub use crate::state_dict::WeightsError;
 pub use model::{XfeatMaps, XfeatModel};
 pub use weights::XfeatWeights;

@@ -2,9 +2,8 @@
 //! BatchNorms folded into their convs.
 
 use std::collections::BTreeMap;
-use std::path::Path;
 
-use crate::state_dict::{self, CheckedStateDict, StateDictWeights, WeightsError};
+use crate::state_dict::{self, CheckedStateDict, StateDictWeights};
 
 /// One convolution of XFeat.
 #[derive(Clone, Copy, Debug)]
@@ -183,17 +182,6 @@ impl StateDictWeights for XfeatWeights {
 }
 
 impl XfeatWeights {
-    /// Reads and validates an XFeat state_dict: the official `xfeat.pt`, or a `.safetensors` file
-    /// with the same names.
-    pub fn load(path: impl AsRef<Path>) -> Result<Self, WeightsError> {
-        state_dict::load(path.as_ref())
-    }
-
-    /// Reads and validates safetensors bytes; `name` stands for the file in errors.
-    pub fn from_safetensors_bytes(bytes: &[u8], name: &Path) -> Result<Self, WeightsError> {
-        state_dict::from_safetensors_bytes(bytes, name)
-    }
-
     /// The folded (weight, bias) of `conv`.
     pub fn conv(&self, conv: &ConvSpec) -> &(Vec<f32>, Vec<f32>) {
         &self.convs[conv.name]

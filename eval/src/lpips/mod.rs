@@ -23,7 +23,7 @@ use burn::tensor::activation::relu;
 use burn::tensor::module::max_pool2d;
 use burn::tensor::ops::MaxPoolOptions;
 use featleak_descriptors::layers::{ConvShape, conv2d};
-use featleak_descriptors::state_dict::WeightsError;
+use featleak_descriptors::state_dict::{StateDictWeights, WeightsError};
 use image::RgbImage;
 use serde::{Deserialize, Serialize};
 
@@ -108,7 +108,8 @@ impl Lpips {
     ) -> Result<Self, WeightsError> {
         let device = Device::flex();
         let backbone = BackboneWeights::<B>::load(backbone)?;
-        let linear = LinearWeights::<B>::from_bytes(linear, &format!("lpips-v0.1-{}", net.name()))?;
+        let name = format!("lpips-v0.1-{}", net.name());
+        let linear = LinearWeights::<B>::from_safetensors_bytes(linear, Path::new(&name))?;
         let mut convs = backbone.convs.into_iter();
         let steps = B::LAYERS
             .iter()

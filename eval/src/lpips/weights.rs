@@ -3,9 +3,8 @@
 //! architecture.
 
 use std::marker::PhantomData;
-use std::path::Path;
 
-use featleak_descriptors::state_dict::{self, CheckedStateDict, StateDictWeights, WeightsError};
+use featleak_descriptors::state_dict::{CheckedStateDict, StateDictWeights};
 
 /// One layer of a backbone's `features`, in order. Every conv is followed by an (in-place) ReLU.
 #[derive(Clone, Copy, Debug)]
@@ -177,15 +176,6 @@ impl<B: Backbone> StateDictWeights for BackboneWeights<B> {
     }
 }
 
-impl<B: Backbone> BackboneWeights<B> {
-    /// Reads torchvision's ImageNet checkpoint of the backbone (`.pth`, or `.safetensors` with
-    /// the same names); the classifier is read past, trailing layers of `features` past relu5 are
-    /// refused like any tensor the architecture lacks.
-    pub fn load(path: &Path) -> Result<Self, WeightsError> {
-        state_dict::load(path)
-    }
-}
-
 /// The non-negative weights of the five 1×1 linear layers, one per compared activation.
 pub(crate) struct LinearWeights<B> {
     pub layers: Vec<Vec<f32>>,
@@ -211,12 +201,5 @@ impl<B: Backbone> StateDictWeights for LinearWeights<B> {
                 .collect(),
             backbone: PhantomData,
         }
-    }
-}
-
-impl<B: Backbone> LinearWeights<B> {
-    /// Checks bundled safetensors bytes; `name` stands for the file in errors.
-    pub fn from_bytes(bytes: &[u8], name: &str) -> Result<Self, WeightsError> {
-        state_dict::from_safetensors_bytes(bytes, Path::new(name))
     }
 }
