@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Trains (or continues) one attacker of the zoo with the default recipe on the training photos,
-# scores it on the 200 BSDS500 test photos against each photo's mean colour, and writes its card
-# and weights into attack/zoo/ (tools/zoo_card.py).
+# exports its network in f16 (the form the zoo bundles), scores exactly those weights on the 200
+# BSDS500 test photos against each photo's mean colour, and writes its card and weights into
+# attack/zoo/ (tools/zoo_card.py).
 #
 #   scripts/zoo-train.sh DATA RUNS NAME BUDGET [DEVICE]
 #
@@ -37,13 +38,14 @@ else
   "$bin" attack train "${recipe[@]}" --images "$runs/train-photos" --val-images "$victims" \
     "${budget[@]}" --seed 0 --out "$run" --device "$device"
 fi
-rm -rf "$runs/$name-held-out" "$runs/$name-baselines"
-"$bin" attack reconstruct --run "$run" --images "$victims" --out "$runs/$name-held-out" --device "$device"
+rm -rf "$runs/$name-held-out" "$runs/$name-baselines" "$runs/$name-f16"
+"$bin" attack export --run "$run" --out "$runs/$name-f16"
+"$bin" attack reconstruct --run "$runs/$name-f16" --images "$victims" --out "$runs/$name-held-out" --device "$device"
 "$bin" attack baselines --run "$run" --images "$victims" --out "$runs/$name-baselines"
 cpu=$(lscpu | sed -n 's/^Model name: *//p' | head -1)
 case $device in
   cpu) machine="$cpu, $(nproc) threads" ;;
   *) machine="$device on $(hostname)" ;;
 esac
-python3 "$here/../tools/zoo_card.py" "$run" "$name" "$runs/$name-held-out/metrics.json" \
+python3 "$here/../tools/zoo_card.py" "$runs/$name-f16" "$name" "$runs/$name-held-out/metrics.json" \
   "$runs/$name-baselines/mean-colour.json" --images "BSDS500 test" --device "$machine"

@@ -34,6 +34,19 @@ pub enum AttackCommand {
     /// Score two trivial "attacks" on victim images: the mean training image of a run, and
     /// each image's own mean colour — what an attacker beats only by learning something.
     Baselines(BaselinesArgs),
+    /// Write a run's network in half precision (f16) into a new attacker folder, usable with
+    /// `--run` like the run itself: the form the zoo bundles (half the size).
+    Export(ExportArgs),
+}
+
+#[derive(Args, Clone, Debug)]
+pub struct ExportArgs {
+    /// Run folder written by `featleak attack train`.
+    #[arg(long)]
+    pub run: PathBuf,
+    /// New (or empty) folder for the exported attacker.
+    #[arg(long)]
+    pub out: PathBuf,
 }
 
 #[derive(Args, Clone, Debug)]
@@ -418,6 +431,15 @@ pub fn run(command: &AttackCommand) -> anyhow::Result<ExitCode> {
         AttackCommand::Reconstruct(args) => reconstruct_command(args),
         AttackCommand::Baselines(args) => baselines_command(args),
         AttackCommand::Zoo => zoo_command(),
+        AttackCommand::Export(args) => {
+            featleak_attack::export::export_half(&args.run, &args.out)?;
+            println!(
+                "{} holds {}'s network in f16 (use it with --run {0})",
+                args.out.display(),
+                args.run.display()
+            );
+            Ok(ExitCode::SUCCESS)
+        }
     }
 }
 

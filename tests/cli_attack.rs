@@ -622,6 +622,83 @@ fn bundled_attackers_are_listed_used_and_checked() {
     assert_eq!(config["threat"]["extractor"]["gray"], "imread-grayscale");
 }
 
+/// An attacker exported in f16 is half the size, reconstructs as the run does (within a grey
+/// level), and goes only into a new or empty folder.
+#[test]
+fn an_attacker_exported_in_half_precision_reconstructs_like_its_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let (images, run, half) = (
+        dir.path().join("images"),
+        dir.path().join("run"),
+        dir.path().join("half"),
+    );
+    scenes(&images, 3, 96, 72);
+    let o = train_attacker(&images, &run, &["--steps", "2"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let export = |out: &Path| {
+        featleak()
+            .args(["attack", "export", "--run", run.to_str().unwrap(), "--out"])
+            .arg(out)
+            .output()
+            .unwrap()
+    };
+    let o = export(&half);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let size = |d: &Path| {
+        std::fs::metadata(d.join("checkpoint/model.bpk"))
+            .unwrap()
+            .len()
+    };
+    let (full, halved) = (size(&run), size(&half));
+    assert!(
+        halved * 10 < full * 6,
+        "f16 {halved} bytes against f32 {full}"
+    );
+    let reconstruct = |attacker: &Path, out: &str| {
+        let o = featleak()
+            .args(["attack", "reconstruct", "--run", attacker.to_str().unwrap()])
+            .args(["--images", images.to_str().unwrap(), "--out"])
+            .arg(dir.path().join(out))
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", stderr(&o));
+    };
+    reconstruct(&run, "rec-run");
+    reconstruct(&half, "rec-half");
+    for i in 0..3 {
+        let open = |d: &str| {
+            image::open(dir.path().join(d).join(format!("s{i}.png")))
+                .unwrap()
+                .to_rgb8()
+        };
+        let (a, b) = (open("rec-run"), open("rec-half"));
+        let most = a
+            .iter()
+            .zip(b.iter())
+            .map(|(x, y)| x.abs_diff(*y))
+            .max()
+            .unwrap();
+        assert!(
+            most <= 1,
+            "scene {i}: f16 weights move a pixel by {most} grey levels"
+        );
+    }
+    // Never into a folder of the user's, nor over another export.
+    let mine = dir.path().join("mine");
+    std::fs::create_dir_all(&mine).unwrap();
+    std::fs::write(mine.join("notes.txt"), "mine").unwrap();
+    let o = export(&mine);
+    assert!(!o.status.success());
+    assert_eq!(
+        std::fs::read_to_string(mine.join("notes.txt")).unwrap(),
+        "mine"
+    );
+    assert_error(
+        &export(&half),
+        "already holds an attacker; choose another --out",
+    );
+}
+
 /// A store of made-up features of a descriptor featleak has never heard of (`dimension`
 /// floats, or bits when `binary`), recording no extractor as hloc's files do: one set per
 /// `(image name, width, height)`.

@@ -4,7 +4,8 @@ run folder, its held-out reconstruction scores and the mean-colour baseline on t
 
     python3 tools/zoo_card.py RUN NAME RECONSTRUCT_METRICS MEAN_COLOUR --images TEXT --device TEXT
 
-RUN: the run folder (run.json, checkpoint/state.json and model.bpk); RECONSTRUCT_METRICS: the
+RUN: the attacker folder (run.json, checkpoint/state.json and model.bpk): `featleak attack export`
+of the trained run, its network in f16 as the zoo bundles it; RECONSTRUCT_METRICS: the
 metrics.json of `featleak attack reconstruct --run RUN --images HELD_OUT`; MEAN_COLOUR: the
 mean-colour.json of `featleak attack baselines` on the same photos. Used by scripts/zoo-train.sh.
 """

@@ -82,6 +82,12 @@ pub enum AttackError {
         /// What is wrong.
         problem: String,
     },
+    /// An export was asked into a folder that already holds an attacker.
+    #[error("{} already holds an attacker; choose another --out", .folder.display())]
+    ExportExists {
+        /// The output folder.
+        folder: PathBuf,
+    },
     /// A bundled attacker is unknown, or its card or weights are unusable.
     #[error("zoo:{name}: {problem}")]
     Zoo {

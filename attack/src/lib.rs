@@ -10,6 +10,7 @@ pub mod baselines;
 pub mod data;
 pub mod device;
 pub mod error;
+pub mod export;
 pub mod kernels;
 pub mod loss;
 pub mod merge;

@@ -10,7 +10,7 @@ use crate::model::{UNet, UNetConfig};
 use crate::run::{AttackRun, EpochLoss, EpochMetrics, MODEL, OPTIMIZER, RunConfig};
 use crate::threat::{Share, ThreatModel};
 use crate::zoo::AttackerSource;
-use burn::module::Module;
+use burn::module::{Module, ModuleMapper, Param};
 use burn::optim::{AdamConfig, GradientsParams};
 use burn::prelude::*;
 use burn::store::ModuleRecord;
@@ -108,6 +108,18 @@ fn model_bytes(model: &UNet) -> Result<burn::tensor::Bytes, AttackError> {
         })
 }
 
+/// `model`'s record with every float parameter in f16 (what [`load_model_bytes`] reads back as
+/// f32): half the bytes.
+pub fn half_precision_bytes(model: &UNet) -> Result<burn::tensor::Bytes, AttackError> {
+    struct ToHalf;
+    impl ModuleMapper for ToHalf {
+        fn map_float<const D: usize>(&mut self, param: Param<Tensor<D>>) -> Param<Tensor<D>> {
+            param.map(|t| t.cast(burn::tensor::DType::F16))
+        }
+    }
+    model_bytes(&model.clone().map(&mut ToHalf))
+}
+
 /// Loads a network saved in a checkpoint (`path`: its `model.bpk`); the error names the file
 /// and says when it belongs to another architecture.
 pub fn load_model(path: &Path, config: &UNetConfig, device: &Device) -> Result<UNet, AttackError> {
@@ -125,8 +137,10 @@ pub fn load_model_bytes(
     config: &UNetConfig,
     device: &Device,
 ) -> Result<UNet, String> {
+    // Weights stored in half precision (the zoo's) are cast to the network's f32.
     let record = ModuleRecord::from_bytes(burn::tensor::Bytes::from_bytes_vec(bytes))
-        .map_err(|e| format!("not a featleak model ({e})"))?;
+        .map_err(|e| format!("not a featleak model ({e})"))?
+        .cast_to_module_dtype();
     config
         .init(device)
         .map_err(|e| e.to_string())?
