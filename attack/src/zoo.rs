@@ -54,6 +54,11 @@ pub const ZOO: &[ZooEntry] = &[
         card: include_str!("../zoo/xfeat.json"),
         weights: include_bytes!("../zoo/xfeat.bpk"),
     },
+    ZooEntry {
+        name: "disk",
+        card: include_str!("../zoo/disk.json"),
+        weights: include_bytes!("../zoo/disk.bpk"),
+    },
 ];
 
 /// How a bundled attacker was trained.
