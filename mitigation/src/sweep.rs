@@ -840,19 +840,18 @@ fn mitigate_all(
         .collect()
 }
 
-/// Mean LPIPS of `pictures` against their victims' targets, when the sweep measures it.
+/// Mean LPIPS of `pictures` against their `targets`, when the sweep measures it.
 fn mean_lpips(
-    data: &AttackerData,
-    victims: &[Prepared],
+    lpips: Option<&Lpips>,
+    targets: &[image::RgbImage],
     pictures: &[image::RgbImage],
 ) -> Result<Option<f64>, MitigationError> {
-    let Some(lpips) = &data.lpips else {
+    let Some(lpips) = lpips else {
         return Ok(None);
     };
     let mut sum = 0.0;
-    for (victim, picture) in victims.iter().zip(pictures) {
-        let (target, _) = victim.view(&centre_view(&data.threat));
-        sum += lpips.distance(&target, picture)?;
+    for (target, picture) in targets.iter().zip(pictures) {
+        sum += lpips.distance(target, picture)?;
     }
     Ok(Some(sum / pictures.len().max(1) as f64))
 }
@@ -964,22 +963,24 @@ fn compute_cell(
     let (fine_tuned, tuned_pictures) =
         evaluate(&tuned, &victims, &data.threat, (8, victims.len()), device)?;
     observer.advance();
-    // Identification among all victims (their targets are the candidates).
-    let targets: Vec<Vec<f32>> = victims
+    // What the attacker aims at: each victim's view, as reconstructed.
+    let targets: Vec<image::RgbImage> = victims
         .iter()
-        .map(|p| thumbnail(&p.view(&centre_view(&data.threat)).0))
+        .map(|p| p.view(&centre_view(&data.threat)).0)
         .collect();
+    // Identification among all victims (their targets are the candidates).
+    let candidates: Vec<Vec<f32>> = targets.iter().map(thumbnail).collect();
     let truth: Vec<usize> = (0..victims.len()).collect();
     let rank_1 = |pictures: &[image::RgbImage]| {
         let queries: Vec<Vec<f32>> = pictures.iter().map(thumbnail).collect();
-        identify(&queries, &truth, &targets).rank_1
+        identify(&queries, &truth, &candidates).rank_1
     };
     let identification_nonadaptive = rank_1(&base_pictures);
     let identification_fine_tuned = rank_1(&tuned_pictures);
-    let lpips_nonadaptive = mean_lpips(data, &victims, &base_pictures)?;
+    let lpips_nonadaptive = mean_lpips(data.lpips.as_deref(), &targets, &base_pictures)?;
     let adaptive_is_tuned = fine_tuned.ssim >= nonadaptive.ssim;
     let lpips_adaptive = if adaptive_is_tuned {
-        mean_lpips(data, &victims, &tuned_pictures)?
+        mean_lpips(data.lpips.as_deref(), &targets, &tuned_pictures)?
     } else {
         lpips_nonadaptive
     };
@@ -990,8 +991,7 @@ fn compute_cell(
     };
     for (i, picture) in pictures.iter().take(gallery).enumerate() {
         save_png(&dir.gallery_picture(&data.descriptor, strategy, i), picture)?;
-        let (target, _) = victims[i].view(&centre_view(&data.threat));
-        save_png(&dir.gallery_original(&data.descriptor, i), &target)?;
+        save_png(&dir.gallery_original(&data.descriptor, i), &targets[i])?;
     }
 
     let kept_keypoints =
