@@ -27,38 +27,25 @@ pub struct ZooEntry {
     weights: &'static [u8],
 }
 
+/// The entry `NAME` with its card `zoo/NAME.json` and weights `zoo/NAME.bpk`, compiled in.
+macro_rules! zoo_entry {
+    ($name:literal) => {
+        ZooEntry {
+            name: $name,
+            card: include_str!(concat!("../zoo/", $name, ".json")),
+            weights: include_bytes!(concat!("../zoo/", $name, ".bpk")),
+        }
+    };
+}
+
 /// The bundled attackers.
 pub const ZOO: &[ZooEntry] = &[
-    ZooEntry {
-        name: "sift",
-        card: include_str!("../zoo/sift.json"),
-        weights: include_bytes!("../zoo/sift.bpk"),
-    },
-    ZooEntry {
-        name: "pos-only",
-        card: include_str!("../zoo/pos-only.json"),
-        weights: include_bytes!("../zoo/pos-only.bpk"),
-    },
-    ZooEntry {
-        name: "freak",
-        card: include_str!("../zoo/freak.json"),
-        weights: include_bytes!("../zoo/freak.bpk"),
-    },
-    ZooEntry {
-        name: "sosnet",
-        card: include_str!("../zoo/sosnet.json"),
-        weights: include_bytes!("../zoo/sosnet.bpk"),
-    },
-    ZooEntry {
-        name: "xfeat",
-        card: include_str!("../zoo/xfeat.json"),
-        weights: include_bytes!("../zoo/xfeat.bpk"),
-    },
-    ZooEntry {
-        name: "disk",
-        card: include_str!("../zoo/disk.json"),
-        weights: include_bytes!("../zoo/disk.bpk"),
-    },
+    zoo_entry!("sift"),
+    zoo_entry!("pos-only"),
+    zoo_entry!("freak"),
+    zoo_entry!("sosnet"),
+    zoo_entry!("xfeat"),
+    zoo_entry!("disk"),
 ];
 
 /// How a bundled attacker was trained.
