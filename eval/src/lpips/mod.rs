@@ -22,7 +22,7 @@ use burn::prelude::*;
 use burn::tensor::activation::relu;
 use burn::tensor::module::max_pool2d;
 use burn::tensor::ops::MaxPoolOptions;
-use featleak_descriptors::layers::{ConvShape, conv2d};
+use featleak_descriptors::layers::conv2d;
 use featleak_descriptors::state_dict::{StateDictWeights, WeightsError};
 use image::RgbImage;
 use serde::{Deserialize, Serialize};
@@ -114,22 +114,8 @@ impl Lpips {
         let steps = B::LAYERS
             .iter()
             .map(|layer| match *layer {
-                Layer::Conv {
-                    c_in,
-                    c_out,
-                    kernel,
-                    stride,
-                    padding,
-                    ..
-                } => {
+                Layer::Conv { shape, .. } => {
                     let (w, b) = convs.next().expect("one weight per conv");
-                    let shape = ConvShape {
-                        c_in,
-                        c_out,
-                        kernel,
-                        stride,
-                        padding,
-                    };
                     Step::Conv(Box::new(conv2d(shape, w, b, &device)))
                 }
                 Layer::MaxPool { kernel, stride } => Step::MaxPool(kernel, stride),
@@ -171,10 +157,9 @@ impl Lpips {
                 min: MIN_SIDE as usize,
             });
         }
-        let x = Tensor::cat(vec![self.input(a), self.input(b)], 0);
+        let mut x = Tensor::cat(vec![self.input(a), self.input(b)], 0);
         let mut total = 0.0;
         let mut taps = self.linear.iter();
-        let mut x = x;
         for step in &self.steps {
             match step {
                 Step::Conv(conv) => x = relu(conv.forward(x)),

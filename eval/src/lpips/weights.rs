@@ -4,20 +4,14 @@
 
 use std::marker::PhantomData;
 
+use featleak_descriptors::layers::ConvShape;
 use featleak_descriptors::state_dict::{CheckedStateDict, StateDictWeights};
 
 /// One layer of a backbone's `features`, in order. Every conv is followed by an (in-place) ReLU.
 #[derive(Clone, Copy, Debug)]
 pub(crate) enum Layer {
     /// `features.{index}`: a square conv with bias, then a ReLU.
-    Conv {
-        index: usize,
-        c_in: usize,
-        c_out: usize,
-        kernel: usize,
-        stride: usize,
-        padding: usize,
-    },
+    Conv { index: usize, shape: ConvShape },
     /// A max pool (no padding, floor mode).
     MaxPool { kernel: usize, stride: usize },
     /// The activation here is one of the five LPIPS compares.
@@ -34,11 +28,13 @@ const fn conv(
 ) -> Layer {
     Layer::Conv {
         index,
-        c_in,
-        c_out,
-        kernel,
-        stride,
-        padding,
+        shape: ConvShape {
+            c_in,
+            c_out,
+            kernel,
+            stride,
+            padding,
+        },
     }
 }
 
@@ -132,13 +128,7 @@ pub(crate) struct BackboneWeights<B> {
 
 fn convs(layers: &[Layer]) -> impl Iterator<Item = (usize, Vec<usize>)> + '_ {
     layers.iter().filter_map(|l| match *l {
-        Layer::Conv {
-            index,
-            c_in,
-            c_out,
-            kernel,
-            ..
-        } => Some((index, vec![c_out, c_in, kernel, kernel])),
+        Layer::Conv { index, shape: s } => Some((index, vec![s.c_out, s.c_in, s.kernel, s.kernel])),
         _ => None,
     })
 }
