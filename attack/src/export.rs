@@ -17,6 +17,11 @@ use std::path::Path;
 /// Writes `run`'s latest network in f16, with its configuration and training state, into the new
 /// or empty folder `out` (a folder holding anything else is refused).
 pub fn export_half(run: &Path, out: &Path) -> Result<(), AttackError> {
+    if RunFolder::new(out).config().exists() {
+        return Err(AttackError::ExportExists {
+            folder: out.to_path_buf(),
+        });
+    }
     let source = RunFolder::new(run);
     let config = RunConfig::load(&source)?;
     let device = Device::flex();
@@ -24,12 +29,6 @@ pub fn export_half(run: &Path, out: &Path) -> Result<(), AttackError> {
     let state_path = source.checkpoint().file(STATE);
     let state = std::fs::read(&state_path).map_err(FileError::io("read", &state_path))?;
     let bytes = half_precision_bytes(&model)?;
-
-    if RunFolder::new(out).config().exists() {
-        return Err(AttackError::ExportExists {
-            folder: out.to_path_buf(),
-        });
-    }
     let target = RunFolder::prepare(out, false, "an exported attacker")?;
     target.write_config(&config)?;
     target

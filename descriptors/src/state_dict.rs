@@ -159,7 +159,7 @@ struct RawTensor {
 }
 
 /// Reads `path` (`.safetensors` by extension, otherwise a PyTorch checkpoint) as `W`.
-pub fn load<W: StateDictWeights>(path: &Path) -> Result<W, WeightsError> {
+pub(crate) fn load<W: StateDictWeights>(path: &Path) -> Result<W, WeightsError> {
     let tensors = if path.extension().is_some_and(|e| e == "safetensors") {
         let bytes = std::fs::read(path).map_err(|e| read_error(path, e.to_string()))?;
         read_safetensors(path, &bytes)?
@@ -171,7 +171,7 @@ pub fn load<W: StateDictWeights>(path: &Path) -> Result<W, WeightsError> {
 
 /// Checks safetensors bytes (e.g. weights embedded in the binary); `name` stands for the file in
 /// errors.
-pub fn from_safetensors_bytes<W: StateDictWeights>(
+pub(crate) fn from_safetensors_bytes<W: StateDictWeights>(
     bytes: &[u8],
     name: &Path,
 ) -> Result<W, WeightsError> {
