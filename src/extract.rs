@@ -6,9 +6,9 @@ use crate::progress;
 use anyhow::bail;
 use clap::Args;
 use featleak_datasets::GrayConversion;
-use featleak_descriptors::ExtractorConfig;
 use featleak_descriptors::folder::{self, ExtractFolder, FolderObserver, Summary};
 use featleak_descriptors::store::{self, Format};
+use featleak_descriptors::{ComputeDevice, ExtractorConfig};
 use indicatif::ProgressBar;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -64,6 +64,10 @@ pub struct ExtractArgs {
     pub overwrite: bool,
     #[command(flatten)]
     pub shard: crate::merge::ShardArg,
+    /// Where the learned descriptors' networks run (sosnet, xfeat, disk, aliked): cpu, or wgpu
+    /// (a GPU; needs a build with `--features wgpu`). SIFT and FREAK run on the CPU.
+    #[arg(long, default_value_t = ComputeDevice::Cpu)]
+    pub device: ComputeDevice,
 }
 
 impl ExtractArgs {
@@ -175,6 +179,10 @@ impl FolderObserver for Bar {
 /// Extracts every image below `args.images` into `args.out`, reusing features an interrupted run
 /// with the same extractor already wrote.
 pub fn extract_folder(args: &ExtractArgs) -> anyhow::Result<Summary> {
+    let (device, description) = args.device.open()?;
+    if args.device != ComputeDevice::Cpu {
+        println!("device: {description}");
+    }
     let job = ExtractFolder {
         extractor: args.extractor()?,
         images: args.images.clone(),
@@ -186,6 +194,7 @@ pub fn extract_folder(args: &ExtractArgs) -> anyhow::Result<Summary> {
         allow_empty: args.allow_empty,
         overwrite: args.overwrite,
         shard: args.shard.resolve()?,
+        device,
     };
     let bar = Bar(progress::bar(0, "extract"));
     let summary = folder::extract_folder(&job, &bar);

@@ -1,7 +1,8 @@
-//! `--device wgpu`. Built with `--features wgpu`, a smoke test of training and reconstruction
-//! on whatever wgpu adapter the machine has (in CI: Mesa's lavapipe, a CPU Vulkan driver; slow,
-//! so the images are tiny and the steps few). Built without the feature, a check that the
-//! binary refuses `--device wgpu` with an error that says how to rebuild.
+//! `--device wgpu`. Built with `--features wgpu`, a smoke test of training, reconstruction and
+//! learned-feature extraction on whatever wgpu adapter the machine has (in CI: Mesa's lavapipe,
+//! a CPU Vulkan driver; slow, so the images are tiny and the steps few). Built without the
+//! feature, a check that the binary refuses `--device wgpu` with an error that says how to
+//! rebuild.
 //!
 //! `make test-gpu` (`cargo test --profile gpu-smoke --features wgpu --test cli_gpu_smoke`)
 
@@ -23,6 +24,68 @@ fn reconstruct(run: &Path, images: &Path, out: &Path, device: &str) -> std::proc
         .args(["--out", out.to_str().unwrap(), "--device", device])
         .output()
         .unwrap()
+}
+
+/// `featleak extract` of `images` into `out` with `descriptor` on `device`.
+fn extract(images: &Path, out: &Path, descriptor: &str, device: &str) -> std::process::Output {
+    common::featleak()
+        .args(["extract", "--descriptor", descriptor, "--device", device])
+        .args(["--images", images.to_str().unwrap()])
+        .args(["--out", out.to_str().unwrap()])
+        .output()
+        .unwrap()
+}
+
+#[cfg(not(feature = "wgpu"))]
+#[test]
+fn without_the_feature_extraction_on_wgpu_is_refused_before_any_work() {
+    let dir = tempfile::tempdir().unwrap();
+    let (images, out) = (dir.path().join("images"), dir.path().join("features"));
+    scenes(&images, 1, 96, 72);
+    let o = extract(&images, &out, "xfeat", "wgpu");
+    assert!(!o.status.success());
+    let e = stderr(&o);
+    assert!(
+        e.contains("cargo build --release --features wgpu") && !e.contains("panicked"),
+        "{e}"
+    );
+    assert!(!out.exists());
+}
+
+#[cfg(feature = "wgpu")]
+#[test]
+fn learned_features_on_wgpu_match_the_cpu_ones() {
+    use featleak_descriptors::{Descriptors, read_features};
+    let dir = tempfile::tempdir().unwrap();
+    let images = dir.path().join("images");
+    scenes(&images, 2, 96, 72);
+    let (cpu, gpu) = (dir.path().join("cpu"), dir.path().join("gpu"));
+    for (out, device) in [(&cpu, "cpu"), (&gpu, "wgpu")] {
+        let o = extract(&images, out, "xfeat", device);
+        assert!(o.status.success(), "{device}: {}", stderr(&o));
+    }
+    for i in 0..2 {
+        let read = |root: &Path| read_features(&root.join(format!("s{i}.npz"))).unwrap();
+        let (c, g) = (read(&cpu), read(&gpu));
+        assert!(!c.is_empty());
+        let at = |f: &featleak_descriptors::FeatureSet| -> Vec<(f32, f32)> {
+            f.keypoints.iter().map(|k| (k.x, k.y)).collect()
+        };
+        assert_eq!(at(&c), at(&g), "scene {i}: keypoints");
+        let (Descriptors::Float(dc), Descriptors::Float(dg)) = (&c.descriptors, &g.descriptors)
+        else {
+            panic!("XFeat descriptors are floats");
+        };
+        let d = dc
+            .iter()
+            .zip(dg)
+            .fold(0f32, |m, (a, b)| m.max((a - b).abs()));
+        eprintln!(
+            "scene {i}: {} keypoints identical, descriptors max |Δ| {d:e}",
+            c.len()
+        );
+        assert!(d <= 1e-4, "scene {i}: descriptors differ by {d}");
+    }
 }
 
 #[cfg(not(feature = "wgpu"))]

@@ -8,7 +8,6 @@
 
 pub mod baselines;
 pub mod data;
-pub mod device;
 pub mod error;
 pub mod export;
 pub mod kernels;
@@ -22,8 +21,8 @@ pub mod threat;
 pub mod training;
 pub mod zoo;
 
-pub use device::{ComputeDevice, DeviceError};
 pub use error::AttackError;
+pub use featleak_descriptors::device::{self, ComputeDevice, DeviceError};
 pub use model::{UNet, UNetConfig};
 pub use threat::{PRESETS, Position, Reveals, Share, ThreatModel};
 pub use zoo::{Attacker, AttackerSource, ZOO};

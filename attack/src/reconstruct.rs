@@ -106,7 +106,10 @@ pub fn reconstruct(
         Victims::Images(dir) => from_images(
             dir,
             job.shard,
-            &FeatureSource::Extract(&job.attacker.feature_cache()),
+            &FeatureSource::Extract {
+                cache: &job.attacker.feature_cache(),
+                device: device.clone(),
+            },
             threat,
             observer,
         )?,

@@ -7,6 +7,7 @@ use crate::data::{FeatureCache, Prepared, prepare, prepare_stored};
 use crate::device::ComputeDevice;
 use crate::run::{AttackRun, EpochLoss, EpochMetrics, NewRun, RunConfig};
 use crate::threat::ThreatModel;
+use burn::prelude::Device;
 use featleak_datasets::FileError;
 use featleak_datasets::{find_named_images, image_name};
 use featleak_descriptors::FeatureSet;
@@ -76,10 +77,13 @@ pub fn train_attacker(
             FeatureSource::Stored(PathBuf::from(store)),
             FeatureSource::Stored(config.val_features().expect("train_features is set")),
         ),
-        None => (
-            FeatureSource::Extract(&cache),
-            FeatureSource::Extract(&cache),
-        ),
+        None => {
+            let extract = FeatureSource::Extract {
+                cache: &cache,
+                device: device_handle.clone().inner(),
+            };
+            (extract.clone(), extract)
+        }
     };
     let (train, mut skipped) = prepare_all(
         &named(&config.train_images, &images_root)?,
@@ -124,9 +128,16 @@ fn named(names: &[String], root: &Path) -> Result<Vec<(PathBuf, String)>, Attack
 }
 
 /// Where the features of prepared images come from.
+#[derive(Clone)]
 pub enum FeatureSource<'a> {
-    /// Extracted as the threat model says, cached here.
-    Extract(&'a FeatureCache),
+    /// Extracted as the threat model says, cached here; a learned extractor's network runs on
+    /// `device`.
+    Extract {
+        /// The feature cache.
+        cache: &'a FeatureCache,
+        /// Where the extractor's network runs (no autodiff).
+        device: Device,
+    },
     /// Read from this feature store (any pipeline's), by image name.
     Stored(PathBuf),
 }
@@ -142,10 +153,10 @@ pub fn prepare_all(
     (stage, observer): (&str, &mut dyn JobObserver),
 ) -> Result<(Vec<Prepared>, Vec<String>), AttackError> {
     let results: Vec<Result<Prepared, AttackError>> = match source {
-        FeatureSource::Extract(cache) => {
+        FeatureSource::Extract { cache, device } => {
             let extractor = threat
                 .extractor
-                .build()
+                .build_on(device)
                 .map_err(|e| AttackError::Recipe(format!("cannot build the extractor: {e}")))?;
             let variants: Vec<(&PathBuf, &String, bool)> = paths
                 .iter()

@@ -1,13 +1,16 @@
-//! Where the network runs: the one place a [`ComputeDevice`] choice becomes a burn [`Device`].
+//! Where a network runs (the attacker, the learned extractors): the one place a
+//! [`ComputeDevice`] choice becomes a burn [`Device`].
 //!
 //! `cpu` is burn's `flex` backend (always built). `wgpu` is burn's wgpu backend (Vulkan, Metal or
 //! DX12; Mesa's lavapipe counts too), compiled in only with the cargo feature `wgpu`: a binary
 //! built without it answers `--device wgpu` with an error that says how to rebuild.
 //!
 //! The device is an execution choice, not part of a run's identity: a run trained on one device
-//! resumes and reconstructs on another.
+//! resumes and reconstructs on another, and features extracted on one device match those of
+//! another within float tolerance.
 
-use burn::prelude::Device;
+/// burn's device handle, re-exported for crates that do not depend on burn themselves.
+pub use burn::prelude::Device;
 use std::fmt;
 use std::str::FromStr;
 

@@ -8,11 +8,13 @@ use crate::features::{Descriptors, ExtractorInfo, FeatureSet};
 use crate::freak::{Freak, FreakConfig};
 use crate::sift::SiftConfig;
 use crate::sosnet::{PatchSampling, Sosnet, sample_patches};
+use crate::state_dict::StateDictWeights;
 use crate::xfeat::Xfeat;
+use burn::prelude::Device;
 use featleak_datasets::GrayConversion;
 use image::GrayImage;
 use serde::{Deserialize, Serialize};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 /// Smallest image side (pixels) the extractors accept.
 pub const MIN_IMAGE_SIDE: u32 = 16;
@@ -310,28 +312,37 @@ impl ExtractorConfig {
 }
 
 impl ExtractorConfig {
-    /// The ready-to-run extractor: precomputed tables (FREAK's pattern) are built and network
-    /// weights (SOSNet) loaded once here.
+    /// The ready-to-run extractor on the flex CPU backend: precomputed tables (FREAK's pattern)
+    /// are built and network weights (the learned descriptors) loaded once here.
     pub fn build(&self) -> Result<FeatureExtractor, ExtractError> {
+        self.build_on(&Device::flex())
+    }
+
+    /// As [`Self::build`], with the learned descriptors' networks on `device` (see
+    /// [`crate::device`]); SIFT and FREAK run on the CPU whatever the device. The learned
+    /// extractors' keypoint detectors under another descriptor (`--detector xfeat` with FREAK,
+    /// say) stay on the CPU.
+    pub fn build_on(&self, device: &Device) -> Result<FeatureExtractor, ExtractError> {
         let engine = match &self.descriptor {
             DescriptorConfig::Sift(sift) => Engine::Sift(*sift),
             DescriptorConfig::Freak(freak) => Engine::Freak(Box::new(Freak::new(*freak))),
             DescriptorConfig::Sosnet(c) => {
-                let net = network(c.weights.as_deref().map(Sosnet::load), Sosnet::bundled)?;
+                let weights = weights(c.weights.as_deref(), crate::sosnet::bundled_weights)?;
+                let net = Sosnet::from_weights(&weights, device.clone());
                 Engine::Sosnet(Box::new((net, c.sampling)))
             }
-            DescriptorConfig::Xfeat(c) => Engine::Xfeat(Box::new(network(
-                c.weights.as_deref().map(Xfeat::load),
-                Xfeat::bundled,
-            )?)),
-            DescriptorConfig::Disk(c) => Engine::Disk(Box::new(network(
-                c.weights.as_deref().map(Disk::load),
-                Disk::bundled,
-            )?)),
-            DescriptorConfig::Aliked(c) => Engine::Aliked(Box::new(network(
-                c.weights.as_deref().map(Aliked::load),
-                Aliked::bundled,
-            )?)),
+            DescriptorConfig::Xfeat(c) => {
+                let weights = weights(c.weights.as_deref(), crate::xfeat::bundled_weights)?;
+                Engine::Xfeat(Box::new(Xfeat::from_weights(&weights, device.clone())))
+            }
+            DescriptorConfig::Disk(c) => {
+                let weights = weights(c.weights.as_deref(), crate::disk::bundled_weights)?;
+                Engine::Disk(Box::new(Disk::from_weights(&weights, device.clone())))
+            }
+            DescriptorConfig::Aliked(c) => {
+                let weights = weights(c.weights.as_deref(), crate::aliked::bundled_weights)?;
+                Engine::Aliked(Box::new(Aliked::from_weights(weights, device.clone())))
+            }
             DescriptorConfig::External(_) => {
                 return Err(ExtractError::Config(format!(
                     "{} features are read from feature files, never extracted: give the \
@@ -347,13 +358,13 @@ impl ExtractorConfig {
     }
 }
 
-/// A learned descriptor's network: `loaded` from the weights file given, else the bundled one.
-fn network<T>(
-    loaded: Option<Result<T, crate::state_dict::WeightsError>>,
-    bundled: impl FnOnce() -> T,
-) -> Result<T, ExtractError> {
-    match loaded {
-        Some(net) => net.map_err(|e| ExtractError::Config(e.to_string())),
+/// A learned descriptor's weights: read from the file given, else the bundled ones.
+fn weights<W: StateDictWeights>(
+    path: Option<&Path>,
+    bundled: impl FnOnce() -> W,
+) -> Result<W, ExtractError> {
+    match path {
+        Some(path) => W::load(path).map_err(|e| ExtractError::Config(e.to_string())),
         None => Ok(bundled()),
     }
 }

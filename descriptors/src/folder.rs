@@ -5,6 +5,7 @@
 
 use crate::{DescriptorError, Extractor, ExtractorConfig, ExtractorInfo, extract_file};
 use crate::{read_features, write_features};
+use burn::prelude::Device;
 use featleak_datasets::FileError;
 use featleak_datasets::files::{read_json, write_json};
 use featleak_datasets::find_images;
@@ -34,6 +35,9 @@ pub struct ExtractFolder {
     pub overwrite: bool,
     /// Extract only this part of the sorted image list (`None`: all of it).
     pub shard: Option<Shard>,
+    /// Where the learned descriptors' networks run ([`crate::device`]); not part of the
+    /// features' identity, so a run resumes on another device.
+    pub device: Device,
 }
 
 /// Most worker threads an extraction starts.
@@ -163,7 +167,7 @@ pub fn extract_folder(
     job: &ExtractFolder,
     observer: &dyn FolderObserver,
 ) -> Result<Summary, DescriptorError> {
-    let config = job.extractor.build()?;
+    let config = job.extractor.build_on(&job.device)?;
     let info = config.info();
     let images = find_images(&job.images).map_err(FileError::io("list images in", &job.images))?;
     if images.is_empty() {

@@ -10,6 +10,7 @@
 pub mod aliked;
 pub mod cv;
 pub mod detect;
+pub mod device;
 pub mod disk;
 pub mod error;
 pub mod extractor;
@@ -28,6 +29,7 @@ pub mod store;
 pub mod xfeat;
 
 pub use detect::{DetectorConfig, FastConfig, HarrisConfig, SiftParams};
+pub use device::{ComputeDevice, DeviceError};
 pub use error::{DescriptorError, ExtractError, FeatureFileError};
 pub use extractor::{
     AlikedConfig, DESCRIPTOR_NAMES, DETECTOR_NAMES, DescriptorConfig, DiskConfig,

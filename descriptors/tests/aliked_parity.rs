@@ -36,8 +36,19 @@ fn network_maps_match_the_reference() {
 
 #[test]
 fn keypoints_scores_and_descriptors_match_the_reference() {
+    matches_the_reference(&Aliked::bundled());
+}
+
+/// The same parity with the network on the machine's wgpu adapter.
+#[cfg(feature = "wgpu")]
+#[test]
+fn keypoints_scores_and_descriptors_match_the_reference_on_wgpu() {
+    let weights = featleak_descriptors::aliked::bundled_weights();
+    matches_the_reference(&Aliked::from_weights(weights, learned_fixtures::wgpu()));
+}
+
+fn matches_the_reference(net: &Aliked) {
     let mut npz = reference("aliked");
-    let net = Aliked::bundled();
     for (i, &n) in SCENES.iter().enumerate() {
         let g = gray(&mut npz, i);
         let want_kp: Array2<f32> = npz.by_name(&format!("keypoints_{i}")).unwrap();

@@ -48,8 +48,25 @@ fn network_maps_match_kornia() {
 
 #[test]
 fn keypoints_scores_and_descriptors_match_kornia() {
+    matches_kornia(&Disk::bundled(), RELATIVE, TOLERANCE);
+}
+
+/// The same parity with the network on the machine's wgpu adapter, within wider tolerances: on
+/// Mesa's lavapipe the heatmap differs from the CPU's by about 5e-5 of its largest value evenly
+/// over the whole map (a whole-map statistic, instance normalisation's, summed in another
+/// order), and the descriptors by up to 1.2e-4; the keypoints are the same.
+#[cfg(feature = "wgpu")]
+#[test]
+fn keypoints_scores_and_descriptors_match_kornia_on_wgpu() {
+    let weights = featleak_descriptors::disk::bundled_weights();
+    let net = Disk::from_weights(&weights, learned_fixtures::wgpu());
+    matches_kornia(&net, 10.0 * RELATIVE, 2.0 * TOLERANCE);
+}
+
+/// Checks `net` against the fixtures: identical keypoints, scores within `relative` of the
+/// largest heatmap value, descriptors within `tolerance`.
+fn matches_kornia(net: &Disk, relative: f32, tolerance: f32) {
     let mut npz = reference("disk");
-    let net = Disk::bundled();
     for (i, &n) in SCENES.iter().enumerate() {
         let g = gray(&mut npz, i);
         let want_kp: Array2<f32> = npz.by_name(&format!("keypoints_{i}")).unwrap();
@@ -75,8 +92,8 @@ fn keypoints_scores_and_descriptors_match_kornia() {
         let (maps, hp, wp) = net.maps(&pixels, g.height() as usize, g.width() as usize);
         let scale = largest(maps[128 * hp * wp..].iter().copied());
         assert!(
-            ds <= RELATIVE * scale && dd <= TOLERANCE,
-            "scene {i}: {ds} {dd}"
+            ds <= relative * scale && dd <= tolerance,
+            "scene {i}: scores {ds} (largest |heatmap value| {scale}), descriptors {dd}"
         );
     }
 }

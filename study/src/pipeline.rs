@@ -17,6 +17,7 @@ use featleak_datasets::manifest::Tool;
 use featleak_datasets::warp::{random_homography, write_sequence};
 use featleak_datasets::{ResizeCrop, find_images, load_rgb};
 use featleak_descriptors::ExtractorConfig;
+use featleak_descriptors::device::Device;
 use featleak_descriptors::folder::{ExtractFolder, FolderObserver, extract_folder};
 use featleak_eval::MatchConfig;
 use featleak_eval::match_eval::{MatchEval, evaluate};
@@ -108,6 +109,7 @@ pub fn run_study(
                 allow_empty: true,
                 overwrite: true,
                 shard: None,
+                device: Device::flex(),
             },
             observer.extraction(),
         )?;

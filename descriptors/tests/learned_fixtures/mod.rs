@@ -23,6 +23,14 @@ pub fn gray(npz: &mut NpzReader<std::fs::File>, i: usize) -> GrayImage {
     GrayImage::from_raw(w as u32, h as u32, g.iter().copied().collect()).unwrap()
 }
 
+/// The machine's wgpu adapter (Mesa's lavapipe in CI), for the parity tests run on it.
+#[cfg(feature = "wgpu")]
+pub fn wgpu() -> featleak_descriptors::device::Device {
+    let (device, description) = featleak_descriptors::ComputeDevice::Wgpu.open().unwrap();
+    eprintln!("{description}");
+    device
+}
+
 /// Largest absolute difference between two sequences, paired in order.
 pub fn max_abs_diff<'a>(
     a: impl IntoIterator<Item = &'a f32>,
