@@ -18,15 +18,16 @@ test: deps
 	$(NO_ARRAY) $(CARGO) test --release --workspace
 
 ## Smoke test of the GPU path (`--features wgpu`): trains, reconstructs and extracts with
-## --device wgpu on the machine's wgpu adapter, and checks XFeat, DISK and ALIKED there against
-## their parity fixtures. Installs the Vulkan loader and Mesa's lavapipe (a CPU Vulkan driver)
-## when missing, so it runs without a GPU too. Unoptimised (profile gpu-smoke, Cargo.toml)
+## --device wgpu on the machine's wgpu adapter, and checks SOSNet, XFeat, DISK and ALIKED there
+## against their parity fixtures. Installs the Vulkan loader and Mesa's lavapipe (a CPU Vulkan
+## driver) when missing, so it runs without a GPU too. Unoptimised (profile gpu-smoke, Cargo.toml)
 ## to keep its cold build short.
 test-gpu:
 	@scripts/ensure-deps.sh --gpu-smoke
 	$(CARGO) test --profile gpu-smoke --features wgpu --test cli_gpu_smoke -- --nocapture
 	$(CARGO) test --profile gpu-smoke --features wgpu -p featleak-descriptors \
-		--test xfeat_parity --test disk_parity --test aliked_parity -- wgpu --nocapture
+		--test sosnet_parity --test xfeat_parity --test disk_parity --test aliked_parity \
+		-- wgpu --nocapture
 
 ## Formatting and lints, as CI runs them.
 lint: deps

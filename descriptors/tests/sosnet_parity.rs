@@ -53,6 +53,20 @@ fn matches_kornia_on_random_weights() {
     assert!(max_abs_diff(&small, &got) <= 1e-6);
 }
 
+/// The same parity with the network on the machine's wgpu adapter (burn's layers; the CPU runs
+/// featleak's own kernels).
+#[cfg(feature = "wgpu")]
+#[test]
+fn matches_kornia_on_random_weights_on_wgpu() {
+    let (device, description) = featleak_descriptors::ComputeDevice::Wgpu.open().unwrap();
+    eprintln!("{description}");
+    let (patches, want, _) = read_npz();
+    let net = Sosnet::load_on(fixture("sosnet_random.pth"), device).unwrap();
+    let d = max_abs_diff(&net.describe(patches.view()), &want);
+    eprintln!("parity on wgpu max |Δ| = {d:e}");
+    assert!(d <= TOLERANCE, "max |Δ| {d} > {TOLERANCE}");
+}
+
 #[test]
 fn reads_legacy_and_wrapped_checkpoints() {
     let (patches, _, want) = read_npz();
