@@ -24,6 +24,18 @@ pub struct ConvShape {
     pub padding: usize,
 }
 
+impl ConvShape {
+    /// PyTorch's weight shape: `[c_out, c_in, kernel, kernel]`.
+    pub const fn weight_dims(&self) -> [usize; 4] {
+        [self.c_out, self.c_in, self.kernel, self.kernel]
+    }
+
+    /// Inputs one output value sees: `c_in × kernel²`.
+    pub const fn fan_in(&self) -> usize {
+        self.c_in * self.kernel * self.kernel
+    }
+}
+
 /// A `burn` convolution of `shape` holding `weight` (`c_out × c_in × k × k`, row-major as in
 /// PyTorch) and `bias` (`c_out`), on `device`.
 pub fn conv2d(shape: ConvShape, weight: Vec<f32>, bias: Vec<f32>, device: &Device) -> Conv2d {
@@ -40,7 +52,7 @@ pub fn conv2d(shape: ConvShape, weight: Vec<f32>, bias: Vec<f32>, device: &Devic
         .with_bias(true)
         .init(device);
     conv.weight = Param::from_tensor(Tensor::from_data(
-        TensorData::new(weight, [c_out, c_in, kernel, kernel]),
+        TensorData::new(weight, shape.weight_dims()),
         device,
     ));
     conv.bias = Some(Param::from_tensor(Tensor::from_data(

@@ -25,7 +25,7 @@ use gemm::Parallelism;
 use rayon::prelude::*;
 
 use super::weights::{LAYERS, LayerSpec, SosnetWeights};
-use crate::layers::{ConvShape, conv2d};
+use crate::layers::conv2d;
 
 /// InstanceNorm2d's epsilon (added to the biased variance).
 pub const INSTANCE_NORM_EPS: f32 = 1e-5;
@@ -71,16 +71,7 @@ impl SosnetModel {
         let convs = LAYERS[1..6]
             .iter()
             .zip(&fused[1..6])
-            .map(|(spec, (w, b))| {
-                let shape = ConvShape {
-                    c_in: spec.c_in,
-                    c_out: spec.c_out,
-                    kernel: spec.kernel,
-                    stride: spec.stride,
-                    padding: spec.padding,
-                };
-                conv2d(shape, w.clone(), b.clone(), device)
-            })
+            .map(|(spec, (w, b))| conv2d(spec.shape, w.clone(), b.clone(), device))
             .collect();
         let (w6, b6) = &fused[6];
         let k = 128 * 8 * 8;
@@ -165,7 +156,7 @@ struct CpuConv {
 impl CpuConv {
     /// From a fused PyTorch-layout weight (`c_out × c_in × k × k`) and bias.
     fn new(spec: &LayerSpec, weight: &[f32], bias: &[f32]) -> Self {
-        let (k, c_in, c_out) = (spec.kernel, spec.c_in, spec.c_out);
+        let (k, c_in, c_out) = (spec.shape.kernel, spec.shape.c_in, spec.shape.c_out);
         let mut w = vec![0.0; weight.len()];
         for (o, filter) in weight.chunks_exact(c_in * k * k).enumerate() {
             for (i, plane) in filter.chunks_exact(k * k).enumerate() {
@@ -176,8 +167,8 @@ impl CpuConv {
         }
         Self {
             kernel: k,
-            stride: spec.stride,
-            padding: spec.padding,
+            stride: spec.shape.stride,
+            padding: spec.shape.padding,
             c_in,
             c_out,
             weight: w,
@@ -479,15 +470,21 @@ mod tests {
             .iter()
             .enumerate()
             .map(|(i, l)| {
-                let fan_in = (l.c_in * l.kernel * l.kernel) as f32;
+                let fan_in = l.shape.fan_in() as f32;
                 let seed = 3 * i as u64;
                 LayerWeights {
-                    weight: noise(l.c_out * l.c_in * l.kernel * l.kernel, seed)
+                    weight: noise(l.shape.c_out * l.shape.fan_in(), seed)
                         .into_iter()
                         .map(|v| v * 3.0 / fan_in.sqrt())
                         .collect(),
-                    running_mean: noise(l.c_out, seed + 1).iter().map(|v| v * 0.2).collect(),
-                    running_var: noise(l.c_out, seed + 2).iter().map(|v| v + 1.0).collect(),
+                    running_mean: noise(l.shape.c_out, seed + 1)
+                        .iter()
+                        .map(|v| v * 0.2)
+                        .collect(),
+                    running_var: noise(l.shape.c_out, seed + 2)
+                        .iter()
+                        .map(|v| v + 1.0)
+                        .collect(),
                 }
             })
             .collect();

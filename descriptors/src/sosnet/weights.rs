@@ -13,6 +13,7 @@
 
 use std::path::Path;
 
+use crate::layers::ConvShape;
 use crate::state_dict::{self, CheckedStateDict, StateDictWeights};
 pub use crate::state_dict::{BN_EPS, WeightsError, list_tensors};
 
@@ -23,16 +24,8 @@ pub struct LayerSpec {
     pub conv: usize,
     /// `layers.{bn}.running_mean` / `.running_var` in the state_dict.
     pub bn: usize,
-    /// Input channels.
-    pub c_in: usize,
-    /// Output channels.
-    pub c_out: usize,
-    /// Side of the square kernel, in pixels.
-    pub kernel: usize,
-    /// Convolution stride, in pixels.
-    pub stride: usize,
-    /// Zero padding on each side, in pixels.
-    pub padding: usize,
+    /// Channels, kernel, stride and padding.
+    pub shape: ConvShape,
     /// Whether a ReLU follows the BatchNorm.
     pub relu: bool,
 }
@@ -49,11 +42,13 @@ const fn spec(
     LayerSpec {
         conv,
         bn: conv + 1,
-        c_in,
-        c_out,
-        kernel,
-        stride,
-        padding,
+        shape: ConvShape {
+            c_in,
+            c_out,
+            kernel,
+            stride,
+            padding,
+        },
         relu,
     }
 }
@@ -94,10 +89,10 @@ pub fn expected_tensors() -> Vec<(String, Vec<usize>)> {
     for l in &LAYERS {
         out.push((
             format!("layers.{}.weight", l.conv),
-            vec![l.c_out, l.c_in, l.kernel, l.kernel],
+            l.shape.weight_dims().to_vec(),
         ));
-        out.push((format!("layers.{}.running_mean", l.bn), vec![l.c_out]));
-        out.push((format!("layers.{}.running_var", l.bn), vec![l.c_out]));
+        out.push((format!("layers.{}.running_mean", l.bn), vec![l.shape.c_out]));
+        out.push((format!("layers.{}.running_var", l.bn), vec![l.shape.c_out]));
     }
     out
 }
@@ -130,17 +125,17 @@ impl SosnetWeights {
         for (spec, w) in LAYERS.iter().zip(&self.layers) {
             named.push((
                 format!("layers.{}.weight", spec.conv),
-                vec![spec.c_out, spec.c_in, spec.kernel, spec.kernel],
+                spec.shape.weight_dims().to_vec(),
                 &w.weight,
             ));
             named.push((
                 format!("layers.{}.running_mean", spec.bn),
-                vec![spec.c_out],
+                vec![spec.shape.c_out],
                 &w.running_mean,
             ));
             named.push((
                 format!("layers.{}.running_var", spec.bn),
-                vec![spec.c_out],
+                vec![spec.shape.c_out],
                 &w.running_var,
             ));
         }

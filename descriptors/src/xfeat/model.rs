@@ -15,7 +15,7 @@ use burn::tensor::activation::{relu, sigmoid};
 use burn::tensor::module::{avg_pool2d, interpolate};
 use burn::tensor::ops::{AvgPoolOptions, InterpolateMode, InterpolateOptions};
 
-use crate::layers::{ConvShape, conv2d, instance_norm};
+use crate::layers::{conv2d, instance_norm};
 
 use super::weights::{
     BLOCK1, BLOCK2, BLOCK3, BLOCK4, BLOCK5, ConvSpec, FUSION, HEATMAP_HEAD, KEYPOINT_HEAD, SKIP1,
@@ -40,14 +40,7 @@ impl ConvStack {
             .iter()
             .map(|spec| {
                 let (w, b) = weights.conv(spec);
-                let shape = ConvShape {
-                    c_in: spec.c_in,
-                    c_out: spec.c_out,
-                    kernel: spec.kernel,
-                    stride: spec.stride,
-                    padding: spec.padding,
-                };
-                conv2d(shape, w.clone(), b.clone(), device)
+                conv2d(spec.shape, w.clone(), b.clone(), device)
             })
             .collect();
         Self {

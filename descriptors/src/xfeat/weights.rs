@@ -3,6 +3,7 @@
 
 use std::collections::BTreeMap;
 
+use crate::layers::ConvShape;
 use crate::state_dict::{self, CheckedStateDict, StateDictWeights};
 
 /// One convolution of XFeat.
@@ -10,16 +11,8 @@ use crate::state_dict::{self, CheckedStateDict, StateDictWeights};
 pub struct ConvSpec {
     /// Its module path in the state_dict, e.g. `block1.0` (a `BasicLayer`) or `skip1.1`.
     pub name: &'static str,
-    /// Input channels.
-    pub c_in: usize,
-    /// Output channels.
-    pub c_out: usize,
-    /// Side of the square kernel.
-    pub kernel: usize,
-    /// Stride.
-    pub stride: usize,
-    /// Zero padding on each side.
-    pub padding: usize,
+    /// Channels, kernel, stride and padding.
+    pub shape: ConvShape,
     /// A `BasicLayer`: bias-free conv + `BatchNorm2d(affine=False)` + ReLU (tensors
     /// `NAME.layer.0.weight`, `NAME.layer.1.running_mean/var`); otherwise a plain conv with bias
     /// (`NAME.weight`, `NAME.bias`).
@@ -35,11 +28,13 @@ const fn basic(
 ) -> ConvSpec {
     ConvSpec {
         name,
-        c_in,
-        c_out,
-        kernel,
-        stride,
-        padding: kernel / 2,
+        shape: ConvShape {
+            c_in,
+            c_out,
+            kernel,
+            stride,
+            padding: kernel / 2,
+        },
         basic: true,
     }
 }
@@ -47,11 +42,13 @@ const fn basic(
 const fn plain(name: &'static str, c_in: usize, c_out: usize) -> ConvSpec {
     ConvSpec {
         name,
-        c_in,
-        c_out,
-        kernel: 1,
-        stride: 1,
-        padding: 0,
+        shape: ConvShape {
+            c_in,
+            c_out,
+            kernel: 1,
+            stride: 1,
+            padding: 0,
+        },
         basic: false,
     }
 }
@@ -128,14 +125,20 @@ pub fn all_convs() -> impl Iterator<Item = &'static ConvSpec> {
 pub fn expected_tensors() -> Vec<(String, Vec<usize>)> {
     let mut out = Vec::new();
     for c in all_convs() {
-        let shape = vec![c.c_out, c.c_in, c.kernel, c.kernel];
+        let shape = c.shape.weight_dims().to_vec();
         if c.basic {
             out.push((format!("{}.layer.0.weight", c.name), shape));
-            out.push((format!("{}.layer.1.running_mean", c.name), vec![c.c_out]));
-            out.push((format!("{}.layer.1.running_var", c.name), vec![c.c_out]));
+            out.push((
+                format!("{}.layer.1.running_mean", c.name),
+                vec![c.shape.c_out],
+            ));
+            out.push((
+                format!("{}.layer.1.running_var", c.name),
+                vec![c.shape.c_out],
+            ));
         } else {
             out.push((format!("{}.weight", c.name), shape));
-            out.push((format!("{}.bias", c.name), vec![c.c_out]));
+            out.push((format!("{}.bias", c.name), vec![c.shape.c_out]));
         }
     }
     out

@@ -39,8 +39,8 @@ impl RunningStats {
     /// PyTorch's initial values: mean 0, variance 1.
     pub fn initial() -> Self {
         Self {
-            mean: LAYERS.iter().map(|l| vec![0.0; l.c_out]).collect(),
-            var: LAYERS.iter().map(|l| vec![1.0; l.c_out]).collect(),
+            mean: LAYERS.iter().map(|l| vec![0.0; l.shape.c_out]).collect(),
+            var: LAYERS.iter().map(|l| vec![1.0; l.shape.c_out]).collect(),
         }
     }
 
@@ -68,7 +68,12 @@ struct BatchStats {
 
 fn options(layer: usize) -> ConvOptions<2> {
     let l = &LAYERS[layer];
-    ConvOptions::new([l.stride, l.stride], [l.padding, l.padding], [1, 1], 1)
+    ConvOptions::new(
+        [l.shape.stride, l.shape.stride],
+        [l.shape.padding, l.shape.padding],
+        [1, 1],
+        1,
+    )
 }
 
 fn instance_norm(x: Tensor<4>) -> Tensor<4> {
@@ -91,13 +96,13 @@ impl SosnetTrainable {
         let convs = LAYERS
             .iter()
             .map(|l| {
-                let fan_in = l.c_in * l.kernel * l.kernel;
+                let fan_in = l.shape.fan_in();
                 let bound = (6.0 / fan_in as f32).sqrt();
-                let values: Vec<f32> = (0..l.c_out * fan_in)
+                let values: Vec<f32> = (0..l.shape.c_out * fan_in)
                     .map(|_| rng.random_range(-bound..bound))
                     .collect();
                 Param::from_tensor(Tensor::from_data(
-                    TensorData::new(values, [l.c_out, l.c_in, l.kernel, l.kernel]),
+                    TensorData::new(values, l.shape.weight_dims()),
                     device,
                 ))
             })
@@ -176,7 +181,7 @@ impl SosnetTrainable {
             .zip(&weights.layers)
             .map(|(l, w)| {
                 Param::from_tensor(Tensor::from_data(
-                    TensorData::new(w.weight.clone(), [l.c_out, l.c_in, l.kernel, l.kernel]),
+                    TensorData::new(w.weight.clone(), l.shape.weight_dims()),
                     device,
                 ))
             })
