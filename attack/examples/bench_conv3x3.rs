@@ -1,5 +1,5 @@
 //! One 3×3 convolution layer of the default network, forward and backward, on burn's CPU backend:
-//! featleak's [`Conv3x3`] (hand-written weight gradient) against burn's `conv2d` (generic
+//! featleak's [`Conv3x3`] (hand-written forward and backward) against burn's `conv2d` (generic
 //! backward), side by side in one process.
 //!
 //! `cargo run --release --example bench_conv3x3 -p featleak-attack -- [--batch 4] [--reps 5]

@@ -16,7 +16,7 @@
 //! [`InputEncoding`]: a [`SparseConv2d`] (C_in → base_width, 3×3, bias) computed at the
 //! keypoints only, or a [`NearestFill`] that densifies the map (each pixel takes a projection of
 //! its nearest keypoint's features and its offset to it) before a dense 3×3 conv. The other 3×3 convs are
-//! [`Conv3x3`] (burn's forward, a hand-written CPU backward) and have no bias (each is followed by
+//! [`Conv3x3`] (forward and backward hand-written for the CPU) and have no bias (each is followed by
 //! BatchNorm, which absorbs it). BatchNorm + ReLU run as one fused op while training on the CPU
 //! ([`bn_relu`]).
 

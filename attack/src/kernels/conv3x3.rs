@@ -1,28 +1,29 @@
-//! The UNet's 3×3 convolution (stride 1, padding 1, no bias), with a CPU weight gradient that
-//! costs about what its forward does.
+//! The UNet's 3×3 convolution (stride 1, padding 1, no bias), forward and backward written for
+//! the CPU.
 //!
-//! burn's `flex` CPU backend has a tiled im2col + GEMM forward convolution but no convolution
-//! backward of its own: burn's generic fallback computes the input gradient with a transposed
-//! convolution and the weight gradient with a convolution whose batch and channel axes are
-//! swapped (a kernel the size of the whole image). The latter runs in flex's slow direct loops:
-//! 2–4× the forward's time at 8²–64² and 14–17× at 128² (`examples/bench_conv3x3.rs`,
-//! BENCHMARKS.md), which made a training step's backward about 3.5× its forward, where PyTorch's
-//! is about 2×.
+//! burn's `flex` CPU backend computes a convolution by converting the input to NHWC, an im2col in
+//! 512-pixel tiles into zeroed buffers, a GEMM that repacks that im2col, and a scatter of the
+//! result back to NCHW: for the 16–32-channel layers at 128²–256² those passes cost several times
+//! the arithmetic. It has no convolution backward of its own: burn's generic fallback computes the
+//! input gradient with a transposed convolution (through a column buffer of up to 8 MiB per image
+//! and a col2im) and the weight gradient with a convolution whose batch and channel axes are
+//! swapped (a kernel the size of the whole image), which flex runs in slow direct loops.
 //!
-//! [`Conv3x3`] keeps burn's forward and hand-writes the backward, through burn's backend-extension
-//! mechanism (a custom autodiff op on `Autodiff<Flex>`):
-//! - input gradient: flex's transposed convolution, as in burn's fallback (it is not the slow
-//!   part);
-//! - weight gradient: per batch item and band of rows, an im2col of the input and one GEMM with
-//!   the output gradient (the `gemm` crate that burn-flex itself uses), the items spread over
-//!   rayon threads.
+//! [`Conv3x3`] replaces all three through burn's backend-extension mechanism (a custom op on
+//! `Flex` and a custom autodiff op on `Autodiff<Flex>`), each per batch item and band of rows on
+//! rayon's threads, with the `gemm` crate that burn-flex itself uses:
+//! - forward: a tap-major im2col of the band made of whole-row copies, and one GEMM of the weights
+//!   with it written straight into the output's NCHW rows;
+//! - input gradient: the same forward applied to the output gradient with the kernel turned
+//!   around (channel axes swapped, taps reversed);
+//! - weight gradient: a pixel-major im2col of the input and one accumulating GEMM with the output
+//!   gradient.
 //!
 //! Other devices (wgpu) run burn's own `conv2d` and its backward.
 
 use burn::backend::autodiff::checkpoint::{base::Checkpointer, strategy::CheckpointStrategy};
 use burn::backend::autodiff::grads::Gradients;
 use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
-use burn::backend::ops::ModuleOps;
 use burn::backend::tensor::FloatTensor;
 use burn::backend::{Autodiff, Dispatch, Flex, TensorMetadata, backend_extension};
 use burn::module::{Module, Param};
@@ -31,7 +32,7 @@ use burn::nn::conv::Conv2dConfig;
 use burn::prelude::*;
 use burn::tensor::TensorData;
 use burn::tensor::module::conv2d;
-use burn::tensor::ops::{ConvOptions, ConvTransposeOptions};
+use burn::tensor::ops::ConvOptions;
 use rayon::prelude::*;
 
 use crate::device::is_flex;
@@ -83,7 +84,7 @@ pub trait Conv3x3Backend: burn::backend::Backend {
 
 impl Conv3x3Backend for Flex {
     fn conv3x3(x: FloatTensor<Self>, weight: FloatTensor<Self>) -> FloatTensor<Self> {
-        Flex::conv2d(x, weight, None, options())
+        forward(&x.to_contiguous(), &weight.to_contiguous())
     }
 }
 
@@ -131,11 +132,24 @@ impl Backward<Flex, 2> for Conv3x3Backward {
     }
 }
 
-/// `dL/dx`: the transposed convolution of the output gradient with the same kernel (what burn's
-/// generic backward does too; flex runs it at about the speed of its forward here).
+/// `dL/dx`: the output gradient convolved, by [`forward`], with the kernel turned around
+/// (`w'[i, o, u, v] = w[o, i, 2 − u, 2 − v]`): for stride 1 and padding 1, the same sums as the
+/// transposed convolution burn's generic backward runs, which flex computes through a column
+/// buffer up to 8 MiB per image and a col2im pass.
 fn input_grad(grad: FloatTensor<Flex>, weight: FloatTensor<Flex>) -> FloatTensor<Flex> {
-    let options = ConvTransposeOptions::new([1, 1], [1, 1], [0, 0], [1, 1], 1);
-    Flex::conv_transpose2d(grad, weight, None, options)
+    let [c_out, c_in, _, _] = weight.shape().dims();
+    let weight = weight.to_contiguous();
+    let w = f32_slice(&weight);
+    let mut turned = vec![0f32; c_in * c_out * 9];
+    for o in 0..c_out {
+        for i in 0..c_in {
+            for t in 0..9 {
+                turned[(i * c_out + o) * 9 + 8 - t] = w[(o * c_in + i) * 9 + t];
+            }
+        }
+    }
+    let turned = FloatTensor::<Flex>::from_data(TensorData::new(turned, [c_in, c_out, 3, 3]));
+    forward(&grad.to_contiguous(), &turned)
 }
 
 /// `dL/dw[o, i, u, v] = Σ_b Σ_p grad[b, o, p] · x_pad[b, i, p + (u−1, v−1)]`: per batch item and
@@ -212,6 +226,123 @@ fn weight_grad(x: &FloatTensor<Flex>, grad: &FloatTensor<Flex>) -> FloatTensor<F
 
 /// Floats in one band's im2col buffer (1 MiB).
 const IM2COL_FLOATS: usize = 1 << 18;
+
+/// Floats after each row of the forward's im2col: a row length that is a multiple of 4 KiB would
+/// map the GEMM's reads of consecutive taps onto the same L1 cache sets.
+const TAP_ROW_PAD: usize = 16;
+
+/// `y = x ⊛ w` (NCHW, 3×3, stride 1, padding 1): per image and band of rows, a tap-major im2col
+/// of the band (row `i·9 + u·3 + v` holds channel `i` shifted by `(u − 1, v − 1)`: whole-row
+/// copies) and one GEMM `w (C_out × C_in·9) · cols` written straight into the output's rows. The
+/// bands run on rayon's threads. Unlike flex's convolution, it converts no layout and copies no
+/// result, and gemm reads both operands in place.
+fn forward(x: &FloatTensor<Flex>, weight: &FloatTensor<Flex>) -> FloatTensor<Flex> {
+    let [batch, c_in, height, width] = x.shape().dims();
+    let c_out = weight.shape().dims::<4>()[0];
+    let hw = height * width;
+    let (xs, ws) = (f32_slice(x), f32_slice(weight));
+    let taps = c_in * 9;
+    let band = (IM2COL_FLOATS / (taps * width)).clamp(1, height);
+    let stride = band * width + TAP_ROW_PAD;
+    let mut out = vec![0f32; batch * c_out * hw];
+    let dst = SharedOut(out.as_mut_ptr());
+    let tasks: Vec<(usize, usize)> = (0..batch)
+        .flat_map(|b| (0..height).step_by(band).map(move |y0| (b, y0)))
+        .collect();
+    tasks.par_iter().for_each_init(
+        || vec![0f32; taps * stride],
+        |cols, &(b, y0)| {
+            let rows = band.min(height - y0);
+            let image = &xs[b * c_in * hw..(b + 1) * c_in * hw];
+            tap_rows(image, (c_in, height, width), y0..y0 + rows, cols, stride);
+            // SAFETY: dst (C_out × rows·W, element (o, p) at o·HW + p) is image b's output from
+            // row y0 on: inside `out`, and no other task writes these rows of this image. lhs
+            // (C_out × C_in·9, element (o, j) at o·C_in·9 + j) is `ws`, C_out·C_in·9 floats;
+            // rhs (C_in·9 × rows·W, element (j, p) at j·stride + p) lies in `cols`, which
+            // `tap_rows` just filled, since rows·W ≤ stride.
+            unsafe {
+                gemm::gemm(
+                    c_out,
+                    rows * width,
+                    taps,
+                    dst.at(b * c_out * hw + y0 * width),
+                    1,
+                    hw as isize,
+                    false,
+                    ws.as_ptr(),
+                    1,
+                    taps as isize,
+                    cols.as_ptr(),
+                    1,
+                    stride as isize,
+                    0.0,
+                    1.0,
+                    false,
+                    false,
+                    false,
+                    gemm::Parallelism::None,
+                );
+            }
+        },
+    );
+    FloatTensor::<Flex>::from_data(TensorData::new(out, [batch, c_out, height, width]))
+}
+
+/// The output buffer, shared by the forward's tasks, which write disjoint parts of it.
+#[derive(Clone, Copy)]
+struct SharedOut(*mut f32);
+
+// SAFETY: the tasks holding a `SharedOut` write disjoint elements (see `forward`), and `out`
+// outlives them.
+unsafe impl Send for SharedOut {}
+unsafe impl Sync for SharedOut {}
+
+impl SharedOut {
+    /// The element at `offset`.
+    fn at(self, offset: usize) -> *mut f32 {
+        // SAFETY: callers pass offsets inside the buffer.
+        unsafe { self.0.add(offset) }
+    }
+}
+
+/// Into `cols` (row `i·9 + u·3 + v` at `i·9 + u·3 + v` times `stride`, `rows.len()·W` floats):
+/// channel `i` of `x` (one image, `C_in×H×W`) at `(y + u − 1, x + v − 1)` for the pixels `(y, x)`
+/// of `rows`, zero outside the image.
+fn tap_rows(
+    x: &[f32],
+    (c_in, height, width): (usize, usize, usize),
+    rows: std::ops::Range<usize>,
+    cols: &mut [f32],
+    stride: usize,
+) {
+    let n = rows.len() * width;
+    for (i, plane) in x.chunks_exact(height * width).take(c_in).enumerate() {
+        for u in 0..3 {
+            for v in 0..3 {
+                let tap = &mut cols[(i * 9 + u * 3 + v) * stride..][..n];
+                for (seg, y) in tap.chunks_exact_mut(width).zip(rows.clone()) {
+                    let sy = (y + u).wrapping_sub(1);
+                    if sy >= height {
+                        seg.fill(0.0);
+                        continue;
+                    }
+                    let src = &plane[sy * width..(sy + 1) * width];
+                    match v {
+                        0 => {
+                            seg[0] = 0.0;
+                            seg[1..].copy_from_slice(&src[..width - 1]);
+                        }
+                        1 => seg.copy_from_slice(src),
+                        _ => {
+                            seg[..width - 1].copy_from_slice(&src[1..]);
+                            seg[width - 1] = 0.0;
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
 
 /// Into `cols`, column-major (`rows.len()·W` columns of `C_in·9` taps): the tap `i·9 + u·3 + v`
 /// of pixel `(y, x)` (y in `rows`) is channel `i` of `x` (one image, `C_in×H×W`) at
