@@ -156,6 +156,39 @@ impl Layout {
     }
 }
 
+/// Lanes of independent partial sums in [`lane_sums`]: one running sum is a chain of dependent
+/// additions the compiler may not reorder, and so cannot vectorise.
+const LANES: usize = 8;
+
+/// `Σ f(v)` over `values`, each of the `N` sums in f64, accumulated in [`LANES`] independent
+/// partial sums.
+fn lane_sums<const N: usize>(values: &[f32], f: impl Fn(f32) -> [f64; N]) -> [f64; N] {
+    lane_sums2(values, values, |v, _| f(v))
+}
+
+/// `Σ f(a, b)` over the pairs of `a` and `b` (of equal length), as [`lane_sums`] does.
+fn lane_sums2<const N: usize>(a: &[f32], b: &[f32], f: impl Fn(f32, f32) -> [f64; N]) -> [f64; N] {
+    let mut lanes = [[0f64; LANES]; N];
+    let (ca, cb) = (a.chunks_exact(LANES), b.chunks_exact(LANES));
+    let (ra, rb) = (ca.remainder(), cb.remainder());
+    for (ca, cb) in ca.zip(cb) {
+        for l in 0..LANES {
+            let v = f(ca[l], cb[l]);
+            for k in 0..N {
+                lanes[k][l] += v[k];
+            }
+        }
+    }
+    let mut sums = lanes.map(|l| l.iter().sum::<f64>());
+    for (&x, &y) in ra.iter().zip(rb) {
+        let v = f(x, y);
+        for k in 0..N {
+            sums[k] += v[k];
+        }
+    }
+    sums
+}
+
 /// The forward's batch statistics and the per-channel map `x ↦ (x − μ)·scale + β` that
 /// normalises, scales by γ and shifts by β (centred first, as burn does: folding μ into the
 /// shift would cancel catastrophically when σ is small).
@@ -181,12 +214,12 @@ impl Forward {
         let x = f32_slice(&x);
         let n = layout.count();
         let mean: Vec<f64> = layout
-            .per_channel(|_, p| [x[p].iter().map(|&v| v as f64).sum()])
+            .per_channel(|_, p| lane_sums(&x[p], |v| [v as f64]))
             .into_iter()
             .map(|[s]| s / n)
             .collect();
         let variance: Vec<f64> = layout
-            .per_channel(|c, p| [x[p].iter().map(|&v| (v as f64 - mean[c]).powi(2)).sum()])
+            .per_channel(|c, p| lane_sums(&x[p], |v| [(v as f64 - mean[c]).powi(2)]))
             .into_iter()
             .map(|[s]| s / n)
             .collect();
@@ -264,14 +297,11 @@ impl Backward<Flex, 3> for BnReluBackward {
         let normalised = |c: usize, v: f32| (v - forward.mean[c]) * forward.inv_std[c];
         let passes = |c: usize, v: f32| forward.affine(c, v) > 0.0;
         let sums = layout.per_channel(|c, p| {
-            let mut sums = [0.0; 2];
-            for (&v, &g) in x[p.clone()].iter().zip(&dy[p]) {
-                if passes(c, v) {
-                    sums[0] += g as f64;
-                    sums[1] += g as f64 * normalised(c, v) as f64;
-                }
-            }
-            sums
+            let (x, dy) = (&x[p.clone()], &dy[p]);
+            lane_sums2(x, dy, |v, g| {
+                let g = if passes(c, v) { g as f64 } else { 0.0 };
+                [g, g * normalised(c, v) as f64]
+            })
         });
         let sum_g: Vec<f64> = sums.iter().map(|s| s[0]).collect();
         let sum_gx: Vec<f64> = sums.iter().map(|s| s[1]).collect();
