@@ -418,6 +418,8 @@ fn conv3x3_matches_burn_conv2d_forward_and_grads() {
         (2, 20, 64, 64, 8, true),
         // Width 1: every tap but the centre column is padding.
         (2, 6, 1, 4, 3, true),
+        // More than 128 input channels: the weight gradient's pixel-major im2col.
+        (2, 5, 6, 130, 4, true),
     ] {
         let conv = Conv3x3::new(c_in, c_out, &dev);
         let mut x = Tensor::<4>::random([b, c_in, h, w], Uniform(-1.0, 1.0), &dev);

@@ -156,11 +156,12 @@ fn input_grad(grad: FloatTensor<Flex>, weight: FloatTensor<Flex>) -> FloatTensor
 /// band of image rows, an im2col of `x` and one accumulating GEMM with the output gradient, summed
 /// over the batch.
 ///
-/// The GEMM computes `dwᵀ (C_in·9 × C_out) = cols · gradᵀ` with `cols` written column-major (each
-/// pixel's `C_in·9` taps contiguous): gemm packs its left operand fastest in that layout, where
-/// `grad · colsᵀ` (both operands contiguous along the pixels) made it gather across rows, which
-/// took about a fifth of a training step. The bands keep the im2col buffer near 1 MiB, in cache
-/// for its GEMM (a whole 16-channel 256² image would need 38 MB).
+/// Up to [`TAP_MAJOR_MAX_C_IN`] input channels the im2col is the forward's tap-major one (row
+/// copies) and the GEMM computes `dw (C_out × C_in·9) = grad · colsᵀ` into a column-major
+/// buffer, which gemm takes without transposing the problem; with more channels (the 8²–16²
+/// levels, where the bands are whole images of few pixels) the pixel-major im2col and
+/// `dwᵀ = cols · gradᵀ` are faster (BENCHMARKS.md). The bands keep the im2col buffer near 1 MiB,
+/// in cache for its GEMM (a whole 16-channel 256² image would need 38 MB).
 fn weight_grad(x: &FloatTensor<Flex>, grad: &FloatTensor<Flex>) -> FloatTensor<Flex> {
     let [batch, c_in, height, width] = x.shape().dims();
     let c_out = grad.shape().dims::<4>()[1];
@@ -169,46 +170,86 @@ fn weight_grad(x: &FloatTensor<Flex>, grad: &FloatTensor<Flex>) -> FloatTensor<F
     let (x, grad) = (f32_slice(&x), f32_slice(&grad));
     let taps = c_in * 9;
     let band = (IM2COL_FLOATS / (taps * width)).clamp(1, height);
+    let tap_major = c_in <= TAP_MAJOR_MAX_C_IN;
+    let stride = band * width + TAP_ROW_PAD;
     let partial = |b: usize| {
         let image = &x[b * c_in * hw..(b + 1) * c_in * hw];
         let g = &grad[b * c_out * hw..(b + 1) * c_out * hw];
         let mut dw = vec![0f32; c_out * taps];
-        let mut cols = vec![0f32; taps * band * width];
+        let mut cols = vec![0f32; taps * stride];
         for y0 in (0..height).step_by(band) {
             let rows = band.min(height - y0);
             let k = rows * width;
-            im2col(
-                image,
-                (c_in, height, width),
-                y0..y0 + rows,
-                &mut cols[..taps * k],
-            );
-            // SAFETY: dst (taps × c_out, element (j, o) at o·taps + j) is `dw`; lhs (taps × k,
-            // element (j, p) at p·taps + j) lies in the taps·k floats of `cols` just written; rhs
-            // (k × c_out, element (p, o) at o·hw + y0·W + p) stays inside `g` because
-            // y0·W + k ≤ hw. `dw` and `cols` are this closure's own buffers: nothing aliases dst.
-            unsafe {
-                gemm::gemm(
-                    taps,
-                    c_out,
-                    k,
-                    dw.as_mut_ptr(),
-                    taps as isize,
-                    1,
-                    y0 > 0,
-                    cols.as_ptr(),
-                    taps as isize,
-                    1,
-                    g.as_ptr().add(y0 * width),
-                    hw as isize,
-                    1,
-                    1.0,
-                    1.0,
-                    false,
-                    false,
-                    false,
-                    gemm::Parallelism::None,
+            let g = g[y0 * width..].as_ptr();
+            if tap_major {
+                tap_rows(
+                    image,
+                    (c_in, height, width),
+                    y0..y0 + rows,
+                    &mut cols,
+                    stride,
                 );
+                // SAFETY: dst (C_out × taps, element (o, j) at j·C_out + o) is `dw`; lhs (C_out ×
+                // k, element (o, p) at o·HW + p from row y0) stays inside `g` because
+                // y0·W + k ≤ HW; rhs (k × taps, element (p, j) at j·stride + p) lies in `cols`,
+                // just filled, since k ≤ stride. `dw` and `cols` are this closure's own.
+                unsafe {
+                    gemm::gemm(
+                        c_out,
+                        taps,
+                        k,
+                        dw.as_mut_ptr(),
+                        c_out as isize,
+                        1,
+                        y0 > 0,
+                        g,
+                        1,
+                        hw as isize,
+                        cols.as_ptr(),
+                        stride as isize,
+                        1,
+                        1.0,
+                        1.0,
+                        false,
+                        false,
+                        false,
+                        gemm::Parallelism::None,
+                    );
+                }
+            } else {
+                im2col(
+                    image,
+                    (c_in, height, width),
+                    y0..y0 + rows,
+                    &mut cols[..taps * k],
+                );
+                // SAFETY: dst (taps × C_out, element (j, o) at o·taps + j) is `dw`; lhs (taps ×
+                // k, element (j, p) at p·taps + j) lies in the taps·k floats of `cols` just
+                // written; rhs (k × C_out, element (p, o) at o·HW + p from row y0) stays inside
+                // `g` because y0·W + k ≤ HW. `dw` and `cols` are this closure's own.
+                unsafe {
+                    gemm::gemm(
+                        taps,
+                        c_out,
+                        k,
+                        dw.as_mut_ptr(),
+                        taps as isize,
+                        1,
+                        y0 > 0,
+                        cols.as_ptr(),
+                        taps as isize,
+                        1,
+                        g,
+                        hw as isize,
+                        1,
+                        1.0,
+                        1.0,
+                        false,
+                        false,
+                        false,
+                        gemm::Parallelism::None,
+                    );
+                }
             }
         }
         dw
@@ -221,8 +262,19 @@ fn weight_grad(x: &FloatTensor<Flex>, grad: &FloatTensor<Flex>) -> FloatTensor<F
             a
         })
         .unwrap_or_else(|| vec![0f32; c_out * taps]);
+    let dw = if tap_major {
+        // Column-major C_out × taps to burn's row-major C_out × C_in × 3 × 3.
+        (0..c_out * taps)
+            .map(|e| dw[(e % taps) * c_out + e / taps])
+            .collect()
+    } else {
+        dw
+    };
     FloatTensor::<Flex>::from_data(TensorData::new(dw, [c_out, c_in, 3, 3]))
 }
+
+/// Most input channels for which the weight gradient uses the tap-major im2col.
+const TAP_MAJOR_MAX_C_IN: usize = 128;
 
 /// Floats in one band's im2col buffer (1 MiB).
 const IM2COL_FLOATS: usize = 1 << 18;
