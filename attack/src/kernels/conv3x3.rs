@@ -16,8 +16,8 @@
 //!   with it written straight into the output's NCHW rows;
 //! - input gradient: the same forward applied to the output gradient with the kernel turned
 //!   around (channel axes swapped, taps reversed);
-//! - weight gradient: a pixel-major im2col of the input and one accumulating GEMM with the output
-//!   gradient.
+//! - weight gradient: an im2col of the input (the forward's, or pixel-major for many channels)
+//!   and one accumulating GEMM with the output gradient.
 //!
 //! Other devices (wgpu) run burn's own `conv2d` and its backward.
 
