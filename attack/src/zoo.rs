@@ -46,6 +46,7 @@ pub const ZOO: &[ZooEntry] = &[
     zoo_entry!("sosnet"),
     zoo_entry!("xfeat"),
     zoo_entry!("disk"),
+    zoo_entry!("aliked"),
 ];
 
 /// How a bundled attacker was trained.
