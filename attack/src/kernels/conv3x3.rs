@@ -194,26 +194,12 @@ fn weight_grad(x: &FloatTensor<Flex>, grad: &FloatTensor<Flex>) -> FloatTensor<F
                 // y0·W + k ≤ HW; rhs (k × taps, element (p, j) at j·stride + p) lies in `cols`,
                 // just filled, since k ≤ stride. `dw` and `cols` are this closure's own.
                 unsafe {
-                    gemm::gemm(
-                        c_out,
-                        taps,
-                        k,
-                        dw.as_mut_ptr(),
-                        c_out as isize,
-                        1,
+                    matmul(
+                        (c_out, taps, k),
+                        Strided::new(dw.as_mut_ptr(), c_out, 1),
                         y0 > 0,
-                        g,
-                        1,
-                        hw as isize,
-                        cols.as_ptr(),
-                        stride as isize,
-                        1,
-                        1.0,
-                        1.0,
-                        false,
-                        false,
-                        false,
-                        gemm::Parallelism::None,
+                        Strided::new(g, 1, hw),
+                        Strided::new(cols.as_ptr(), stride, 1),
                     );
                 }
             } else {
@@ -228,26 +214,12 @@ fn weight_grad(x: &FloatTensor<Flex>, grad: &FloatTensor<Flex>) -> FloatTensor<F
                 // written; rhs (k × C_out, element (p, o) at o·HW + p from row y0) stays inside
                 // `g` because y0·W + k ≤ HW. `dw` and `cols` are this closure's own.
                 unsafe {
-                    gemm::gemm(
-                        taps,
-                        c_out,
-                        k,
-                        dw.as_mut_ptr(),
-                        taps as isize,
-                        1,
+                    matmul(
+                        (taps, c_out, k),
+                        Strided::new(dw.as_mut_ptr(), taps, 1),
                         y0 > 0,
-                        cols.as_ptr(),
-                        taps as isize,
-                        1,
-                        g,
-                        hw as isize,
-                        1,
-                        1.0,
-                        1.0,
-                        false,
-                        false,
-                        false,
-                        gemm::Parallelism::None,
+                        Strided::new(cols.as_ptr(), taps, 1),
+                        Strided::new(g, hw, 1),
                     );
                 }
             }
@@ -313,31 +285,75 @@ fn forward(x: &FloatTensor<Flex>, weight: &FloatTensor<Flex>) -> FloatTensor<Fle
             // rhs (C_in·9 × rows·W, element (j, p) at j·stride + p) lies in `cols`, which
             // `tap_rows` just filled, since rows·W ≤ stride.
             unsafe {
-                gemm::gemm(
-                    c_out,
-                    rows * width,
-                    taps,
-                    dst.at(b * c_out * hw + y0 * width),
-                    1,
-                    hw as isize,
+                matmul(
+                    (c_out, rows * width, taps),
+                    Strided::new(dst.at(b * c_out * hw + y0 * width), 1, hw),
                     false,
-                    ws.as_ptr(),
-                    1,
-                    taps as isize,
-                    cols.as_ptr(),
-                    1,
-                    stride as isize,
-                    0.0,
-                    1.0,
-                    false,
-                    false,
-                    false,
-                    gemm::Parallelism::None,
+                    Strided::new(ws.as_ptr(), 1, taps),
+                    Strided::new(cols.as_ptr(), 1, stride),
                 );
             }
         },
     );
     FloatTensor::<Flex>::from_data(TensorData::new(out, [batch, c_out, height, width]))
+}
+
+/// A matrix operand of [`matmul`]: its first element and the distances, in elements, between
+/// neighbouring columns and rows.
+#[derive(Clone, Copy)]
+struct Strided<P> {
+    ptr: P,
+    col_stride: isize,
+    row_stride: isize,
+}
+
+impl<P> Strided<P> {
+    fn new(ptr: P, col_stride: usize, row_stride: usize) -> Self {
+        Self {
+            ptr,
+            col_stride: col_stride as isize,
+            row_stride: row_stride as isize,
+        }
+    }
+}
+
+/// `dst (m × n) = lhs (m × k) · rhs (k × n)`, or `dst +=` that product when `accumulate`: the
+/// `gemm` crate's f32 GEMM on the calling thread (the callers already run one task per thread).
+///
+/// # Safety
+/// Every element the shapes and strides address lies inside its operand's buffer, and nothing
+/// else reads or writes `dst`'s elements meanwhile.
+unsafe fn matmul(
+    (m, n, k): (usize, usize, usize),
+    dst: Strided<*mut f32>,
+    accumulate: bool,
+    lhs: Strided<*const f32>,
+    rhs: Strided<*const f32>,
+) {
+    // SAFETY: as the caller promises.
+    unsafe {
+        gemm::gemm(
+            m,
+            n,
+            k,
+            dst.ptr,
+            dst.col_stride,
+            dst.row_stride,
+            accumulate,
+            lhs.ptr,
+            lhs.col_stride,
+            lhs.row_stride,
+            rhs.ptr,
+            rhs.col_stride,
+            rhs.row_stride,
+            1.0,
+            1.0,
+            false,
+            false,
+            false,
+            gemm::Parallelism::None,
+        );
+    }
 }
 
 /// The output buffer, shared by the forward's tasks, which write disjoint parts of it.
