@@ -9,8 +9,8 @@
 //! speed (BENCHMARKS.md).
 //!
 //! [`BnReluBackend::bn_relu_train`] does the same arithmetic in four passes: the forward reads the NCHW input
-//! twice (per-channel mean, then centred variance, both accumulated in f64 like burn's two-pass
-//! mean-then-variance) and writes `max(0, γ·x̂ + β)` once; the backward recomputes `x̂` and the
+//! twice (per-channel mean, then centred variance, like burn's two-pass mean-then-variance; each
+//! summed in f32 lanes over blocks of a thousand elements and in f64 across them) and writes `max(0, γ·x̂ + β)` once; the backward recomputes `x̂` and the
 //! ReLU mask from the saved input, sums `g` and `g·x̂` per channel, and writes
 //! `dx = γ/σ · (g − mean(g) − x̂·mean(g·x̂))` with `g = dy·[γ·x̂ + β > 0]`. Running statistics are
 //! updated exactly as burn's `BatchNorm` does it. Other devices, and inference, take burn's path.
@@ -28,6 +28,7 @@ use rayon::prelude::*;
 
 use crate::device::is_flex;
 use crate::kernels::conv3x3::f32_slice;
+use crate::kernels::fresh::par_chunks_from;
 
 /// `relu(bn.forward(x))` for a `B×C×H×W` input; fused on the CPU while training.
 pub fn bn_relu(bn: &BatchNorm, x: Tensor<4>) -> Tensor<4> {
@@ -158,32 +159,42 @@ impl Layout {
 
 /// Lanes of independent partial sums in [`lane_sums`]: one running sum is a chain of dependent
 /// additions the compiler may not reorder, and so cannot vectorise.
-const LANES: usize = 8;
+const LANES: usize = 16;
 
-/// `Σ f(v)` over `values`, each of the `N` sums in f64, accumulated in [`LANES`] independent
-/// partial sums.
-fn lane_sums<const N: usize>(values: &[f32], f: impl Fn(f32) -> [f64; N]) -> [f64; N] {
+/// Elements summed in f32 lanes before their partial sums are added in f64: f32 lanes vectorise
+/// twice as wide as f64 ones and need no conversion, and each lane then sums only
+/// `BLOCK / LANES` values in f32.
+const BLOCK: usize = 1024;
+
+/// `Σ f(v)` over `values`, each of the `N` sums taken in f32 [`LANES`] within blocks of
+/// [`BLOCK`] elements and in f64 across blocks.
+fn lane_sums<const N: usize>(values: &[f32], f: impl Fn(f32) -> [f32; N]) -> [f64; N] {
     lane_sums2(values, values, |v, _| f(v))
 }
 
 /// `Σ f(a, b)` over the pairs of `a` and `b` (of equal length), as [`lane_sums`] does.
-fn lane_sums2<const N: usize>(a: &[f32], b: &[f32], f: impl Fn(f32, f32) -> [f64; N]) -> [f64; N] {
-    let mut lanes = [[0f64; LANES]; N];
-    let (ca, cb) = (a.chunks_exact(LANES), b.chunks_exact(LANES));
-    let (ra, rb) = (ca.remainder(), cb.remainder());
-    for (ca, cb) in ca.zip(cb) {
-        for l in 0..LANES {
-            let v = f(ca[l], cb[l]);
-            for k in 0..N {
-                lanes[k][l] += v[k];
+fn lane_sums2<const N: usize>(a: &[f32], b: &[f32], f: impl Fn(f32, f32) -> [f32; N]) -> [f64; N] {
+    let mut sums = [0f64; N];
+    for (a, b) in a.chunks(BLOCK).zip(b.chunks(BLOCK)) {
+        let mut lanes = [[0f32; LANES]; N];
+        let (ca, cb) = (a.chunks_exact(LANES), b.chunks_exact(LANES));
+        let (ra, rb) = (ca.remainder(), cb.remainder());
+        for (ca, cb) in ca.zip(cb) {
+            for l in 0..LANES {
+                let v = f(ca[l], cb[l]);
+                for k in 0..N {
+                    lanes[k][l] += v[k];
+                }
             }
         }
-    }
-    let mut sums = lanes.map(|l| l.iter().sum::<f64>());
-    for (&x, &y) in ra.iter().zip(rb) {
-        let v = f(x, y);
+        for (&x, &y) in ra.iter().zip(rb) {
+            let v = f(x, y);
+            for k in 0..N {
+                lanes[k][0] += v[k];
+            }
+        }
         for k in 0..N {
-            sums[k] += v[k];
+            sums[k] += lanes[k].iter().map(|&l| l as f64).sum::<f64>();
         }
     }
     sums
@@ -214,12 +225,15 @@ impl Forward {
         let x = f32_slice(&x);
         let n = layout.count();
         let mean: Vec<f64> = layout
-            .per_channel(|_, p| lane_sums(&x[p], |v| [v as f64]))
+            .per_channel(|_, p| lane_sums(&x[p], |v| [v]))
             .into_iter()
             .map(|[s]| s / n)
             .collect();
         let variance: Vec<f64> = layout
-            .per_channel(|c, p| lane_sums(&x[p], |v| [(v as f64 - mean[c]).powi(2)]))
+            .per_channel(|c, p| {
+                let m = mean[c] as f32;
+                lane_sums(&x[p], |v| [(v - m) * (v - m)])
+            })
             .into_iter()
             .map(|[s]| s / n)
             .collect();
@@ -258,17 +272,13 @@ impl Forward {
     fn output(&self, x: &FloatTensor<Flex>) -> FloatTensor<Flex> {
         let x = x.to_contiguous();
         let x = f32_slice(&x);
-        let mut out = vec![0f32; x.len()];
         let (plane, channels) = (self.layout.plane, self.layout.channels);
-        out.par_chunks_mut(plane)
-            .zip(x.par_chunks(plane))
-            .enumerate()
-            .for_each(|(i, (out, x))| {
-                let c = i % channels;
-                for (o, &v) in out.iter_mut().zip(x) {
-                    *o = self.affine(c, v).max(0.0);
-                }
-            });
+        let out = par_chunks_from(x.len(), plane, |i| {
+            let c = i % channels;
+            x[i * plane..(i + 1) * plane]
+                .iter()
+                .map(move |&v| self.affine(c, v).max(0.0))
+        });
         FloatTensor::<Flex>::from_data(TensorData::new(out, self.layout.dims))
     }
 }
@@ -299,27 +309,25 @@ impl Backward<Flex, 3> for BnReluBackward {
         let sums = layout.per_channel(|c, p| {
             let (x, dy) = (&x[p.clone()], &dy[p]);
             lane_sums2(x, dy, |v, g| {
-                let g = if passes(c, v) { g as f64 } else { 0.0 };
-                [g, g * normalised(c, v) as f64]
+                let g = if passes(c, v) { g } else { 0.0 };
+                [g, g * normalised(c, v)]
             })
         });
         let sum_g: Vec<f64> = sums.iter().map(|s| s[0]).collect();
         let sum_gx: Vec<f64> = sums.iter().map(|s| s[1]).collect();
         let n = layout.count();
         if let Some(node) = node_x {
-            let mut dx = vec![0f32; x.len()];
-            dx.par_chunks_mut(layout.plane)
-                .zip(x.par_chunks(layout.plane).zip(dy.par_chunks(layout.plane)))
-                .enumerate()
-                .for_each(|(i, (dx, (x, dy)))| {
-                    let c = i % channels;
-                    let a = forward.scale[c];
-                    let (mean_g, mean_gx) = ((sum_g[c] / n) as f32, (sum_gx[c] / n) as f32);
-                    for ((d, &v), &g) in dx.iter_mut().zip(x).zip(dy) {
-                        let g = if passes(c, v) { g } else { 0.0 };
-                        *d = a * (g - mean_g - normalised(c, v) * mean_gx);
-                    }
-                });
+            let plane = layout.plane;
+            let dx = par_chunks_from(x.len(), plane, |i| {
+                let c = i % channels;
+                let a = forward.scale[c];
+                let (mean_g, mean_gx) = ((sum_g[c] / n) as f32, (sum_gx[c] / n) as f32);
+                let span = i * plane..(i + 1) * plane;
+                x[span.clone()].iter().zip(&dy[span]).map(move |(&v, &g)| {
+                    let g = if passes(c, v) { g } else { 0.0 };
+                    a * (g - mean_g - normalised(c, v) * mean_gx)
+                })
+            });
             let dx = FloatTensor::<Flex>::from_data(TensorData::new(dx, layout.dims));
             grads.register::<Flex>(node.id, dx);
         }

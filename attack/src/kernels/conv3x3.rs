@@ -36,6 +36,7 @@ use burn::tensor::ops::ConvOptions;
 use rayon::prelude::*;
 
 use crate::device::is_flex;
+use crate::kernels::fresh::with_scratch;
 
 /// 3×3 convolution, stride 1, padding 1, no bias; `weight` is `C_out×C_in×3×3` (the layout and
 /// the record name of burn's `Conv2d`, so weights saved before this module load unchanged).
@@ -176,54 +177,49 @@ fn weight_grad(x: &FloatTensor<Flex>, grad: &FloatTensor<Flex>) -> FloatTensor<F
         let image = &x[b * c_in * hw..(b + 1) * c_in * hw];
         let g = &grad[b * c_out * hw..(b + 1) * c_out * hw];
         let mut dw = vec![0f32; c_out * taps];
-        let mut cols = vec![0f32; taps * stride];
-        for y0 in (0..height).step_by(band) {
-            let rows = band.min(height - y0);
-            let k = rows * width;
-            let g = g[y0 * width..].as_ptr();
-            if tap_major {
-                tap_rows(
-                    image,
-                    (c_in, height, width),
-                    y0..y0 + rows,
-                    &mut cols,
-                    stride,
-                );
-                // SAFETY: dst (C_out × taps, element (o, j) at j·C_out + o) is `dw`; lhs (C_out ×
-                // k, element (o, p) at o·HW + p from row y0) stays inside `g` because
-                // y0·W + k ≤ HW; rhs (k × taps, element (p, j) at j·stride + p) lies in `cols`,
-                // just filled, since k ≤ stride. `dw` and `cols` are this closure's own.
-                unsafe {
-                    matmul(
-                        (c_out, taps, k),
-                        Strided::new(dw.as_mut_ptr(), c_out, 1),
-                        y0 > 0,
-                        Strided::new(g, 1, hw),
-                        Strided::new(cols.as_ptr(), stride, 1),
+        with_scratch(taps * stride, |cols| {
+            for y0 in (0..height).step_by(band) {
+                let rows = band.min(height - y0);
+                let k = rows * width;
+                let g = g[y0 * width..].as_ptr();
+                if tap_major {
+                    tap_rows(image, (c_in, height, width), y0..y0 + rows, cols, stride);
+                    // SAFETY: dst (C_out × taps, element (o, j) at j·C_out + o) is `dw`; lhs (C_out ×
+                    // k, element (o, p) at o·HW + p from row y0) stays inside `g` because
+                    // y0·W + k ≤ HW; rhs (k × taps, element (p, j) at j·stride + p) lies in `cols`,
+                    // just filled, since k ≤ stride. `dw` and `cols` are this closure's own.
+                    unsafe {
+                        matmul(
+                            (c_out, taps, k),
+                            Strided::new(dw.as_mut_ptr(), c_out, 1),
+                            y0 > 0,
+                            Strided::new(g, 1, hw),
+                            Strided::new(cols.as_ptr(), stride, 1),
+                        );
+                    }
+                } else {
+                    im2col(
+                        image,
+                        (c_in, height, width),
+                        y0..y0 + rows,
+                        &mut cols[..taps * k],
                     );
-                }
-            } else {
-                im2col(
-                    image,
-                    (c_in, height, width),
-                    y0..y0 + rows,
-                    &mut cols[..taps * k],
-                );
-                // SAFETY: dst (taps × C_out, element (j, o) at o·taps + j) is `dw`; lhs (taps ×
-                // k, element (j, p) at p·taps + j) lies in the taps·k floats of `cols` just
-                // written; rhs (k × C_out, element (p, o) at o·HW + p from row y0) stays inside
-                // `g` because y0·W + k ≤ HW. `dw` and `cols` are this closure's own.
-                unsafe {
-                    matmul(
-                        (taps, c_out, k),
-                        Strided::new(dw.as_mut_ptr(), taps, 1),
-                        y0 > 0,
-                        Strided::new(cols.as_ptr(), taps, 1),
-                        Strided::new(g, hw, 1),
-                    );
+                    // SAFETY: dst (taps × C_out, element (j, o) at o·taps + j) is `dw`; lhs (taps ×
+                    // k, element (j, p) at p·taps + j) lies in the taps·k floats of `cols` just
+                    // written; rhs (k × C_out, element (p, o) at o·HW + p from row y0) stays inside
+                    // `g` because y0·W + k ≤ HW. `dw` and `cols` are this closure's own.
+                    unsafe {
+                        matmul(
+                            (taps, c_out, k),
+                            Strided::new(dw.as_mut_ptr(), taps, 1),
+                            y0 > 0,
+                            Strided::new(cols.as_ptr(), taps, 1),
+                            Strided::new(g, hw, 1),
+                        );
+                    }
                 }
             }
-        }
+        });
         dw
     };
     let dw = (0..batch)
@@ -268,22 +264,23 @@ fn forward(x: &FloatTensor<Flex>, weight: &FloatTensor<Flex>) -> FloatTensor<Fle
     let taps = c_in * 9;
     let band = (IM2COL_FLOATS / (taps * width)).clamp(1, height);
     let stride = band * width + TAP_ROW_PAD;
-    let mut out = vec![0f32; batch * c_out * hw];
+    let len = batch * c_out * hw;
+    let mut out = Vec::<f32>::with_capacity(len);
     let dst = SharedOut(out.as_mut_ptr());
     let tasks: Vec<(usize, usize)> = (0..batch)
         .flat_map(|b| (0..height).step_by(band).map(move |y0| (b, y0)))
         .collect();
-    tasks.par_iter().for_each_init(
-        || vec![0f32; taps * stride],
-        |cols, &(b, y0)| {
-            let rows = band.min(height - y0);
-            let image = &xs[b * c_in * hw..(b + 1) * c_in * hw];
+    tasks.par_iter().for_each(|&(b, y0)| {
+        let rows = band.min(height - y0);
+        let image = &xs[b * c_in * hw..(b + 1) * c_in * hw];
+        with_scratch(taps * stride, |cols| {
             tap_rows(image, (c_in, height, width), y0..y0 + rows, cols, stride);
             // SAFETY: dst (C_out × rows·W, element (o, p) at o·HW + p) is image b's output from
-            // row y0 on: inside `out`, and no other task writes these rows of this image. lhs
-            // (C_out × C_in·9, element (o, j) at o·C_in·9 + j) is `ws`, C_out·C_in·9 floats;
-            // rhs (C_in·9 × rows·W, element (j, p) at j·stride + p) lies in `cols`, which
-            // `tap_rows` just filled, since rows·W ≤ stride.
+            // row y0 on: inside `out`'s capacity, and no other task writes these rows of this
+            // image; gemm writes them without reading (no accumulation). lhs (C_out × C_in·9,
+            // element (o, j) at o·C_in·9 + j) is `ws`, C_out·C_in·9 floats; rhs (C_in·9 ×
+            // rows·W, element (j, p) at j·stride + p) lies in `cols`, which `tap_rows` just
+            // filled, since rows·W ≤ stride.
             unsafe {
                 matmul(
                     (c_out, rows * width, taps),
@@ -293,8 +290,11 @@ fn forward(x: &FloatTensor<Flex>, weight: &FloatTensor<Flex>) -> FloatTensor<Fle
                     Strided::new(cols.as_ptr(), 1, stride),
                 );
             }
-        },
-    );
+        });
+    });
+    // SAFETY: the tasks cover every (image, band of rows), and each wrote all C_out output rows
+    // of its band: all `len` elements are written.
+    unsafe { out.set_len(len) };
     FloatTensor::<Flex>::from_data(TensorData::new(out, [batch, c_out, height, width]))
 }
 

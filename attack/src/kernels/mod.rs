@@ -3,11 +3,13 @@
 //! `bench_train_step`: the sparse first convolution that runs only at keypoints
 //! ([`sparse_conv`]), the 3×3 convolution's backward as im2col + GEMM ([`conv3x3`]), BatchNorm +
 //! ReLU fused into one op ([`bn_relu`]), the allocator setting that keeps freed memory
-//! ([`allocator`]), and the densifying first layer that fills every pixel from its nearest
-//! keypoint ([`nearest_fill`]).
+//! ([`allocator`]), output and scratch buffers that are not zeroed before being written in full
+//! (`fresh`), and the densifying first layer that fills every pixel from its nearest keypoint
+//! ([`nearest_fill`]).
 
 pub mod allocator;
 pub mod bn_relu;
 pub mod conv3x3;
+mod fresh;
 pub mod nearest_fill;
 pub mod sparse_conv;
