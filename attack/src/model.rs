@@ -32,6 +32,7 @@ use crate::kernels::bn_relu::bn_relu;
 use crate::kernels::conv3x3::Conv3x3;
 use crate::kernels::nearest_fill::NearestFill;
 use crate::kernels::sparse_conv::{SparseBatch, SparseConv2d, to_dense};
+use crate::kernels::up2x2::up2x2;
 
 /// Errors of [`UNetConfig::validate`] / [`UNetConfig::check_input`].
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -308,7 +309,7 @@ impl UpBlock {
 
     /// Upsamples `x`, concatenates `skip`, two blocks.
     pub fn forward(&self, x: Tensor<4>, skip: Tensor<4>) -> Tensor<4> {
-        let up = self.up.forward(x);
+        let up = up2x2(&self.up, x);
         self.conv.forward(Tensor::cat(vec![skip, up], 1))
     }
 }

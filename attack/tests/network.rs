@@ -474,6 +474,80 @@ fn conv3x3_matches_burn_conv2d_forward_and_grads() {
     }
 }
 
+/// The hand-written CPU 2×2 transposed convolution of [`featleak_attack::kernels::up2x2::up2x2`]
+/// against burn's `ConvTranspose2d` and its generic autodiff backward: output and the gradients of
+/// input, weight and bias, with and without a tracked input, on odd sizes, and in inference.
+#[test]
+fn up2x2_matches_burn_conv_transpose2d_forward_and_grads() {
+    use burn::nn::conv::{ConvTranspose2d, ConvTranspose2dConfig};
+    use burn::tensor::Distribution::Uniform;
+    use featleak_attack::kernels::up2x2::up2x2;
+
+    let dev = device();
+    for &(b, h, w, c_in, c_out, track_x) in &[
+        (1, 1, 1, 2, 3, true),
+        (3, 5, 7, 6, 5, true),
+        (2, 8, 8, 32, 16, false),
+        (4, 3, 11, 64, 32, true),
+    ] {
+        let up = ConvTranspose2dConfig::new([c_in, c_out], [2, 2])
+            .with_stride([2, 2])
+            .init(&dev);
+        // A non-zero bias, so that its gradient and its addition are both exercised.
+        let up = ConvTranspose2d {
+            bias: up
+                .bias
+                .map(|bias| bias.map(|v| v.random_like(Uniform(-1.0, 1.0)).require_grad())),
+            ..up
+        };
+        let mut x = Tensor::<4>::random([b, c_in, h, w], Uniform(-1.0, 1.0), &dev);
+        if track_x {
+            x = x.require_grad();
+        }
+        let r = Tensor::<4>::random([b, c_out, 2 * h, 2 * w], Uniform(-1.0, 1.0), &dev);
+        let ours = up2x2(&up, x.clone());
+        let reference = up.forward(x.clone());
+        let scale = reference.clone().abs().max().into_scalar::<f32>().max(1.0);
+        let fwd = max_abs(ours.clone(), reference.clone());
+        assert!(
+            fwd <= 1e-5 * scale,
+            "{b}x{c_in}x{h}x{w}: forward diff {fwd}"
+        );
+
+        let g_ours = (ours * r.clone()).sum().backward();
+        let g_ref = (reference * r).sum().backward();
+        let close = |name: &str, a: Option<Tensor<4>>, e: Option<Tensor<4>>| match (a, e) {
+            (Some(a), Some(e)) => {
+                let s = e.clone().abs().max().into_scalar::<f32>().max(1.0);
+                let d = max_abs(a, e);
+                assert!(d <= 1e-5 * s, "{b}x{c_in}x{h}x{w}: {name} grad diff {d}");
+            }
+            (None, None) => assert!(name == "input" && !track_x),
+            (a, e) => panic!(
+                "{name} grad present: ours {}, burn {}",
+                a.is_some(),
+                e.is_some()
+            ),
+        };
+        close("weight", up.weight.grad(&g_ours), up.weight.grad(&g_ref));
+        close("input", x.grad(&g_ours), x.grad(&g_ref));
+        let bias = up.bias.as_ref().unwrap();
+        let (db, db_ref) = (bias.grad(&g_ours).unwrap(), bias.grad(&g_ref).unwrap());
+        let s = db_ref.clone().abs().max().into_scalar::<f32>().max(1.0);
+        let d = (db - db_ref).abs().max().into_scalar::<f32>();
+        assert!(d <= 1e-5 * s, "{b}x{c_in}x{h}x{w}: bias grad diff {d}");
+
+        // Inference (no autodiff) takes the same forward.
+        let plain = Device::flex();
+        let up = up.valid();
+        let x = Tensor::<4>::random([b, c_in, h, w], Uniform(-1.0, 1.0), &plain);
+        let reference = up.forward(x.clone());
+        let scale = reference.clone().abs().max().into_scalar::<f32>().max(1.0);
+        let d = max_abs(up2x2(&up, x), reference);
+        assert!(d <= 1e-5 * scale, "{b}x{c_in}x{h}x{w}: inference diff {d}");
+    }
+}
+
 /// The fused CPU BatchNorm + ReLU of [`featleak_attack::kernels::bn_relu::bn_relu`] against burn's
 /// `relu(BatchNorm::forward(x))`: output, gradients of input, γ and β, and the running
 /// statistics it leaves, on odd sizes (a 1×1 image, a single-item batch, widths of 1).

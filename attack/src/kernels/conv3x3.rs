@@ -37,6 +37,7 @@ use rayon::prelude::*;
 
 use crate::device::is_flex;
 use crate::kernels::fresh::with_scratch;
+use crate::kernels::gemm::{SharedOut, Strided, matmul};
 
 /// 3×3 convolution, stride 1, padding 1, no bias; `weight` is `C_out×C_in×3×3` (the layout and
 /// the record name of burn's `Conv2d`, so weights saved before this module load unchanged).
@@ -296,81 +297,6 @@ fn forward(x: &FloatTensor<Flex>, weight: &FloatTensor<Flex>) -> FloatTensor<Fle
     // of its band: all `len` elements are written.
     unsafe { out.set_len(len) };
     FloatTensor::<Flex>::from_data(TensorData::new(out, [batch, c_out, height, width]))
-}
-
-/// A matrix operand of [`matmul`]: its first element and the distances, in elements, between
-/// neighbouring columns and rows.
-#[derive(Clone, Copy)]
-struct Strided<P> {
-    ptr: P,
-    col_stride: isize,
-    row_stride: isize,
-}
-
-impl<P> Strided<P> {
-    fn new(ptr: P, col_stride: usize, row_stride: usize) -> Self {
-        Self {
-            ptr,
-            col_stride: col_stride as isize,
-            row_stride: row_stride as isize,
-        }
-    }
-}
-
-/// `dst (m × n) = lhs (m × k) · rhs (k × n)`, or `dst +=` that product when `accumulate`: the
-/// `gemm` crate's f32 GEMM on the calling thread (the callers already run one task per thread).
-///
-/// # Safety
-/// Every element the shapes and strides address lies inside its operand's buffer, and nothing
-/// else reads or writes `dst`'s elements meanwhile.
-unsafe fn matmul(
-    (m, n, k): (usize, usize, usize),
-    dst: Strided<*mut f32>,
-    accumulate: bool,
-    lhs: Strided<*const f32>,
-    rhs: Strided<*const f32>,
-) {
-    // SAFETY: as the caller promises.
-    unsafe {
-        gemm::gemm(
-            m,
-            n,
-            k,
-            dst.ptr,
-            dst.col_stride,
-            dst.row_stride,
-            accumulate,
-            lhs.ptr,
-            lhs.col_stride,
-            lhs.row_stride,
-            rhs.ptr,
-            rhs.col_stride,
-            rhs.row_stride,
-            1.0,
-            1.0,
-            false,
-            false,
-            false,
-            gemm::Parallelism::None,
-        );
-    }
-}
-
-/// The output buffer, shared by the forward's tasks, which write disjoint parts of it.
-#[derive(Clone, Copy)]
-struct SharedOut(*mut f32);
-
-// SAFETY: the tasks holding a `SharedOut` write disjoint elements (see `forward`), and `out`
-// outlives them.
-unsafe impl Send for SharedOut {}
-unsafe impl Sync for SharedOut {}
-
-impl SharedOut {
-    /// The element at `offset`.
-    fn at(self, offset: usize) -> *mut f32 {
-        // SAFETY: callers pass offsets inside the buffer.
-        unsafe { self.0.add(offset) }
-    }
 }
 
 /// Into `cols` (row `i·9 + u·3 + v` at `i·9 + u·3 + v` times `stride`, `rows.len()·W` floats):

@@ -11,5 +11,7 @@ pub mod allocator;
 pub mod bn_relu;
 pub mod conv3x3;
 mod fresh;
+mod gemm;
 pub mod nearest_fill;
 pub mod sparse_conv;
+pub mod up2x2;
