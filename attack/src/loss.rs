@@ -17,6 +17,9 @@ use burn::tensor::module::conv2d;
 use burn::tensor::ops::ConvOptions;
 use serde::{Deserialize, Serialize};
 
+use crate::device::is_flex;
+use crate::kernels::ssim_window::ssim_window;
+
 /// Gaussian window side.
 pub const WIN_SIZE: usize = 11;
 /// Gaussian σ.
@@ -38,9 +41,13 @@ pub fn gaussian_taps() -> [f32; WIN_SIZE] {
     std::array::from_fn(|i| (w[i] / s) as f32)
 }
 
-/// Separable Gaussian filter, 'valid': `[N, 1, H, W] → [N, 1, H−10, W−10]`.
+/// Separable Gaussian filter, 'valid': `[N, 1, H, W] → [N, 1, H−10, W−10]`; on the CPU by
+/// featleak's own kernel ([`ssim_window`]), elsewhere as two burn convolutions.
 fn gaussian_valid(x: Tensor<4>) -> Tensor<4> {
     let device = x.device();
+    if is_flex(&device) {
+        return ssim_window(x);
+    }
     let taps = gaussian_taps().to_vec();
     let gx = Tensor::<4>::from_data(TensorData::new(taps.clone(), [1, 1, 1, WIN_SIZE]), &device);
     let gy = Tensor::<4>::from_data(TensorData::new(taps, [1, 1, WIN_SIZE, 1]), &device);

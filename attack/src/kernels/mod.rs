@@ -3,7 +3,8 @@
 //! `bench_train_step`: the sparse first convolution that runs only at keypoints
 //! ([`sparse_conv`]), the 3×3 convolution's backward as im2col + GEMM ([`conv3x3`]), BatchNorm +
 //! ReLU fused into one op ([`bn_relu`]), the allocator setting that keeps freed memory
-//! ([`allocator`]), output and scratch buffers that are not zeroed before being written in full
+//! ([`allocator`]), the decoder's 2×2 transposed convolution ([`up2x2`]), SSIM's Gaussian window
+//! ([`ssim_window`]), output and scratch buffers that are not zeroed before being written in full
 //! (`fresh`), and the densifying first layer that fills every pixel from its nearest keypoint
 //! ([`nearest_fill`]).
 
@@ -14,4 +15,5 @@ mod fresh;
 mod gemm;
 pub mod nearest_fill;
 pub mod sparse_conv;
+pub mod ssim_window;
 pub mod up2x2;
