@@ -434,6 +434,50 @@ impl UNet {
             let skip = skips.pop().expect("one skip per level");
             x = up.forward(x, skip);
         }
-        sigmoid(self.head.forward(x))
+        sigmoid(pointwise(&self.head, x))
+    }
+}
+
+/// A 1×1 convolution with bias (`conv`), as the matrix product `W (C_out × C_in) · X (C_in × H·W)`
+/// per image plus the bias: the same function as `conv.forward`, whose CPU path (flex) converts
+/// layouts around an im2col and whose generic backward computes the weight gradient in slow
+/// direct loops, where a matrix product's backward is two more matrix products.
+fn pointwise(conv: &Conv2d, x: Tensor<4>) -> Tensor<4> {
+    let [batch, c_in, height, width] = x.dims();
+    let [c_out, ..] = conv.weight.dims();
+    let weight = conv.weight.val().reshape([1, c_out, c_in]);
+    let y = weight.matmul(x.reshape([batch, c_in, height * width]));
+    let y = match &conv.bias {
+        Some(bias) => y + bias.val().reshape([1, c_out, 1]),
+        None => y,
+    };
+    y.reshape([batch, c_out, height, width])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use burn::tensor::Distribution::Uniform;
+
+    /// [`pointwise`] computes `Conv2d::forward` of a 1×1 convolution, and the same gradients.
+    #[test]
+    fn pointwise_matches_the_1x1_convolution() {
+        let device = Device::flex().autodiff();
+        let conv = Conv2dConfig::new([5, 3], [1, 1]).init(&device);
+        let x = Tensor::<4>::random([2, 5, 7, 6], Uniform(-1.0, 1.0), &device).require_grad();
+        let r = Tensor::<4>::random([2, 3, 7, 6], Uniform(-1.0, 1.0), &device);
+        let (ours, reference) = (pointwise(&conv, x.clone()), conv.forward(x.clone()));
+        let diff = |a: Tensor<4>, b: Tensor<4>| (a - b).abs().max().into_scalar::<f32>();
+        assert!(diff(ours.clone(), reference.clone()) < 1e-5);
+        let g_ours = (ours * r.clone()).sum().backward();
+        let g_ref = (reference * r).sum().backward();
+        let grad = |g| conv.weight.grad(g).unwrap();
+        assert!(diff(grad(&g_ours), grad(&g_ref)) < 1e-5);
+        assert!(diff(x.grad(&g_ours).unwrap(), x.grad(&g_ref).unwrap()) < 1e-5);
+        let bias = conv.bias.as_ref().unwrap();
+        let d = (bias.grad(&g_ours).unwrap() - bias.grad(&g_ref).unwrap())
+            .abs()
+            .max();
+        assert!(d.into_scalar::<f32>() < 1e-5);
     }
 }
