@@ -31,6 +31,7 @@ use crate::device::is_flex;
 use crate::kernels::bn_relu::bn_relu;
 use crate::kernels::conv3x3::Conv3x3;
 use crate::kernels::nearest_fill::NearestFill;
+use crate::kernels::pool2x2::max_pool2x2;
 use crate::kernels::sparse_conv::{SparseBatch, SparseConv2d, to_dense};
 use crate::kernels::up2x2::up2x2;
 
@@ -426,7 +427,11 @@ impl UNet {
         let mut skips = Vec::with_capacity(self.downs.len());
         let mut x = x;
         for down in &self.downs {
-            let pooled = self.pool.forward(x.clone());
+            let pooled = if is_flex(&x.device()) {
+                max_pool2x2(x.clone())
+            } else {
+                self.pool.forward(x.clone())
+            };
             skips.push(x);
             x = down.forward(pooled);
         }

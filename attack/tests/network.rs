@@ -582,6 +582,44 @@ fn ssim_window_matches_burn_separable_convolution() {
     }
 }
 
+/// The CPU 2×2 max-pool ([`featleak_attack::kernels::pool2x2::max_pool2x2`]) against burn's
+/// `MaxPool2d` and its backward, on odd sizes (a 1×1 output, odd rows and columns dropped), and in
+/// inference.
+#[test]
+fn max_pool2x2_matches_burn_max_pool2d() {
+    use burn::nn::pool::MaxPool2dConfig;
+    use burn::tensor::Distribution::Uniform;
+    use featleak_attack::kernels::pool2x2::max_pool2x2;
+
+    let pool = MaxPool2dConfig::new([2, 2]).with_strides([2, 2]).init();
+
+    let dev = device();
+    for &(b, c, h, w) in &[(1, 1, 2, 2), (2, 3, 7, 9), (4, 16, 32, 32), (1, 5, 3, 6)] {
+        let x = Tensor::<4>::random([b, c, h, w], Uniform(-1.0, 1.0), &dev).require_grad();
+        let ours = max_pool2x2(x.clone());
+        let reference = pool.forward(x.clone());
+        assert_eq!(ours.dims(), reference.dims(), "{b}x{c}x{h}x{w}");
+        assert_eq!(
+            max_abs(ours.clone(), reference.clone()),
+            0.0,
+            "{b}x{c}x{h}x{w}"
+        );
+        let r = Tensor::<4>::random(reference.dims(), Uniform(-1.0, 1.0), &dev);
+        let g_ours = x.grad(&(ours * r.clone()).sum().backward()).unwrap();
+        let g_ref = x.grad(&(reference * r).sum().backward()).unwrap();
+        assert_eq!(max_abs(g_ours, g_ref), 0.0, "{b}x{c}x{h}x{w}: input grad");
+
+        let plain = Device::flex();
+        let x = Tensor::<4>::random([b, c, h, w], Uniform(-1.0, 1.0), &plain);
+        let reference = pool.forward(x.clone());
+        assert_eq!(
+            max_abs(max_pool2x2(x), reference),
+            0.0,
+            "{b}x{c}x{h}x{w}: inference"
+        );
+    }
+}
+
 /// The fused CPU BatchNorm + ReLU of [`featleak_attack::kernels::bn_relu::bn_relu`] against burn's
 /// `relu(BatchNorm::forward(x))`: output, gradients of input, γ and β, and the running
 /// statistics it leaves, on odd sizes (a 1×1 image, a single-item batch, widths of 1).

@@ -3,7 +3,8 @@
 //! `bench_train_step`: the sparse first convolution that runs only at keypoints
 //! ([`sparse_conv`]), the 3×3 convolution's backward as im2col + GEMM ([`conv3x3`]), BatchNorm +
 //! ReLU fused into one op ([`bn_relu`]), the allocator setting that keeps freed memory
-//! ([`allocator`]), the decoder's 2×2 transposed convolution ([`up2x2`]), SSIM's Gaussian window
+//! ([`allocator`]), the encoder's max-pool ([`pool2x2`]), the decoder's 2×2 transposed convolution
+//! ([`up2x2`]), SSIM's Gaussian window
 //! ([`ssim_window`]), output and scratch buffers that are not zeroed before being written in full
 //! (`fresh`), and the densifying first layer that fills every pixel from its nearest keypoint
 //! ([`nearest_fill`]).
@@ -14,6 +15,7 @@ pub mod conv3x3;
 mod fresh;
 mod gemm;
 pub mod nearest_fill;
+pub mod pool2x2;
 pub mod sparse_conv;
 pub mod ssim_window;
 pub mod up2x2;
