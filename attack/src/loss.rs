@@ -18,7 +18,7 @@ use burn::tensor::ops::ConvOptions;
 use serde::{Deserialize, Serialize};
 
 use crate::device::is_flex;
-use crate::kernels::ssim_window::ssim_window;
+use crate::kernels::ssim;
 
 /// Gaussian window side.
 pub const WIN_SIZE: usize = 11;
@@ -41,13 +41,9 @@ pub fn gaussian_taps() -> [f32; WIN_SIZE] {
     std::array::from_fn(|i| (w[i] / s) as f32)
 }
 
-/// Separable Gaussian filter, 'valid': `[N, 1, H, W] → [N, 1, H−10, W−10]`; on the CPU by
-/// featleak's own kernel ([`ssim_window`]), elsewhere as two burn convolutions.
+/// Separable Gaussian filter, 'valid': `[N, 1, H, W] → [N, 1, H−10, W−10]`.
 fn gaussian_valid(x: Tensor<4>) -> Tensor<4> {
     let device = x.device();
-    if is_flex(&device) {
-        return ssim_window(x);
-    }
     let taps = gaussian_taps().to_vec();
     let gx = Tensor::<4>::from_data(TensorData::new(taps.clone(), [1, 1, 1, WIN_SIZE]), &device);
     let gy = Tensor::<4>::from_data(TensorData::new(taps, [1, 1, WIN_SIZE, 1]), &device);
@@ -57,13 +53,29 @@ fn gaussian_valid(x: Tensor<4>) -> Tensor<4> {
 }
 
 /// SSIM map `[B, C, H−10, W−10]` (differentiable). Both inputs B×C×H×W in [0, 1], H, W ≥ 11.
+/// On the CPU one fused operation ([`ssim::ssim_map`]), elsewhere [`ssim_map_generic`].
 pub fn ssim_map(pred: Tensor<4>, target: Tensor<4>) -> Tensor<4> {
+    check_ssim_input(&pred, &target);
+    if is_flex(&pred.device()) {
+        return ssim::ssim_map(pred, target);
+    }
+    ssim_map_generic(pred, target)
+}
+
+fn check_ssim_input(pred: &Tensor<4>, target: &Tensor<4>) {
     let [b, c, h, w] = pred.dims();
     assert_eq!(target.dims(), [b, c, h, w], "ssim: shape mismatch");
     assert!(
         h >= WIN_SIZE && w >= WIN_SIZE,
         "ssim: images must be at least {WIN_SIZE}×{WIN_SIZE}"
     );
+}
+
+/// [`ssim_map`] as burn tensor operations (two convolutions per window, element-wise ops for the
+/// formula) on any device: what GPUs run, and what the CPU kernel is tested against.
+pub fn ssim_map_generic(pred: Tensor<4>, target: Tensor<4>) -> Tensor<4> {
+    check_ssim_input(&pred, &target);
+    let [b, c, h, w] = pred.dims();
     let n = b * c;
     let x = pred.reshape([n, 1, h, w]);
     let y = target.reshape([n, 1, h, w]);

@@ -4,8 +4,8 @@
 //! ([`sparse_conv`]), the 3×3 convolution's backward as im2col + GEMM ([`conv3x3`]), BatchNorm +
 //! ReLU fused into one op ([`bn_relu`]), the allocator setting that keeps freed memory
 //! ([`allocator`]), the encoder's max-pool ([`pool2x2`]), the decoder's 2×2 transposed convolution
-//! ([`up2x2`]), SSIM's Gaussian window
-//! ([`ssim_window`]), output and scratch buffers that are not zeroed before being written in full
+//! ([`up2x2`]), the SSIM map of the loss
+//! ([`ssim`]), output and scratch buffers that are not zeroed before being written in full
 //! (`fresh`), and the densifying first layer that fills every pixel from its nearest keypoint
 //! ([`nearest_fill`]).
 
@@ -17,5 +17,5 @@ mod gemm;
 pub mod nearest_fill;
 pub mod pool2x2;
 pub mod sparse_conv;
-pub mod ssim_window;
+pub mod ssim;
 pub mod up2x2;
