@@ -3,7 +3,8 @@
 # data and thread count, each section printing its Markdown table; the CPU model and the vector
 # ISA featleak's kernels can use come first, so a table says what it was measured on.
 #
-#   scripts/bench.sh [DATA]        (make bench)
+#   scripts/bench.sh [DATA]             (make bench)
+#   ISA=avx2 scripts/bench.sh [DATA]    (ISA=avx2 make bench)
 #
 # DATA is the data folder (default ../shared/data): photos/bsds500/test for extraction,
 # matching/hpatches/v_churchill for the kernels. THREADS (default: all cores) sets both sides'
@@ -11,9 +12,9 @@
 # python3); the PyTorch rows also need `pip install torch kornia` and are skipped, saying so,
 # without them. Sections whose inputs are missing are skipped the same way.
 #
-# To measure the AVX2-only path on an AVX-512 machine, build without gemm's AVX-512 kernels
-# (remove `x86-v4` from the gemm features in Cargo.toml) and rerun; the ISA line below reports
-# what the CPU offers, not what a build uses.
+# ISA=avx2 holds every SIMD dispatch on both sides to AVX2 (scripts/isa-avx2.sh: a separate
+# build of HEAD in target/isa-avx2, and glibc, OpenCV, NumPy and PyTorch held to AVX2 at run
+# time), so that a machine with AVX-512 also measures the AVX2-only path most x86-64 CPUs take.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 data=${1:-../shared/data}
@@ -29,7 +30,7 @@ isa=$(for f in avx512f avx2 fma sse4_2; do case " $flags " in *" $f "*) printf '
 echo "# featleak benchmarks, $(date -u +%F)"
 echo
 echo "- CPU: $(lscpu | sed -n 's/^Model name: *//p' | head -1), $(nproc) threads available, $threads used"
-echo "- vector ISA: ${isa:-none of avx512f avx2 fma sse4_2}"
+echo "- vector ISA: ${isa:-none of avx512f avx2 fma sse4_2}; SIMD dispatch: ${ISA:-native}"
 echo "- featleak $(git describe --always --dirty 2>/dev/null || echo '(no git)'), $($python --version 2>&1)"
 echo
 
@@ -39,7 +40,22 @@ has_module() { "$python" -c "import importlib.util, sys; sys.exit(importlib.util
 
 # One build of the whole workspace with its examples: building one package alone would resolve
 # other features (burn-flex without gemm's AVX-512 kernels) and time another program.
-cargo build --release --quiet --workspace --bins --examples
+case ${ISA:-native} in
+  native)
+    cargo build --release --quiet --workspace --bins --examples
+    bin=target/release
+    featleak_env=() peer_env=()
+    ;;
+  avx2)
+    source scripts/isa-avx2.sh
+    PYTHON=$python avx2_build "$PWD" --quiet --workspace --bins --examples
+    bin=$AVX2_BIN_DIR
+    featleak_env=("${AVX2_FEATLEAK_ENV[@]}") peer_env=("${AVX2_PEER_ENV[@]}")
+    ;;
+  *) echo "ISA must be native or avx2" >&2; exit 2 ;;
+esac
+# The Python tools run featleak's side too: both under the peers' environment.
+py() { env "${peer_env[@]}" "$python" "$@"; }
 
 echo "## Feature extraction: featleak extract vs opencv-python"
 echo
@@ -48,7 +64,7 @@ if ! has_module cv2; then
 elif [ ! -d "$data/photos/bsds500/test" ]; then
   skip "extraction" "no $data/photos/bsds500/test"
 else
-  "$python" tools/bench_extract.py "$data/photos/bsds500/test" --count 50 --rounds 3
+  py tools/bench_extract.py "$data/photos/bsds500/test" --count 50 --rounds 3 --featleak "$bin/featleak"
   echo
 fi
 
@@ -59,7 +75,8 @@ if ! has_module cv2 || ! has_module skimage; then
 elif [ ! -d "$data/matching/hpatches/v_churchill" ]; then
   skip "kernels" "no $data/matching/hpatches/v_churchill"
 else
-  "$python" tools/bench_kernels.py --pairs "$data/matching/hpatches/v_churchill" --threads "$threads"
+  py tools/bench_kernels.py --pairs "$data/matching/hpatches/v_churchill" --threads "$threads" \
+    --bin "$bin/examples/bench_kernels"
   echo
 fi
 
@@ -68,7 +85,7 @@ echo
 if ! has_module torch || ! has_module kornia; then
   skip "SOSNet" "no torch and kornia for $python"
 else
-  "$python" tools/bench_sosnet.py --threads "$threads"
+  py tools/bench_sosnet.py --threads "$threads" --bin "$bin/examples/bench_sosnet"
   echo
 fi
 
@@ -85,8 +102,8 @@ for model in xfeat disk aliked; do
   elif [ ! -d "$data/photos/bsds500/test" ]; then
     skip "$model" "no $data/photos/bsds500/test"
   else
-    "$python" tools/bench_learned.py "$model" "$data/photos/bsds500/test" --count "$count" \
-      --threads "$threads" | grep -v '^loading weights'
+    py tools/bench_learned.py "$model" "$data/photos/bsds500/test" --count "$count" \
+      --threads "$threads" --bin "$bin/examples/bench_learned" | grep -v '^loading weights'
     echo
   fi
 done
@@ -95,12 +112,12 @@ echo "## Training step of the inversion network: burn flex vs PyTorch"
 echo
 # The default attack network (widths 16-256, 129 inputs) at 128² and 256², batch 4.
 net=(--sizes 128,256 --batch 4 --base-width 16 --depth 4 --in-channels 129 --per-128 600)
-ours=$(target/release/examples/bench_train_step "${net[@]}" --steps 5 --modes sparse)
+ours=$(env "${featleak_env[@]}" "$bin/examples/bench_train_step" "${net[@]}" --steps 5 --modes sparse)
 printf '```text\n%s\n```\n\n' "$ours"
 if ! has_module torch; then
   skip "PyTorch training step" "no torch for $python"
 else
-  peer=$("$python" tools/bench_unet_torch.py "${net[@]}" --steps 8 --threads "$threads")
+  peer=$(py tools/bench_unet_torch.py "${net[@]}" --steps 8 --threads "$threads")
   printf '```text\n%s\n```\n\n' "$peer"
   # One row per resolution: median seconds per step (forward, backward, Adam) and the ratio.
   python3 - "$ours" "$peer" <<'PY'
