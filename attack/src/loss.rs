@@ -18,7 +18,7 @@ use burn::tensor::ops::ConvOptions;
 use serde::{Deserialize, Serialize};
 
 use crate::device::is_flex;
-use crate::kernels::ssim;
+use crate::kernels::ssim::ssim_map as fused_ssim_map;
 
 /// Gaussian window side.
 pub const WIN_SIZE: usize = 11;
@@ -53,11 +53,12 @@ fn gaussian_valid(x: Tensor<4>) -> Tensor<4> {
 }
 
 /// SSIM map `[B, C, H−10, W−10]` (differentiable). Both inputs B×C×H×W in [0, 1], H, W ≥ 11.
-/// On the CPU one fused operation ([`ssim::ssim_map`]), elsewhere [`ssim_map_generic`].
+/// On the CPU one fused operation ([`crate::kernels::ssim::ssim_map`]), elsewhere
+/// [`ssim_map_generic`].
 pub fn ssim_map(pred: Tensor<4>, target: Tensor<4>) -> Tensor<4> {
     check_ssim_input(&pred, &target);
     if is_flex(&pred.device()) {
-        return ssim::ssim_map(pred, target);
+        return fused_ssim_map(pred, target);
     }
     ssim_map_generic(pred, target)
 }

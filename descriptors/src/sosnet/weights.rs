@@ -143,7 +143,7 @@ impl SosnetWeights {
     }
 
     /// Fold each `affine=False` BatchNorm into the bias-free conv before it
-    /// ([`state_dict::fold_batch_norm`]). Returns per stage (weight `c_out × c_in × k × k`, bias
+    /// (`state_dict::fold_batch_norm`). Returns per stage (weight `c_out × c_in × k × k`, bias
     /// `c_out`).
     pub fn fused(&self) -> Vec<(Vec<f32>, Vec<f32>)> {
         self.layers
