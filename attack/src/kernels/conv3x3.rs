@@ -36,7 +36,7 @@ use burn::tensor::ops::ConvOptions;
 use rayon::prelude::*;
 
 use crate::device::is_flex;
-use crate::kernels::fresh::with_scratch;
+use crate::kernels::fresh::{par_sum, with_scratch};
 use crate::kernels::gemm::{SharedOut, Strided, matmul};
 
 /// 3×3 convolution, stride 1, padding 1, no bias; `weight` is `C_out×C_in×3×3` (the layout and
@@ -223,14 +223,7 @@ fn weight_grad(x: &FloatTensor<Flex>, grad: &FloatTensor<Flex>) -> FloatTensor<F
         });
         dw
     };
-    let dw = (0..batch)
-        .into_par_iter()
-        .map(partial)
-        .reduce_with(|mut a, b| {
-            a.iter_mut().zip(&b).for_each(|(a, b)| *a += b);
-            a
-        })
-        .unwrap_or_else(|| vec![0f32; c_out * taps]);
+    let dw = par_sum(batch, c_out * taps, partial);
     let dw = if tap_major {
         // Column-major C_out × taps to burn's row-major C_out × C_in × 3 × 3.
         (0..c_out * taps)

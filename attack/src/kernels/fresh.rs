@@ -54,3 +54,20 @@ pub(crate) fn with_scratch<R>(len: usize, f: impl FnOnce(&mut [f32]) -> R) -> R 
         f(&mut buf[..len])
     })
 }
+
+/// `Σ_{i < count} part(i)`, elementwise, for parts of `len` floats computed in parallel on
+/// rayon's threads (zeros when `count` is 0): a weight gradient summed over a batch's images.
+pub(crate) fn par_sum(
+    count: usize,
+    len: usize,
+    part: impl Fn(usize) -> Vec<f32> + Sync + Send,
+) -> Vec<f32> {
+    (0..count)
+        .into_par_iter()
+        .map(part)
+        .reduce_with(|mut a, b| {
+            a.iter_mut().zip(&b).for_each(|(a, b)| *a += b);
+            a
+        })
+        .unwrap_or_else(|| vec![0f32; len])
+}

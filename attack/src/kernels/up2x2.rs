@@ -27,6 +27,7 @@ use rayon::prelude::*;
 
 use crate::device::is_flex;
 use crate::kernels::conv3x3::f32_slice;
+use crate::kernels::fresh::par_sum;
 use crate::kernels::gemm::{Strided, matmul};
 
 /// `up.forward(x)` for a `ConvTranspose2d` with a 2×2 kernel, stride 2, no padding, dilation 1,
@@ -285,14 +286,7 @@ fn weight_grad(s: &Shape, xs: &[f32], gathered: &[f32]) -> FloatTensor<Flex> {
         }
         dw
     };
-    let dw = (0..s.batch)
-        .into_par_iter()
-        .map(partial)
-        .reduce_with(|mut a, b| {
-            a.iter_mut().zip(&b).for_each(|(a, b)| *a += b);
-            a
-        })
-        .unwrap_or_else(|| vec![0f32; s.c_in * taps]);
+    let dw = par_sum(s.batch, s.c_in * taps, partial);
     FloatTensor::<Flex>::from_data(TensorData::new(dw, [s.c_in, s.c_out, 2, 2]))
 }
 
