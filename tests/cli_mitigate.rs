@@ -601,3 +601,51 @@ fn sweeps_with_the_same_victims_share_one_frontier_plot() {
     common::assert_error(&o, "its victims are at most 50 of");
     assert!(!dir.path().join("mixed.svg").exists());
 }
+
+#[test]
+fn one_folder_named_two_ways_is_the_same_victims_for_the_frontier() {
+    let dir = tempfile::tempdir().unwrap();
+    let reports = Path::new(env!("CARGO_MANIFEST_DIR")).join("reports");
+    for folder in ["victims", "pairs", "sub", "others"] {
+        std::fs::create_dir(dir.path().join(folder)).unwrap();
+    }
+    // Two real sweeps' results with their data folders rewritten to folders of this test.
+    let rewrite = |report: &str, victims: &Path, name: &str| {
+        let mut results: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(reports.join(report)).unwrap()).unwrap();
+        results["config"]["privacy"]["images"] = victims.to_str().unwrap().into();
+        results["config"]["utility"]["pairs"] = dir.path().join("pairs").to_str().unwrap().into();
+        let path = dir.path().join(name);
+        std::fs::write(&path, serde_json::to_vec(&results).unwrap()).unwrap();
+        path
+    };
+    let sift = rewrite(
+        "defences-sift/results.json",
+        &dir.path().join("victims"),
+        "sift.json",
+    );
+    let freak = rewrite(
+        "defences-freak/results.json",
+        &dir.path().join("sub/../victims"),
+        "freak.json",
+    );
+    let others = rewrite(
+        "defences-freak/results.json",
+        &dir.path().join("others"),
+        "others.json",
+    );
+    let frontier = |out: &str, sweeps: &[&Path]| {
+        featleak()
+            .args(["mitigate", "frontier", "--out"])
+            .arg(dir.path().join(out))
+            .args(sweeps)
+            .output()
+            .unwrap()
+    };
+    let o = frontier("same.svg", &[&sift, &freak]);
+    assert!(o.status.success(), "{}", common::stderr(&o));
+    common::assert_error(
+        &frontier("different.svg", &[&sift, &others]),
+        "its victims are all of",
+    );
+}

@@ -8,7 +8,7 @@ use featleak_eval::gallery::{Gallery, GalleryRow};
 use featleak_eval::plot::{Axes, Series, scatter_frontier_svg};
 use featleak_eval::table::{Table, fmt_num};
 use std::collections::BTreeSet;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use crate::MitigationError;
 use featleak_datasets::files::{read_json, write_bytes};
@@ -161,6 +161,8 @@ pub fn frontier_svg(cells: &[CellResult]) -> Result<String, MitigationError> {
 /// folder or its `results.json`. The sweeps must have measured privacy on the same victims,
 /// utility on the same pairs, and adapted their attackers for the same number of steps;
 /// otherwise their points would not be comparable, and the error names the sweep that differs.
+/// Folders that exist here are compared as canonical paths (relative ones resolved against the
+/// current directory), so one folder recorded by a relative and an absolute path is the same.
 pub fn combined_frontier_svg(sweeps: &[PathBuf]) -> Result<String, MitigationError> {
     let mut cells = Vec::new();
     let mut first: Option<(PathBuf, SweepConfig)> = None;
@@ -174,15 +176,15 @@ pub fn combined_frontier_svg(sweeps: &[PathBuf]) -> Result<String, MitigationErr
         if let Some((first_path, a)) = &first {
             let b = &results.config;
             let victims = |p: &crate::sweep::PrivacyConfig| match p.max_images {
-                0 => format!("all of {}", p.images.display()),
-                n => format!("at most {n} of {}", p.images.display()),
+                0 => format!("all of {}", resolved(&p.images).display()),
+                n => format!("at most {n} of {}", resolved(&p.images).display()),
             };
             let differs = [
                 ("victims", victims(&a.privacy), victims(&b.privacy)),
                 (
                     "pairs",
-                    a.utility.pairs.display().to_string(),
-                    b.utility.pairs.display().to_string(),
+                    resolved(&a.utility.pairs).display().to_string(),
+                    resolved(&b.utility.pairs).display().to_string(),
                 ),
                 (
                     "adaptive steps",
@@ -212,6 +214,12 @@ pub fn combined_frontier_svg(sweeps: &[PathBuf]) -> Result<String, MitigationErr
         });
     }
     frontier_svg(&cells)
+}
+
+/// A sweep's data folder as compared between sweeps: its canonical path when it exists here (so
+/// one folder named by a relative and an absolute path is one folder), else the path as recorded.
+fn resolved(path: &Path) -> PathBuf {
+    std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf())
 }
 
 /// The frontier plot's series of a cell: its strategy, or its defence (over strengths).
