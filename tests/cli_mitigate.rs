@@ -570,6 +570,54 @@ fn sweep_scores_defence_cells_beside_subsets_with_the_mean_colour_baseline() {
 }
 
 #[test]
+fn lifted_cells_are_read_by_the_database_attack_when_the_sweep_says_so() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = sweep_fixture(dir.path());
+    let text = std::fs::read_to_string(&config)
+        .unwrap()
+        .replace(
+            "strategies = [\"random\", \"top-response\", \"leakage\"]",
+            "strategies = [\"random\"]",
+        )
+        .replace("keeps = [1.0, 0.5, 0.25]", "keeps = [1.0]")
+        + "[[defences]]\nname = \"lift-random\"\nstrengths = [4.0]\n";
+    let lifted_cell = |attack: &str| {
+        let config = dir.path().join(format!("{attack}.toml"));
+        std::fs::write(
+            &config,
+            format!("{text}[lifted]\nattack = \"{attack}\"\ndatabase_size = 500\n"),
+        )
+        .unwrap();
+        let out = dir.path().join(attack);
+        let o = sweep(&config, &out);
+        assert!(o.status.success(), "{}", common::stderr(&o));
+        let csv = std::fs::read_to_string(out.join("results.csv")).unwrap();
+        assert!(
+            csv.lines().next().unwrap().ends_with(",lifted_attack"),
+            "{csv}"
+        );
+        let results: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(out.join("results.json")).unwrap()).unwrap();
+        let cells = results["cells"].as_array().unwrap().clone();
+        let full = cells.iter().find(|c| c["defence"] == "none").unwrap();
+        assert!(full.get("lifted_attack").is_none(), "{full}");
+        let lifted = cells
+            .iter()
+            .find(|c| c["defence"] == "lift-random")
+            .unwrap()
+            .clone();
+        assert_eq!(lifted["lifted_attack"], attack, "{lifted}");
+        assert!(csv.contains(&format!(",{attack}\n")), "{csv}");
+        lifted
+    };
+    let point = lifted_cell("point");
+    let database = lifted_cell("database");
+    // Same defence, same victims, same utility; the attackers read other descriptors.
+    assert_eq!(point["mma_3"], database["mma_3"]);
+    assert_ne!(point["ssim_nonadaptive"], database["ssim_nonadaptive"]);
+}
+
+#[test]
 fn sweeps_with_the_same_victims_share_one_frontier_plot() {
     let dir = tempfile::tempdir().unwrap();
     let reports = Path::new(env!("CARGO_MANIFEST_DIR")).join("reports");

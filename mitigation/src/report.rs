@@ -14,7 +14,7 @@ use crate::MitigationError;
 use featleak_datasets::files::{read_json, write_bytes};
 
 /// Column names of `results.csv` / `results.md`, in order.
-pub const COLUMNS: [&str; 29] = [
+pub const COLUMNS: [&str; 30] = [
     "descriptor",
     "strategy",
     "keep",
@@ -44,6 +44,7 @@ pub const COLUMNS: [&str; 29] = [
     "pareto",
     "seconds",
     "attacker",
+    "lifted_attack",
 ];
 
 /// The results as a table, one row per cell sorted by descriptor, defence (none first),
@@ -94,6 +95,7 @@ pub fn results_table(cells: &[CellResult]) -> Table {
             on_frontier(c, cells).to_string(),
             n(c.seconds, 1),
             c.attacker.clone(),
+            c.lifted_attack.clone().unwrap_or_default(),
         ]);
     }
     t
@@ -493,6 +495,7 @@ mod tests {
             psnr_fine_tuned: 0.0,
             ssim_fine_tuned: 0.0,
             seconds: 0.0,
+            lifted_attack: None,
         }
     }
 

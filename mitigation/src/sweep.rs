@@ -28,6 +28,7 @@
 //! shared.
 
 use crate::MitigationError;
+use crate::defences::lifting::Database;
 use crate::defences::{Defence, FittedDefence};
 use crate::leakage::LeakageScorer;
 use crate::strategies::{Hints, Strategy};
@@ -77,6 +78,9 @@ pub struct SweepConfig {
     /// The adaptive attacker's fine-tune.
     #[serde(default)]
     pub adaptive: AdaptiveConfig,
+    /// How the attackers read lifted descriptors.
+    #[serde(default, skip_serializing_if = "LiftedConfig::is_default")]
+    pub lifted: LiftedConfig,
     /// The side-by-side gallery.
     #[serde(default)]
     pub gallery: GalleryConfig,
@@ -169,6 +173,56 @@ impl Default for AdaptiveConfig {
             batch_size: 8,
             learning_rate: 3e-4,
             max_images: 0,
+        }
+    }
+}
+
+/// How the attackers read lifted descriptors (`lift-random`, `lift-adversarial` cells), both the
+/// non-adaptive one and the adaptive one (which is fine-tuned on what it reads).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LiftedConfig {
+    /// What the attacker makes of each subspace.
+    pub attack: LiftedAttack,
+    /// Rows of the database attack's database, drawn (seeded) from the descriptors of the
+    /// attacker's training images (0: all of them; its cost grows with it).
+    pub database_size: usize,
+}
+
+impl Default for LiftedConfig {
+    fn default() -> Self {
+        Self {
+            attack: LiftedAttack::Point,
+            database_size: 20_000,
+        }
+    }
+}
+
+impl LiftedConfig {
+    fn is_default(&self) -> bool {
+        *self == Self::default()
+    }
+}
+
+/// What an attacker makes of a lifted descriptor.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum LiftedAttack {
+    /// The subspace's point nearest the origin, as sent, read as the descriptor.
+    #[default]
+    Point,
+    /// The database attack of Dusmanu et al. (2021): the attacker's real descriptor nearest to
+    /// the subspace, projected onto it ([`crate::defences::lifting::Database::recover`]); an
+    /// image of the attacker's own never uses its own descriptors.
+    Database,
+}
+
+impl LiftedAttack {
+    /// Its name in `sweep.toml` and `results.csv`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Point => "point",
+            Self::Database => "database",
         }
     }
 }
@@ -362,6 +416,10 @@ pub struct CellResult {
     pub ssim_fine_tuned: f64,
     /// Seconds the cell took.
     pub seconds: f64,
+    /// How the attackers read the lifted descriptors ([`LiftedAttack::name`]; lifted cells only,
+    /// absent in cells of older sweeps).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lifted_attack: Option<String>,
 }
 
 /// What identifies a cell: descriptor, strategy, keep, defence, strength.
@@ -546,6 +604,9 @@ struct AttackerData {
     mean_colour: (f64, f64),
     /// The LPIPS network, when the sweep measures it.
     lpips: Option<Arc<Lpips>>,
+    /// The database attack's database (the attacker's training descriptors), when lifted cells
+    /// are read that way.
+    database: Option<Database>,
 }
 
 /// Items with their per-keypoint leakage scores (empty when no strategy needs them).
@@ -596,7 +657,7 @@ fn sweep_attacker(
     let device = Device::flex().autodiff();
     let data = prepare_attacker(
         config,
-        strategies,
+        (strategies, defences),
         &run,
         (run_config, lpips),
         &device,
@@ -634,7 +695,7 @@ fn sweep_attacker(
 
 fn prepare_attacker(
     config: &SweepConfig,
-    strategies: &[Strategy],
+    (strategies, defences): (&[Strategy], &[Defence]),
     run: &RunFolder,
     (run_config, lpips): (RunConfig, Option<Arc<Lpips>>),
     device: &Device,
@@ -733,6 +794,18 @@ fn prepare_attacker(
     let mean_colour = (mean_colour_sums.0 / n, mean_colour_sums.1 / n);
     let victims = score("victims", victims)?;
     let train = score("attacker images", train)?;
+    let lifts = defences.iter().any(|d| matches!(d, Defence::Lift { .. }));
+    let database = (lifts && config.lifted.attack == LiftedAttack::Database).then(|| {
+        let own: Vec<&ndarray::Array2<f32>> = train
+            .items
+            .iter()
+            .filter_map(|p| match &p.features.descriptors {
+                featleak_descriptors::Descriptors::Float(d) => Some(d),
+                featleak_descriptors::Descriptors::Binary(_) => None,
+            })
+            .collect();
+        Database::sample(&own, config.lifted.database_size, config.seed)
+    });
     if let Some(scorer) = &scorer {
         observer.stage("leakage: pair queries", pair_features.len() as u64);
         for p in &mut pair_features {
@@ -752,6 +825,7 @@ fn prepare_attacker(
         pairs: pair_features,
         mean_colour,
         lpips,
+        database,
     })
 }
 
@@ -817,11 +891,14 @@ impl Mitigation {
     }
 }
 
-/// `items` with their features mitigated.
+/// `items` with their features mitigated; lifted ones recovered by the database attack when
+/// `database` is given (`own`: the items are the attacker's images the database was drawn
+/// from, each kept away from its own rows).
 fn mitigate_all(
     items: &Scored<Prepared>,
     mitigation: &Mitigation,
     seed: u64,
+    (database, own): (Option<&Database>, bool),
 ) -> Result<Vec<Prepared>, MitigationError> {
     items
         .items
@@ -832,8 +909,15 @@ fn mitigate_all(
                 seed: item_seed(seed, &p.name),
                 leakage: items.leakage(i),
             };
+            let defended = mitigation.apply(&p.features, hints)?;
+            let mut features = defended.features;
+            if let (Some(db), Some(subspaces)) = (database, &defended.subspaces) {
+                features.descriptors = featleak_descriptors::Descriptors::Float(
+                    db.recover(subspaces, own.then_some(i)),
+                );
+            }
             Ok(Prepared {
-                features: mitigation.apply(&p.features, hints)?.features,
+                features,
                 ..p.clone()
             })
         })
@@ -931,8 +1015,9 @@ fn compute_cell(
     observer.advance();
 
     // Privacy: the same mitigation on victims and on the attacker's training images.
-    let victims = mitigate_all(&data.victims, &mitigation, config.seed)?;
-    let train = mitigate_all(&data.train, &mitigation, config.seed)?;
+    let database = data.database.as_ref();
+    let victims = mitigate_all(&data.victims, &mitigation, config.seed, (database, false))?;
+    let train = mitigate_all(&data.train, &mitigation, config.seed, (database, true))?;
     let gallery = if matches!(cell, Cell::Subset(..)) && (keep - config.gallery.keep).abs() < 1e-6 {
         config.gallery.images
     } else {
@@ -1031,6 +1116,8 @@ fn compute_cell(
         psnr_fine_tuned: fine_tuned.psnr,
         ssim_fine_tuned: fine_tuned.ssim,
         seconds: started.elapsed().as_secs_f64(),
+        lifted_attack: matches!(cell, Cell::Defended(Defence::Lift { .. }))
+            .then(|| config.lifted.attack.name().to_string()),
     })
 }
 

@@ -420,6 +420,7 @@ fn write_sweep_config(dir: &StudyDir, config: &StudyConfig) -> Result<(), StudyE
         },
         leakage_utility_weight: DEFAULT_UTILITY_WEIGHT,
         defences: Vec::new(),
+        lifted: Default::default(),
     };
     let path = dir.sweep_config();
     let text = format!(

@@ -118,7 +118,8 @@ pub fn write_report(inputs: &ReportInputs) -> Result<PathBuf, StudyError> {
     let sweep: SweepResults = read_json(&dir.sweep().join("results.json"))?;
 
     let attack = attack_table(&runs, &steps, &scores, &baselines);
-    let sweep_table = results_table(&sweep.cells).without_columns(&["seconds", "attacker"]);
+    let sweep_table =
+        results_table(&sweep.cells).without_columns(&["seconds", "attacker", "lifted_attack"]);
     let equal_utility = equal_utility_table(&sweep.cells);
     let verdict = verdict(&scores, &baselines);
 

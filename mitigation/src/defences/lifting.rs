@@ -11,15 +11,17 @@
 //! the directions) and U; neither depends on where `x` lies in it. The service matches its own
 //! descriptors `y` to it by the point-to-subspace distance `‖(I − U·Uᵀ)(y − p)‖`. An attacker
 //! given `p` alone (what featleak's attackers read as the descriptor) sees less than one given
-//! the basis too.
+//! the basis too: [`Database::recover`] is the paper's database attack, which uses both.
 
 use crate::MitigationError;
 use crate::defences::linear::random_orthonormal;
 use featleak_eval::{Match, MatchConfig, MatchError};
 use nalgebra::DMatrix;
 use ndarray::{Array2, Array3, ArrayView2, Axis, s};
+use rand::seq::index::sample;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
+use rayon::prelude::*;
 use std::collections::HashSet;
 
 /// Lifted descriptors: one affine subspace per descriptor.
@@ -99,6 +101,144 @@ impl Subspaces {
             for (d, r) in row.iter_mut().zip(residual.rows()) {
                 *d = r.iter().map(|v| v * v).sum::<f32>().sqrt();
             }
+        }
+        out
+    }
+}
+
+/// The attacker's database of real descriptors of its own images, for the database attack on
+/// lifted descriptors (Dusmanu et al. 2021): a lifted subspace passes through its descriptor, so
+/// the real descriptors nearest to the subspace are the likely ones.
+#[derive(Clone, Debug)]
+pub struct Database {
+    rows: Array2<f32>,
+    squared_norms: Vec<f32>,
+    owners: Vec<usize>,
+}
+
+/// Subspaces recovered per block of the distance computation (bounds its memory).
+const RECOVERY_BLOCK: usize = 64;
+
+impl Database {
+    /// At most `size` rows drawn without replacement (seeded) from the descriptors of the
+    /// attacker's images, `images[k]` being image `k`'s (N_k×D); `size` 0 keeps every row.
+    pub fn sample(images: &[&Array2<f32>], size: usize, seed: u64) -> Self {
+        let owners_all: Vec<usize> = images
+            .iter()
+            .enumerate()
+            .flat_map(|(k, d)| std::iter::repeat_n(k, d.nrows()))
+            .collect();
+        let total = owners_all.len();
+        let mut picked: Vec<usize> = if size == 0 || size >= total {
+            (0..total).collect()
+        } else {
+            sample(&mut ChaCha8Rng::seed_from_u64(seed), total, size).into_vec()
+        };
+        picked.sort_unstable();
+        let dims = images.iter().map(|d| d.ncols()).max().unwrap_or(0);
+        let starts: Vec<usize> = images
+            .iter()
+            .scan(0, |at, d| {
+                let start = *at;
+                *at += d.nrows();
+                Some(start)
+            })
+            .collect();
+        let mut rows = Array2::zeros((picked.len(), dims));
+        let mut owners = Vec::with_capacity(picked.len());
+        for (r, &i) in picked.iter().enumerate() {
+            let k = owners_all[i];
+            rows.row_mut(r).assign(&images[k].row(i - starts[k]));
+            owners.push(k);
+        }
+        let squared_norms = rows.rows().into_iter().map(|r| r.dot(&r)).collect();
+        Self {
+            rows,
+            squared_norms,
+            owners,
+        }
+    }
+
+    /// Rows in the database.
+    pub fn len(&self) -> usize {
+        self.rows.nrows()
+    }
+
+    /// Whether the database has no rows.
+    pub fn is_empty(&self) -> bool {
+        self.rows.nrows() == 0
+    }
+
+    /// The database attack: each subspace's estimate is the database row nearest to it by
+    /// point-to-subspace distance, projected onto the subspace (`p + U·Uᵀ·y`, never farther
+    /// from the true descriptor than `y` itself). Rows of the attacker's image `exclude` are
+    /// skipped (the image being recovered, when it is one of the attacker's own). An empty
+    /// database, or one with no other image's rows, leaves the points as they are.
+    pub fn recover(&self, subspaces: &Subspaces, exclude: Option<usize>) -> Array2<f32> {
+        let (n, d) = subspaces.points.dim();
+        let m = subspaces.bases.shape()[1];
+        let mut out = subspaces.points.clone();
+        if self.is_empty() || d != self.rows.ncols() {
+            return out;
+        }
+        let width = m + 1;
+        let firsts: Vec<usize> = (0..n).step_by(RECOVERY_BLOCK).collect();
+        let blocks: Vec<Array2<f32>> = firsts
+            .par_iter()
+            .map(|&first| {
+                let count = RECOVERY_BLOCK.min(n - first);
+                // Each subspace's point and basis rows, stacked: (count·(m+1))×D.
+                let mut stacked = Array2::<f32>::zeros((count * width, d));
+                for q in 0..count {
+                    stacked
+                        .row_mut(q * width)
+                        .assign(&subspaces.points.row(first + q));
+                    stacked
+                        .slice_mut(s![q * width + 1..(q + 1) * width, ..])
+                        .assign(&subspaces.bases.slice(s![first + q, .., ..]));
+                }
+                let products = self.rows.dot(&stacked.t());
+                let point_norms: Vec<f32> = (0..count)
+                    .map(|q| {
+                        let p = subspaces.points.row(first + q);
+                        p.dot(&p)
+                    })
+                    .collect();
+                // ‖(I − U·Uᵀ)(y − p)‖² = ‖y‖² − 2·y·p + ‖p‖² − ‖Uᵀ·y‖², as U ⟂ p.
+                let mut best = vec![(f32::INFINITY, usize::MAX); count];
+                for (j, row) in products.rows().into_iter().enumerate() {
+                    if exclude == Some(self.owners[j]) {
+                        continue;
+                    }
+                    let row = row.as_slice().expect("standard layout");
+                    for (q, b) in best.iter_mut().enumerate() {
+                        let at = &row[q * width..(q + 1) * width];
+                        let along: f32 = at[1..].iter().map(|v| v * v).sum();
+                        let distance = self.squared_norms[j] - 2.0 * at[0] + point_norms[q] - along;
+                        if distance < b.0 {
+                            *b = (distance, j);
+                        }
+                    }
+                }
+                let mut estimates = subspaces
+                    .points
+                    .slice(s![first..first + count, ..])
+                    .to_owned();
+                for (q, &(_, j)) in best.iter().enumerate() {
+                    if j == usize::MAX {
+                        continue;
+                    }
+                    let coefficients = products.slice(s![j, q * width + 1..(q + 1) * width]);
+                    let basis = subspaces.bases.slice(s![first + q, .., ..]);
+                    let mut estimate = estimates.row_mut(q);
+                    estimate += &basis.t().dot(&coefficients);
+                }
+                estimates
+            })
+            .collect();
+        for (first, block) in firsts.into_iter().zip(blocks) {
+            out.slice_mut(s![first..first + block.nrows(), ..])
+                .assign(&block);
         }
         out
     }
@@ -249,5 +389,47 @@ mod tests {
             ratio: None,
         };
         assert_eq!(matches_from_distances(&d, &one_way).len(), 3);
+    }
+
+    #[test]
+    fn database_attack_worked_by_hand() {
+        // In 3-D, the line through x = (1, 2, 3) along z is sent as p = (1, 2, 0) and z. The
+        // database row (1.1, 2, 7) is 0.1 from the line, (5, 5, 3) is 5 away: the estimate is
+        // the nearer one projected onto the line, (1, 2, 7).
+        let s = Subspaces {
+            points: array![[1.0, 2.0, 0.0]],
+            bases: Array3::from_shape_vec((1, 1, 3), vec![0.0, 0.0, 1.0]).unwrap(),
+        };
+        let mine = array![[5.0, 5.0, 3.0]];
+        let other = array![[1.1, 2.0, 7.0]];
+        let db = Database::sample(&[&mine, &other], 0, 0);
+        assert_eq!(db.len(), 2);
+        let r = db.recover(&s, None);
+        assert!(close(&r, &array![[1.0, 2.0, 7.0]], 1e-5), "{r}");
+        // Excluding image 1 (the nearer row's) leaves (5, 5, 3), projected: (1, 2, 3).
+        let r = db.recover(&s, Some(1));
+        assert!(close(&r, &array![[1.0, 2.0, 3.0]], 1e-5), "{r}");
+        // Nothing but the excluded image: the point is kept.
+        let alone = Database::sample(&[&other], 0, 0);
+        assert!(close(&alone.recover(&s, Some(0)), &s.points, 0.0));
+    }
+
+    #[test]
+    fn database_attack_finds_a_randomly_lifted_descriptor_among_many() {
+        // 300 descriptors in 32-D, 70 of them lifted by random 4-D subspaces; with every
+        // descriptor in the database, each lifted one is recovered exactly (it lies on its
+        // subspace; the others, almost surely, do not), and a sample of the database is a
+        // sample (seeded, without repeats).
+        let all = Array2::from_shape_fn((300, 32), |(i, j)| {
+            ((i * 31 + j * 17) as f32 * 0.37).sin() + ((i + 3 * j) as f32).cos()
+        });
+        let lifted = all.slice(s![..70, ..]).to_owned();
+        let s = Subspaces::lift(&lifted, 4, None, 5).unwrap();
+        let db = Database::sample(&[&all], 0, 0);
+        let r = db.recover(&s, None);
+        assert!(close(&r, &lifted, 1e-3));
+        let part = Database::sample(&[&all], 120, 7);
+        assert_eq!(part.len(), 120);
+        assert_eq!(Database::sample(&[&all], 120, 7).rows, part.rows);
     }
 }
