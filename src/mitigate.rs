@@ -18,7 +18,8 @@ pub enum MitigateCommand {
     /// attackers) and utility (matching on homography pairs); resumable.
     Sweep(SweepArgs),
     /// One privacy-against-utility plot of several sweeps (a panel per descriptor), for sweeps
-    /// with the same victims, pairs and adaptive budget.
+    /// with the same victims, pairs and adaptive budget; a cell found in several is plotted at
+    /// its strongest attacker.
     Frontier(FrontierArgs),
 }
 

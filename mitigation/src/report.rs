@@ -3,7 +3,7 @@
 //! `gallery.html` (one row per victim, one column per strategy at the gallery's keep fraction;
 //! template `mitigation/templates/sweep_gallery.html`).
 
-use crate::sweep::{CellResult, NO_DEFENCE, SweepConfig, SweepDir, SweepResults};
+use crate::sweep::{CellResult, LiftedAttack, NO_DEFENCE, SweepConfig, SweepDir, SweepResults};
 use featleak_eval::gallery::{Gallery, GalleryRow};
 use featleak_eval::plot::{Axes, Series, scatter_frontier_svg};
 use featleak_eval::table::{Table, fmt_num};
@@ -118,7 +118,7 @@ pub fn frontier_svg(cells: &[CellResult]) -> Result<String, MitigationError> {
     let mut panels = Vec::new();
     for d in descriptors {
         let mine: Vec<&CellResult> = cells.iter().filter(|c| c.descriptor == d).collect();
-        let names: BTreeSet<&str> = mine.iter().map(|c| series_name(c)).collect();
+        let names: BTreeSet<String> = mine.iter().map(|c| series_name(c)).collect();
         let series: Vec<Series> = names
             .iter()
             .map(|s| Series {
@@ -215,7 +215,23 @@ pub fn combined_frontier_svg(sweeps: &[PathBuf]) -> Result<String, MitigationErr
             problem: "the sweeps hold no finished cells".into(),
         });
     }
-    frontier_svg(&cells)
+    frontier_svg(&strongest_cells(cells))
+}
+
+/// One cell per (descriptor, strategy, keep, defence, strength): where several sweeps judged the
+/// same cell (another attack on a lifted defence, or the full-features cell of each), the one
+/// whose adaptive attacker reconstructed best, so that a defence is plotted at the strongest
+/// attack it met. First-seen order is kept.
+fn strongest_cells(cells: Vec<CellResult>) -> Vec<CellResult> {
+    let mut out: Vec<CellResult> = Vec::with_capacity(cells.len());
+    for c in cells {
+        match out.iter_mut().find(|o| o.key() == c.key()) {
+            Some(o) if c.ssim_adaptive > o.ssim_adaptive => *o = c,
+            Some(_) => {}
+            None => out.push(c),
+        }
+    }
+    out
 }
 
 /// A sweep's data folder as compared between sweeps: its canonical path when it exists here (so
@@ -225,11 +241,13 @@ fn resolved(path: &Path) -> PathBuf {
 }
 
 /// The frontier plot's series of a cell: its strategy, or its defence (over strengths).
-fn series_name(c: &CellResult) -> &str {
-    if c.defence == NO_DEFENCE {
-        &c.strategy
-    } else {
-        &c.defence
+fn series_name(c: &CellResult) -> String {
+    match (c.defence.as_str(), c.lifted_attack.as_deref()) {
+        (NO_DEFENCE, _) => c.strategy.clone(),
+        (defence, Some(attack)) if attack != LiftedAttack::Point.name() => {
+            format!("{defence} ({attack} attack)")
+        }
+        (defence, _) => defence.to_string(),
     }
 }
 
@@ -497,6 +515,32 @@ mod tests {
             seconds: 0.0,
             lifted_attack: None,
         }
+    }
+
+    #[test]
+    fn a_cell_judged_by_several_sweeps_is_plotted_at_its_strongest_attack() {
+        let lifted = |attack: &str, ssim: f64| CellResult {
+            defence: "lift-adversarial".into(),
+            strength: 4.0,
+            lifted_attack: Some(attack.into()),
+            ..cell("all", 1.0, 0.49, ssim)
+        };
+        let cells = vec![
+            cell("random", 1.0, 0.50, 0.60),
+            lifted("point", 0.40),
+            cell("random", 1.0, 0.50, 0.60),
+            lifted("database", 0.45),
+        ];
+        let kept = strongest_cells(cells);
+        assert_eq!(kept.len(), 2);
+        assert_eq!(kept[1].lifted_attack.as_deref(), Some("database"));
+        assert_eq!(series_name(&kept[1]), "lift-adversarial (database attack)");
+        assert_eq!(series_name(&lifted("point", 0.4)), "lift-adversarial");
+        assert_eq!(series_name(&kept[0]), "random");
+        // A weaker attack seen later leaves the stronger one in place.
+        let kept = strongest_cells(vec![lifted("database", 0.45), lifted("point", 0.40)]);
+        assert_eq!(kept.len(), 1);
+        assert_eq!(kept[0].ssim_adaptive, 0.45);
     }
 
     #[test]

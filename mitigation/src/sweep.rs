@@ -423,10 +423,11 @@ pub struct CellResult {
 }
 
 /// What identifies a cell: descriptor, strategy, keep, defence, strength.
-type CellKey = (String, String, u32, String, u64);
+pub(crate) type CellKey = (String, String, u32, String, u64);
 
 impl CellResult {
-    fn key(&self) -> CellKey {
+    /// What identifies the cell: descriptor, strategy, keep, defence, strength.
+    pub(crate) fn key(&self) -> CellKey {
         (
             self.descriptor.clone(),
             self.strategy.clone(),
