@@ -16,6 +16,9 @@
 //!   effect of the fine-tune itself stays visible. Defences are fitted on the victims' full
 //!   features (the defender's own) and the attacker defends its training images with the same
 //!   fitted defence (it knows the defence, not the victims' features).
+//! * **Lifted cells**: both attackers read each subspace as sent (its point nearest the origin)
+//!   or, with `[lifted] attack = "database"` ([`LiftedConfig`]), through the database attack of
+//!   Dusmanu et al. on the attacker's own descriptors ([`Database::recover`]).
 //! * **Identification**: the share of victims whose reconstruction ranks its own original first
 //!   among all victims' ([`featleak_eval::identification`]), for both attackers.
 //! * **Baseline**: each victim's own mean colour, scored on the same victims
