@@ -799,17 +799,18 @@ fn prepare_attacker(
     let victims = score("victims", victims)?;
     let train = score("attacker images", train)?;
     let lifts = defences.iter().any(|d| matches!(d, Defence::Lift { .. }));
-    let database = (lifts && config.lifted.attack == LiftedAttack::Database).then(|| {
-        let own: Vec<&ndarray::Array2<f32>> = train
-            .items
-            .iter()
-            .filter_map(|p| match &p.features.descriptors {
-                featleak_descriptors::Descriptors::Float(d) => Some(d),
-                featleak_descriptors::Descriptors::Binary(_) => None,
-            })
-            .collect();
-        Database::sample(&own, config.lifted.database_size, config.seed)
-    });
+    // Row owners are positions in `train.items`; binary descriptors cannot be lifted at all.
+    let float_descriptors: Option<Vec<&ndarray::Array2<f32>>> = train
+        .items
+        .iter()
+        .map(|p| match &p.features.descriptors {
+            featleak_descriptors::Descriptors::Float(d) => Some(d),
+            featleak_descriptors::Descriptors::Binary(_) => None,
+        })
+        .collect();
+    let database = float_descriptors
+        .filter(|_| lifts && config.lifted.attack == LiftedAttack::Database)
+        .map(|own| Database::sample(&own, config.lifted.database_size, config.seed));
     if let Some(scorer) = &scorer {
         observer.stage("leakage: pair queries", pair_features.len() as u64);
         for p in &mut pair_features {
