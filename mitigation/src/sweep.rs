@@ -918,7 +918,7 @@ fn mitigate_all(
             let mut features = defended.features;
             if let (Some(db), Some(subspaces)) = (database, &defended.subspaces) {
                 features.descriptors = featleak_descriptors::Descriptors::Float(
-                    db.recover(subspaces, own.then_some(i)),
+                    db.recover(subspaces, own.then_some(i))?,
                 );
             }
             Ok(Prepared {

@@ -123,32 +123,24 @@ impl Database {
     /// At most `size` rows drawn without replacement (seeded) from the descriptors of the
     /// attacker's images, `images[k]` being image `k`'s (N_k×D); `size` 0 keeps every row.
     pub fn sample(images: &[&Array2<f32>], size: usize, seed: u64) -> Self {
-        let owners_all: Vec<usize> = images
+        // Every row of every image, as (image, row within it).
+        let all: Vec<(usize, usize)> = images
             .iter()
             .enumerate()
-            .flat_map(|(k, d)| std::iter::repeat_n(k, d.nrows()))
+            .flat_map(|(k, d)| (0..d.nrows()).map(move |r| (k, r)))
             .collect();
-        let total = owners_all.len();
-        let mut picked: Vec<usize> = if size == 0 || size >= total {
-            (0..total).collect()
+        let mut picked: Vec<usize> = if size == 0 || size >= all.len() {
+            (0..all.len()).collect()
         } else {
-            sample(&mut ChaCha8Rng::seed_from_u64(seed), total, size).into_vec()
+            sample(&mut ChaCha8Rng::seed_from_u64(seed), all.len(), size).into_vec()
         };
         picked.sort_unstable();
         let dims = images.iter().map(|d| d.ncols()).max().unwrap_or(0);
-        let starts: Vec<usize> = images
-            .iter()
-            .scan(0, |at, d| {
-                let start = *at;
-                *at += d.nrows();
-                Some(start)
-            })
-            .collect();
         let mut rows = Array2::zeros((picked.len(), dims));
         let mut owners = Vec::with_capacity(picked.len());
         for (r, &i) in picked.iter().enumerate() {
-            let k = owners_all[i];
-            rows.row_mut(r).assign(&images[k].row(i - starts[k]));
+            let (k, row) = all[i];
+            rows.row_mut(r).assign(&images[k].row(row));
             owners.push(k);
         }
         let squared_norms = rows.rows().into_iter().map(|r| r.dot(&r)).collect();
@@ -173,13 +165,24 @@ impl Database {
     /// point-to-subspace distance, projected onto the subspace (`p + U·Uᵀ·y`, never farther
     /// from the true descriptor than `y` itself). Rows of the attacker's image `exclude` are
     /// skipped (the image being recovered, when it is one of the attacker's own). An empty
-    /// database, or one with no other image's rows, leaves the points as they are.
-    pub fn recover(&self, subspaces: &Subspaces, exclude: Option<usize>) -> Array2<f32> {
+    /// database, or one with no other image's rows, leaves the points as they are; descriptors
+    /// of another length than the database's are an error.
+    pub fn recover(
+        &self,
+        subspaces: &Subspaces,
+        exclude: Option<usize>,
+    ) -> Result<Array2<f32>, MitigationError> {
         let (n, d) = subspaces.points.dim();
         let m = subspaces.bases.shape()[1];
         let mut out = subspaces.points.clone();
-        if self.is_empty() || d != self.rows.ncols() {
-            return out;
+        if self.is_empty() || n == 0 {
+            return Ok(out);
+        }
+        if d != self.rows.ncols() {
+            return Err(MitigationError::Defence(format!(
+                "database attack: the lifted descriptors have {d} values, the database's {}",
+                self.rows.ncols()
+            )));
         }
         let width = m + 1;
         let firsts: Vec<usize> = (0..n).step_by(RECOVERY_BLOCK).collect();
@@ -240,7 +243,7 @@ impl Database {
             out.slice_mut(s![first..first + block.nrows(), ..])
                 .assign(&block);
         }
-        out
+        Ok(out)
     }
 }
 
@@ -404,14 +407,18 @@ mod tests {
         let other = array![[1.1, 2.0, 7.0]];
         let db = Database::sample(&[&mine, &other], 0, 0);
         assert_eq!(db.len(), 2);
-        let r = db.recover(&s, None);
+        let r = db.recover(&s, None).unwrap();
         assert!(close(&r, &array![[1.0, 2.0, 7.0]], 1e-5), "{r}");
         // Excluding image 1 (the nearer row's) leaves (5, 5, 3), projected: (1, 2, 3).
-        let r = db.recover(&s, Some(1));
+        let r = db.recover(&s, Some(1)).unwrap();
         assert!(close(&r, &array![[1.0, 2.0, 3.0]], 1e-5), "{r}");
         // Nothing but the excluded image: the point is kept.
         let alone = Database::sample(&[&other], 0, 0);
-        assert!(close(&alone.recover(&s, Some(0)), &s.points, 0.0));
+        assert!(close(&alone.recover(&s, Some(0)).unwrap(), &s.points, 0.0));
+        // A database of another descriptor length is refused, not ignored.
+        let longer = Database::sample(&[&array![[1.0, 2.0, 3.0, 4.0]]], 0, 0);
+        let e = longer.recover(&s, None).unwrap_err().to_string();
+        assert!(e.contains("3 values, the database's 4"), "{e}");
     }
 
     #[test]
@@ -426,7 +433,7 @@ mod tests {
         let lifted = all.slice(s![..70, ..]).to_owned();
         let s = Subspaces::lift(&lifted, 4, None, 5).unwrap();
         let db = Database::sample(&[&all], 0, 0);
-        let r = db.recover(&s, None);
+        let r = db.recover(&s, None).unwrap();
         assert!(close(&r, &lifted, 1e-3));
         let part = Database::sample(&[&all], 120, 7);
         assert_eq!(part.len(), 120);
