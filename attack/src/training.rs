@@ -108,12 +108,17 @@ fn model_bytes(model: &UNet) -> Result<burn::tensor::Bytes, AttackError> {
         })
 }
 
-/// `model`'s record with every float parameter in f16 (what [`load_model_bytes`] reads back as
-/// f32): half the bytes.
+/// `model`'s record with every convolution kernel in f16 (what [`load_model_bytes`] reads back
+/// as f32): about half the bytes. Vectors (biases, BatchNorm scales, shifts and running
+/// statistics) stay f32: they are a small share of the bytes, and rounding them to f16 can shift
+/// whole channels of a wider network (measured in docs/ATTACKER-RECIPE.md).
 pub fn half_precision_bytes(model: &UNet) -> Result<burn::tensor::Bytes, AttackError> {
     struct ToHalf;
     impl ModuleMapper for ToHalf {
         fn map_float<const D: usize>(&mut self, param: Param<Tensor<D>>) -> Param<Tensor<D>> {
+            if D == 1 {
+                return param;
+            }
             param.map(|t| t.cast(burn::tensor::DType::F16))
         }
     }

@@ -96,3 +96,59 @@ fn unknown_names_and_mismatched_threat_models_are_refused() {
         );
     }
 }
+
+/// The f16 export stores kernels in f16 but keeps vectors (biases, BatchNorm scales, shifts and
+/// running statistics) exact: 1000.1, which f16 rounds to 1000, comes back as it was.
+#[test]
+fn half_precision_export_keeps_vectors_exact() {
+    use burn::module::{ModuleMapper, ModuleVisitor, Param};
+    use featleak_attack::model::UNetConfig;
+    use featleak_attack::training::half_precision_bytes;
+    struct Fill;
+    impl ModuleMapper for Fill {
+        fn map_float<const D: usize>(&mut self, p: Param<Tensor<D>>) -> Param<Tensor<D>> {
+            let value = if D == 1 { 1000.1 } else { 0.1 };
+            p.map(|t| t.zeros_like().add_scalar(value))
+        }
+    }
+    #[derive(Default)]
+    struct Collect(Vec<(usize, Vec<f32>)>);
+    impl ModuleVisitor for Collect {
+        fn visit_float<const D: usize>(&mut self, p: &Param<Tensor<D>>) {
+            self.0
+                .push((D, p.val().into_data().try_to_vec::<f32>().unwrap()));
+        }
+    }
+    let device = Device::flex();
+    let config = UNetConfig {
+        in_channels: 9,
+        base_width: 4,
+        depth: 2,
+        out_channels: 3,
+        input: InputEncoding::Sparse,
+    };
+    let model = config.init(&device).unwrap().map(&mut Fill);
+    let bytes = half_precision_bytes(&model).unwrap();
+    let back = load_model_bytes(bytes.to_vec(), &config, &device).unwrap();
+    let (mut before, mut after) = (Collect::default(), Collect::default());
+    model.visit(&mut before);
+    back.visit(&mut after);
+    assert_eq!(before.0.len(), after.0.len());
+    let (mut vectors, mut kernels) = (0, 0);
+    for ((rank, x), (_, y)) in before.0.iter().zip(&after.0) {
+        assert_eq!(x.len(), y.len());
+        if *rank == 1 {
+            vectors += 1;
+            assert_eq!(x, y, "a vector lost precision");
+        } else {
+            kernels += 1;
+            // 0.1 is not an f16 value: the kernel was stored in half precision.
+            assert!(
+                y.iter().all(|v| *v != 0.1 && (v - 0.1).abs() < 1e-4),
+                "{:?}",
+                &y[..2]
+            );
+        }
+    }
+    assert!(vectors > 0 && kernels > 0);
+}
