@@ -34,8 +34,8 @@ pub enum AttackCommand {
     /// Score two trivial "attacks" on victim images: the mean training image of a run, and
     /// each image's own mean colour — what an attacker beats only by learning something.
     Baselines(BaselinesArgs),
-    /// Write a run's network in half precision (f16) into a new attacker folder, usable with
-    /// `--run` like the run itself: the form the zoo bundles (half the size).
+    /// Write a run's network with its kernels in half precision (f16) into a new attacker folder,
+    /// usable with `--run` like the run itself: the form the zoo bundles (half the size).
     Export(ExportArgs),
 }
 
@@ -434,7 +434,7 @@ pub fn run(command: &AttackCommand) -> anyhow::Result<ExitCode> {
         AttackCommand::Export(args) => {
             featleak_attack::export::export_half(&args.run, &args.out)?;
             println!(
-                "{} holds {}'s network in f16 (use it with --run {0})",
+                "{} holds {}'s network, kernels in f16 (use it with --run {0})",
                 args.out.display(),
                 args.run.display()
             );

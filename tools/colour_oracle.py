@@ -18,6 +18,7 @@ Needs numpy, pillow and scikit-image. Diagnostic only; nothing in featleak uses 
 """
 import base64
 import io
+import json
 import os
 import re
 import sys
@@ -32,7 +33,6 @@ ROW = re.compile(r'data:image/png;base64,([A-Za-z0-9+/=]+)')
 
 def references(folder):
     """The reference of every gallery row, by victim name, in the order of metrics.json."""
-    import json
     names = [i["name"] for i in json.load(open(os.path.join(folder, "metrics.json")))["images"]]
     html = open(os.path.join(folder, "index.html")).read()
     pictures = ROW.findall(html)
@@ -54,16 +54,10 @@ def rgb_of(ycc):
 
 
 def scores(ref, rec):
+    """PSNR and SSIM of two 8-bit images, RGB (H×W×3) or grey (H×W), as featleak computes them."""
     return (psnr(ref, rec, data_range=255),
-            ssim(ref, rec, data_range=255, channel_axis=2, gaussian_weights=True, sigma=1.5,
-                 use_sample_covariance=False))
-
-
-def luma_scores(ref, rec):
-    y_ref, y_rec = ycbcr(ref)[..., 0], ycbcr(rec)[..., 0]
-    return (psnr(y_ref, y_rec, data_range=255),
-            ssim(y_ref, y_rec, data_range=255, gaussian_weights=True, sigma=1.5,
-                 use_sample_covariance=False))
+            ssim(ref, rec, data_range=255, channel_axis=2 if ref.ndim == 3 else None,
+                 gaussian_weights=True, sigma=1.5, use_sample_covariance=False))
 
 
 def main():
@@ -74,7 +68,7 @@ def main():
         for name, ref in references(folder).items():
             rec = np.asarray(Image.open(os.path.join(folder, name + ".png")).convert("RGB"))
             rows["rgb"].append(scores(ref, rec))
-            rows["luma"].append(luma_scores(ref, rec))
+            rows["luma"].append(scores(ycbcr(ref)[..., 0], ycbcr(rec)[..., 0]))
             shift = ref.reshape(-1, 3).mean(0) - rec.reshape(-1, 3).mean(0)
             shifted = np.clip(np.rint(rec + shift), 0, 255).astype(np.uint8)
             rows["true mean"].append(scores(ref, shifted))

@@ -1,7 +1,7 @@
 //! Exporting a trained attacker in half precision: the form the zoo bundles.
 //!
 //! `featleak attack export --run RUN --out DIR` writes an attacker folder that `--run DIR` uses
-//! like any run (its `run.json`, and a checkpoint holding the network in f16 and the run's
+//! like any run (its `run.json`, and a checkpoint holding the network, kernels in f16, and the run's
 //! `state.json`), half the size of the run's f32 weights. Loading casts them back to f32, so
 //! scores measured with `--run DIR` are the scores of exactly the weights that get bundled.
 
@@ -14,7 +14,7 @@ use featleak_train::RunFolder;
 use featleak_train::checkpoint::STATE;
 use std::path::Path;
 
-/// Writes `run`'s latest network in f16, with its configuration and training state, into the new
+/// Writes `run`'s latest network (kernels in f16), with its configuration and training state, into the new
 /// or empty folder `out` (a folder holding anything else is refused).
 pub fn export_half(run: &Path, out: &Path) -> Result<(), AttackError> {
     if RunFolder::new(out).config().exists() {
