@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# The attacker recipe's ablation: one SIFT attacker (desc+pos, 128² from 256² features) per arm,
-# each alone with the same wall-clock budget, seed and data, trained on the training photos
-# (BSDS500 train+val, Urban100, Sun-Hays80) and validated on the 200 BSDS500 test photos; then
-# each arm's last validation row and the mean-colour / mean-image baselines on the same photos.
+# The attacker recipe's ablation: one SIFT attacker (desc+pos, 128² from 256² features unless the
+# arm says otherwise) per arm, each alone with the same wall-clock budget, seed and data, trained
+# on the training photos (BSDS500 train+val, Urban100, Sun-Hays80) and validated on the 200
+# BSDS500 test photos; then each arm's last validation row and the mean-colour / mean-image
+# baselines on the same photos.
 #
 #   scripts/attack-ablation.sh DATA OUT [MINUTES] [ARM...]
 #
@@ -25,9 +26,13 @@ declare -A recipe=(
   [nearest-fill]="--input nearest-fill"
   [sparse+gradient]="--input sparse --gradient-loss 1"
   [nearest-fill+gradient]="--input nearest-fill --gradient-loss 1"
+  [mlp]="--input mlp"
+  [mlp-k7]="--input mlp-k7"
+  [features-512]="--input sparse --feature-size 512"
 )
 arms=("$@")
-[ ${#arms[@]} -gt 0 ] || arms=(sparse nearest-fill sparse+gradient nearest-fill+gradient)
+[ ${#arms[@]} -gt 0 ] ||
+  arms=(sparse nearest-fill sparse+gradient nearest-fill+gradient mlp mlp-k7 features-512)
 
 training_photos "$data" "$out/train-photos"
 victims=$data/photos/bsds500/test

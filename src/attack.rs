@@ -109,9 +109,10 @@ pub struct TrainArgs {
     /// Override the network's number of 2× poolings.
     #[arg(long)]
     pub depth: Option<usize>,
-    /// How the first layer reads the keypoints: `sparse` (a 3×3 conv at the keypoints only) or
+    /// How the first layer reads the keypoints: `sparse` (a 3×3 conv at the keypoints only),
     /// `nearest-fill` (every pixel takes a projection of its nearest keypoint's features and its
-    /// offset to it) [default: sparse].
+    /// offset to it), `mlp` (each keypoint's vector through a two-layer perceptron of 128
+    /// channels, then the sparse 3×3 conv) or `mlp-k7` (the same with a 7×7 conv) [default: sparse].
     #[arg(long, value_parser = crate::choices::input_encoding())]
     pub input: Option<String>,
     /// How image files become grey for extraction: cvtcolor (OpenCV's cvtColor on the

@@ -14,7 +14,8 @@
 //!
 //! The first layer takes the revealed keypoints as a [`SparseBatch`] and depends on the
 //! [`InputEncoding`]: a [`SparseConv2d`] (C_in → base_width, 3×3, bias) computed at the
-//! keypoints only, or a [`NearestFill`] that densifies the map (each pixel takes a projection of
+//! keypoints only, the same after a [`KeypointMlp`] that decodes each keypoint's vector on its
+//! own (and with a wider kernel), or a [`NearestFill`] that densifies the map (each pixel takes a projection of
 //! its nearest keypoint's features and its offset to it) before a dense 3×3 conv. The other 3×3 convs are
 //! [`Conv3x3`] (forward and backward hand-written for the CPU) and have no bias (each is followed by
 //! BatchNorm, which absorbs it). BatchNorm + ReLU run as one fused op while training on the CPU
@@ -22,9 +23,9 @@
 
 use burn::nn::conv::{Conv2d, Conv2dConfig, ConvTranspose2d, ConvTranspose2dConfig};
 use burn::nn::pool::{MaxPool2d, MaxPool2dConfig};
-use burn::nn::{BatchNorm, BatchNormConfig};
+use burn::nn::{BatchNorm, BatchNormConfig, Linear, LinearConfig};
 use burn::prelude::*;
-use burn::tensor::activation::sigmoid;
+use burn::tensor::activation::{relu, sigmoid};
 use serde::{Deserialize, Serialize};
 
 use crate::device::is_flex;
@@ -80,17 +81,34 @@ pub enum InputEncoding {
         /// Channels of the projection.
         embed: usize,
     },
+    /// Each keypoint's vector through a two-layer perceptron ([`KeypointMlp`], `hidden`
+    /// channels), then a `kernel`×`kernel` convolution computed at the keypoints only.
+    Mlp {
+        /// Channels of the perceptron's layers.
+        hidden: usize,
+        /// Side of the convolution's kernel (odd).
+        kernel: usize,
+    },
 }
 
 impl InputEncoding {
     /// Names accepted by [`Self::parse`].
-    pub const NAMES: &[&str] = &["sparse", "nearest-fill"];
+    pub const NAMES: &[&str] = &["sparse", "nearest-fill", "mlp", "mlp-k7"];
 
-    /// `sparse`, or `nearest-fill` with a 32-channel projection.
+    /// `sparse`, `nearest-fill` with a 32-channel projection, or `mlp` with 128 hidden
+    /// channels and a 3×3 (`mlp`) or 7×7 (`mlp-k7`) kernel.
     pub fn parse(name: &str) -> Option<Self> {
         match name {
             "sparse" => Some(Self::Sparse),
             "nearest-fill" => Some(Self::NearestFill { embed: 32 }),
+            "mlp" => Some(Self::Mlp {
+                hidden: 128,
+                kernel: 3,
+            }),
+            "mlp-k7" => Some(Self::Mlp {
+                hidden: 128,
+                kernel: 7,
+            }),
             _ => None,
         }
     }
@@ -100,6 +118,8 @@ impl InputEncoding {
         match self {
             Self::Sparse => "sparse",
             Self::NearestFill { .. } => "nearest-fill",
+            Self::Mlp { kernel: 3, .. } => "mlp",
+            Self::Mlp { .. } => "mlp-k7",
         }
     }
 }
@@ -157,6 +177,12 @@ impl UNetConfig {
         let embed = match self.input {
             InputEncoding::Sparse => 1,
             InputEncoding::NearestFill { embed } => embed,
+            InputEncoding::Mlp { hidden, kernel } => {
+                if kernel % 2 == 0 {
+                    return Err(UNetError::Config(format!("kernel {kernel} is not odd")));
+                }
+                hidden
+            }
         };
         if self.in_channels == 0 || self.base_width == 0 || self.out_channels == 0 || embed == 0 {
             return Err(UNetError::Config("channel counts must be positive".into()));
@@ -205,11 +231,21 @@ impl UNetConfig {
         self.validate()?;
         let widths = self.widths();
         let w0 = widths[0];
-        let (first, fill) = match self.input {
-            InputEncoding::Sparse => (Some(SparseConv2d::new(self.in_channels, w0, device)), None),
+        let (first, fill, mlp) = match self.input {
+            InputEncoding::Sparse => (
+                Some(SparseConv2d::new(self.in_channels, w0, device)),
+                None,
+                None,
+            ),
             InputEncoding::NearestFill { embed } => (
                 None,
                 Some(NearestFill::new(self.in_channels, embed, w0, device)),
+                None,
+            ),
+            InputEncoding::Mlp { hidden, kernel } => (
+                Some(SparseConv2d::with_kernel(hidden, w0, kernel, device)),
+                None,
+                Some(KeypointMlp::new(self.in_channels, hidden, device)),
             ),
         };
         let first_bn = BatchNormConfig::new(w0).init(device);
@@ -226,6 +262,7 @@ impl UNetConfig {
             .init(device);
         let pool = MaxPool2dConfig::new([2, 2]).with_strides([2, 2]).init();
         Ok(UNet {
+            mlp,
             first,
             fill,
             first_bn,
@@ -260,6 +297,36 @@ impl ConvBnRelu {
     /// Conv, batch norm, ReLU.
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
         bn_relu(&self.bn, self.conv.forward(x))
+    }
+}
+
+/// Two fully connected layers with ReLU applied to each revealed pixel's vector on its own:
+/// a non-linear decoding of the descriptor before the first convolution spreads it.
+#[derive(Module, Debug)]
+pub struct KeypointMlp {
+    /// C_in → hidden, with bias.
+    pub a: Linear,
+    /// hidden → hidden, with bias.
+    pub b: Linear,
+}
+
+impl KeypointMlp {
+    /// A perceptron from `in_channels` to `hidden` channels.
+    pub fn new(in_channels: usize, hidden: usize, device: &Device) -> Self {
+        Self {
+            a: LinearConfig::new(in_channels, hidden).init(device),
+            b: LinearConfig::new(hidden, hidden).init(device),
+        }
+    }
+
+    /// The same keypoints, each holding `relu(b(relu(a(features))))`.
+    pub fn forward(&self, x: &SparseBatch) -> SparseBatch {
+        let features = relu(self.b.forward(relu(self.a.forward(x.features.clone()))));
+        SparseBatch {
+            channels: features.dims()[1],
+            features,
+            ..x.clone()
+        }
     }
 }
 
@@ -325,6 +392,8 @@ pub fn uses_sparse_first_layer(device: &Device) -> bool {
 /// The inversion UNet. Build it with [`UNetConfig::init`].
 #[derive(Module, Debug)]
 pub struct UNet {
+    /// Per-keypoint perceptron before the first conv ([`InputEncoding::Mlp`]).
+    pub mlp: Option<KeypointMlp>,
     /// First conv (C_in → w0, 3×3, bias), sparse-aware ([`InputEncoding::Sparse`]).
     pub first: Option<SparseConv2d>,
     /// Densifying first layer ([`InputEncoding::NearestFill`]).
@@ -387,9 +456,18 @@ impl UNet {
         self.check(x.channels, x.height, x.width);
         match (&self.first, &self.fill) {
             (Some(first), _) if !uses_sparse_first_layer(&x.features.device()) => {
-                self.forward_after_first(first.forward_dense(to_dense(x)))
+                let x = self.decoded(x);
+                self.forward_after_first(first.forward_dense(to_dense(&x)))
             }
             _ => self.forward_sparse(x),
+        }
+    }
+
+    /// `x` through the per-keypoint perceptron, when the network has one.
+    fn decoded(&self, x: &SparseBatch) -> SparseBatch {
+        match &self.mlp {
+            Some(mlp) => mlp.forward(x),
+            None => x.clone(),
         }
     }
 
@@ -398,7 +476,7 @@ impl UNet {
     pub fn forward_sparse(&self, x: &SparseBatch) -> Tensor<4> {
         self.check(x.channels, x.height, x.width);
         let y0 = match (&self.first, &self.fill) {
-            (Some(first), _) => first.forward(x),
+            (Some(first), _) => first.forward(&self.decoded(x)),
             (None, Some(fill)) => fill.forward(x),
             (None, None) => unreachable!("UNetConfig::init builds one first layer"),
         };
@@ -410,9 +488,9 @@ impl UNet {
     pub fn forward_dense(&self, x: Tensor<4>) -> Tensor<4> {
         let [_, c, h, w] = x.dims();
         self.check(c, h, w);
-        match &self.first {
-            Some(first) => self.forward_after_first(first.forward_dense(x)),
-            None => self.forward_sparse(&SparseBatch::from_dense(x)),
+        match (&self.first, &self.mlp) {
+            (Some(first), None) => self.forward_after_first(first.forward_dense(x)),
+            _ => self.forward_sparse(&SparseBatch::from_dense(x)),
         }
     }
 

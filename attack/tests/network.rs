@@ -23,12 +23,14 @@ fn max_abs_n<const D: usize>(a: Tensor<D>, b: Tensor<D>) -> f32 {
 fn sparse_conv_matches_dense_forward_and_grads() {
     let dev = device();
     let mut rng = ChaCha8Rng::seed_from_u64(7);
-    for &(b, h, w, c_in, c_out, per_item) in &[
-        (3, 9, 7, 5, 6, 20),
-        (2, 16, 12, 128, 32, 60),
-        (2, 64, 48, 129, 16, 300),
+    for &(b, h, w, c_in, c_out, per_item, kernel) in &[
+        (3, 9, 7, 5, 6, 20, 3),
+        (2, 16, 12, 128, 32, 60, 3),
+        (2, 64, 48, 129, 16, 300, 3),
+        (3, 9, 7, 5, 6, 20, 5),
+        (2, 16, 12, 40, 8, 60, 7),
     ] {
-        let layer = SparseConv2d::new(c_in, c_out, &dev);
+        let layer = SparseConv2d::with_kernel(c_in, c_out, kernel, &dev);
         // A non-zero random bias so that "bias everywhere" is exercised.
         let mut layer = layer;
         layer.conv.bias = Some(burn::module::Param::from_tensor(Tensor::<1>::random(
@@ -66,7 +68,7 @@ fn sparse_conv_matches_dense_forward_and_grads() {
             .max()
             .into_scalar::<f32>();
         println!(
-            "sparse vs dense b={b} {h}x{w} C_in={c_in} C_out={c_out} K={}: fwd {fwd:.2e}, dW {gw:.2e} (|dW|max {wmag:.1}), db {gb:.2e}",
+            "sparse vs dense b={b} {h}x{w} C_in={c_in} C_out={c_out} {kernel}×{kernel} K={}: fwd {fwd:.2e}, dW {gw:.2e} (|dW|max {wmag:.1}), db {gb:.2e}",
             x.len()
         );
         assert!(fwd <= 1e-5, "forward diff {fwd}");
@@ -211,6 +213,62 @@ fn unet_nearest_fill_densifies_and_learns_its_projection() {
     assert!(feats.grad(&grads).unwrap().abs().sum().into_scalar::<f32>() > 0.0);
 }
 
+#[test]
+fn unet_mlp_decodes_each_keypoint_before_a_wide_sparse_conv() {
+    let dev = device();
+    let mut rng = ChaCha8Rng::seed_from_u64(5);
+    let cfg = UNetConfig {
+        in_channels: 9,
+        base_width: 4,
+        depth: 2,
+        out_channels: 3,
+        input: InputEncoding::Mlp {
+            hidden: 6,
+            kernel: 5,
+        },
+    };
+    let net = cfg.init(&dev).unwrap();
+    assert_eq!(net.num_params(), unet_params(&cfg));
+    assert_eq!(net.first.as_ref().unwrap().kernel(), 5);
+    let x = SparseBatch::random(&mut rng, 2, 16, 20, 9, 30, &dev);
+    let feats = x.features.clone().require_grad();
+    let x = SparseBatch {
+        features: feats.clone(),
+        ..x
+    };
+    let y = net.forward(&x);
+    assert_eq!(y.dims(), [2, 3, 16, 20]);
+    // The dense reference path: the same function.
+    let d = max_abs(net.forward_dense(to_dense(&x)), y.clone());
+    assert!(d < 1e-5, "sparse vs dense {d}");
+    // The perceptron acts on each keypoint alone: its output rows are those of the rows alone.
+    let mlp = net.mlp.as_ref().unwrap();
+    let all = mlp.forward(&x).features;
+    let row: Vec<f32> = x
+        .features
+        .clone()
+        .slice([3..4, 0..9])
+        .into_data()
+        .try_to_vec()
+        .unwrap();
+    let alone = SparseBatch::from_host(1, 1, 1, 9, row, vec![0], &dev).unwrap();
+    let one = mlp.forward(&alone);
+    assert!(max_abs_n(all.slice([3..4, 0..6]), one.features) < 1e-6);
+    // The loss reaches the perceptron and the features.
+    let grads = y.sum().backward();
+    let g = mlp.a.weight.grad(&grads).expect("perceptron gradient");
+    assert!(g.abs().sum().into_scalar::<f32>() > 0.0);
+    assert!(feats.grad(&grads).unwrap().abs().sum().into_scalar::<f32>() > 0.0);
+    let even = UNetConfig {
+        input: InputEncoding::Mlp {
+            hidden: 6,
+            kernel: 4,
+        },
+        ..cfg
+    };
+    assert!(matches!(even.validate(), Err(UNetError::Config(_))));
+}
+
 /// What `num_params` must count for `cfg`, layer by layer from attack/src/model.rs, with
 /// widths `w_i = base_width · 2^i`. burn's `num_params` visits BatchNorm's running mean and
 /// variance as well as γ and β, so a BatchNorm of `c` channels counts `4c`.
@@ -222,11 +280,21 @@ fn unet_params(cfg: &UNetConfig) -> usize {
     let double_conv =
         |c_in: usize, c_out: usize| conv_bn_relu(c_in, c_out) + conv_bn_relu(c_out, c_out);
     // Level 0: sparse 3×3 conv with bias (or projection with bias and a 3×3 conv of the filled
-    // map and its 3 geometry channels), BatchNorm, then one ConvBnRelu.
+    // map and its 3 geometry channels; or a perceptron and a k×k sparse conv), BatchNorm, then
+    // one ConvBnRelu.
     let input = match cfg.input {
         InputEncoding::Sparse => conv3x3(cfg.in_channels, w[0]) + w[0],
         InputEncoding::NearestFill { embed } => {
             cfg.in_channels * embed + embed + conv3x3(embed + 3, w[0])
+        }
+        // Two linear layers with bias, then a k×k sparse conv with bias.
+        InputEncoding::Mlp { hidden, kernel } => {
+            cfg.in_channels * hidden
+                + hidden
+                + hidden * hidden
+                + hidden
+                + kernel * kernel * hidden * w[0]
+                + w[0]
         }
     };
     let first = input + bn(w[0]) + conv_bn_relu(w[0], w[0]);

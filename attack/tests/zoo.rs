@@ -44,7 +44,7 @@ fn weights_of_another_network_are_refused() {
     other = card.network.clone();
     other.input = match card.network.input {
         InputEncoding::Sparse => InputEncoding::NearestFill { embed: 32 },
-        InputEncoding::NearestFill { .. } => InputEncoding::Sparse,
+        InputEncoding::NearestFill { .. } | InputEncoding::Mlp { .. } => InputEncoding::Sparse,
     };
     let e = load_model_bytes(bytes, &other, &device).unwrap_err();
     assert!(e.contains("weights for another network"), "{e}");

@@ -1,13 +1,13 @@
 //! Sparse-aware first layer of the inversion UNet.
 //!
 //! The inputs of the inversion network are feature maps that are zero everywhere except at the
-//! (few hundred) keypoints. The first 3×3 convolution (padding 1, bias) is therefore computed
-//! only at the keypoints and scattered:
+//! (few hundred) keypoints. The first k×k convolution (odd k, padding p = k / 2, bias; 3×3 by
+//! default) is therefore computed only at the keypoints and scattered:
 //!
-//! * `Y = F · W` for all keypoints at once (`F`: K×C_in, `W`: C_in×(9·C_out)), one matmul;
-//! * conv2d is a cross-correlation: `out[y', x'] = Σ_{ky,kx} w[ky, kx] · in[y' + ky − 1, x' + kx − 1]`,
+//! * `Y = F · W` for all keypoints at once (`F`: K×C_in, `W`: C_in×(k²·C_out)), one matmul;
+//! * conv2d is a cross-correlation: `out[y', x'] = Σ_{ky,kx} w[ky, kx] · in[y' + ky − p, x' + kx − p]`,
 //!   so the tap `(ky, kx)` of a keypoint at `(y, x)` lands on the output pixel
-//!   `(y − (ky − 1), x − (kx − 1))` when that pixel is inside the image (zero padding: the
+//!   `(y − (ky − p), x − (kx − p))` when that pixel is inside the image (zero padding: the
 //!   other taps would only ever touch padding);
 //! * every element of `Y` is scatter-added (`select_assign(.., Add)`, which accumulates
 //!   duplicates) into the flattened NCHW output `B·C_out·H·W + 1` (indices built on the host
@@ -227,22 +227,40 @@ pub fn to_dense(x: &SparseBatch) -> Tensor<4> {
         .permute([0, 3, 1, 2])
 }
 
-/// 3×3 convolution (padding 1, bias) that can run on a [`SparseBatch`] or on a dense map.
-/// The parameters are those of the wrapped burn [`Conv2d`] (weight `[C_out, C_in, 3, 3]`).
+/// k×k convolution (odd k, padding k / 2, bias; 3×3 unless built [`Self::with_kernel`]) that can
+/// run on a [`SparseBatch`] or on a dense map. The parameters are those of the wrapped burn
+/// [`Conv2d`] (weight `[C_out, C_in, k, k]`).
 #[derive(Module, Debug)]
 pub struct SparseConv2d {
-    /// The dense 3×3 convolution whose weights the sparse path uses.
+    /// The dense convolution whose weights the sparse path uses.
     pub conv: Conv2d,
 }
 
 impl SparseConv2d {
-    /// Kaiming-uniform initialised layer (burn's `Conv2d` default).
+    /// Kaiming-uniform initialised 3×3 layer (burn's `Conv2d` default).
     pub fn new(in_channels: usize, out_channels: usize, device: &Device) -> Self {
-        let conv = Conv2dConfig::new([in_channels, out_channels], [3, 3])
-            .with_padding(PaddingConfig2d::Explicit(1, 1, 1, 1))
+        Self::with_kernel(in_channels, out_channels, 3, device)
+    }
+
+    /// Kaiming-uniform initialised `kernel`×`kernel` layer; `kernel` must be odd.
+    pub fn with_kernel(
+        in_channels: usize,
+        out_channels: usize,
+        kernel: usize,
+        device: &Device,
+    ) -> Self {
+        assert!(kernel % 2 == 1, "SparseConv2d: kernel {kernel} is not odd");
+        let pad = kernel / 2;
+        let conv = Conv2dConfig::new([in_channels, out_channels], [kernel, kernel])
+            .with_padding(PaddingConfig2d::Explicit(pad, pad, pad, pad))
             .with_bias(true)
             .init(device);
         Self { conv }
+    }
+
+    /// Side of the square kernel.
+    pub fn kernel(&self) -> usize {
+        self.conv.weight.dims()[2]
     }
 
     /// Input channels.
@@ -271,23 +289,25 @@ impl SparseConv2d {
         );
         let (b, h, w) = (x.batch, x.height, x.width);
         let k = x.len();
+        let (side, taps) = (self.kernel(), self.kernel() * self.kernel());
+        let pad = (side / 2) as isize;
         let device = x.features.device();
 
-        // Flat NCHW target of every (keypoint k, tap ky·3+kx, output channel o), in the row-major
-        // order of Y = F·W (K × 9 × C_out); taps falling outside the image go to the dummy slot
+        // Flat NCHW target of every (keypoint k, tap ky·side+kx, output channel o), in the row-major
+        // order of Y = F·W (K × taps × C_out); taps falling outside the image go to the dummy slot
         // `total`. Scattering straight into NCHW order keeps the output contiguous (a permuted
         // NHWC result made every later layer slower than the dense conv it replaces).
         let hw = h * w;
         let total = b * c_out * hw;
         let idx = x.host_index();
-        let mut target = Vec::with_capacity(k * 9 * c_out);
+        let mut target = Vec::with_capacity(k * taps * c_out);
         for &p in &idx {
             let p = p as usize;
             let (bi, rem) = (p / hw, p % hw);
             let (y, xx) = ((rem / w) as isize, (rem % w) as isize);
-            for ky in 0..3isize {
-                for kx in 0..3isize {
-                    let (oy, ox) = (y - (ky - 1), xx - (kx - 1));
+            for ky in 0..side as isize {
+                for kx in 0..side as isize {
+                    let (oy, ox) = (y - (ky - pad), xx - (kx - pad));
                     if oy >= 0 && oy < h as isize && ox >= 0 && ox < w as isize {
                         let base = bi * c_out * hw + oy as usize * w + ox as usize;
                         target.extend((0..c_out).map(|o| (base + o * hw) as i64));
@@ -297,16 +317,17 @@ impl SparseConv2d {
                 }
             }
         }
-        let target = Tensor::<1, Int>::from_data(TensorData::new(target, [k * 9 * c_out]), &device);
+        let target =
+            Tensor::<1, Int>::from_data(TensorData::new(target, [k * taps * c_out]), &device);
 
-        // W: [C_out, C_in, 3, 3] -> [C_in, 3, 3, C_out] -> [C_in, 9·C_out].
+        // W: [C_out, C_in, k, k] -> [C_in, k, k, C_out] -> [C_in, k²·C_out].
         let wm = self
             .conv
             .weight
             .val()
             .permute([1, 2, 3, 0])
-            .reshape([c_in, 9 * c_out]);
-        let y = x.features.clone().matmul(wm).reshape([k * 9 * c_out]);
+            .reshape([c_in, taps * c_out]);
+        let y = x.features.clone().matmul(wm).reshape([k * taps * c_out]);
         let out = Tensor::<1>::zeros([total + 1], &device)
             .select_assign(0, target, y, IndexingUpdateOp::Add)
             .narrow(0, 0, total)
