@@ -21,6 +21,8 @@
 //! BatchNorm, which absorbs it). BatchNorm + ReLU run as one fused op while training on the CPU
 //! ([`bn_relu`]).
 
+use std::borrow::Cow;
+
 use burn::nn::conv::{Conv2d, Conv2dConfig, ConvTranspose2d, ConvTranspose2dConfig};
 use burn::nn::pool::{MaxPool2d, MaxPool2dConfig};
 use burn::nn::{BatchNorm, BatchNormConfig, Linear, LinearConfig};
@@ -464,10 +466,10 @@ impl UNet {
     }
 
     /// `x` through the per-keypoint perceptron, when the network has one.
-    fn decoded(&self, x: &SparseBatch) -> SparseBatch {
+    fn decoded<'a>(&self, x: &'a SparseBatch) -> Cow<'a, SparseBatch> {
         match &self.mlp {
-            Some(mlp) => mlp.forward(x),
-            None => x.clone(),
+            Some(mlp) => Cow::Owned(mlp.forward(x)),
+            None => Cow::Borrowed(x),
         }
     }
 
