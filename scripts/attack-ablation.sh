@@ -8,8 +8,8 @@
 #   scripts/attack-ablation.sh DATA OUT [MINUTES] [ARM...]
 #
 # DATA is the data folder (../shared/data), OUT a new folder; MINUTES defaults to 10. Arms are
-# named below; all run by default. Needs `cargo build --release` first. Run it on an otherwise
-# idle machine: the budget is wall-clock time.
+# named below; all run by default. SEED (environment, default 0) seeds every arm. Needs
+# `cargo build --release` first. Run it on an otherwise idle machine: the budget is wall-clock time.
 set -euo pipefail
 [ $# -ge 2 ] || { sed -n 2,12p "$0" >&2; exit 2; }
 here=$(cd "$(dirname "$0")" && pwd)
@@ -46,7 +46,7 @@ for arm in "${arms[@]}"; do
   echo "== $arm: ${recipe[$arm]}"
   # shellcheck disable=SC2086
   "$bin" attack train --descriptor sift --threat desc+pos --images "$out/train-photos" \
-    --val-images "$victims" --minutes "$minutes" --seed 0 --out "$out/$arm" ${recipe[$arm]}
+    --val-images "$victims" --minutes "$minutes" --seed "${SEED:-0}" --out "$out/$arm" ${recipe[$arm]}
 done
 
 first=${arms[0]}
