@@ -19,6 +19,17 @@ fn max_abs_n<const D: usize>(a: Tensor<D>, b: Tensor<D>) -> f32 {
     (a - b).abs().max().into_scalar::<f32>()
 }
 
+/// A UNet small enough for tests: 9 input channels, widths 4–16 (depth 2), RGB out.
+fn small_unet(input: InputEncoding) -> UNetConfig {
+    UNetConfig {
+        in_channels: 9,
+        base_width: 4,
+        depth: 2,
+        out_channels: 3,
+        input,
+    }
+}
+
 #[test]
 fn sparse_conv_matches_dense_forward_and_grads() {
     let dev = device();
@@ -105,13 +116,7 @@ fn sparse_conv_feature_grads_match_dense_input_grads() {
 fn unet_sparse_equals_dense_and_shapes() {
     let dev = device();
     let mut rng = ChaCha8Rng::seed_from_u64(3);
-    let cfg = UNetConfig {
-        in_channels: 9,
-        base_width: 4,
-        depth: 2,
-        out_channels: 3,
-        input: Default::default(),
-    };
+    let cfg = small_unet(InputEncoding::default());
     let net = cfg.init(&dev).unwrap();
     let x = SparseBatch::random(&mut rng, 2, 16, 20, 9, 30, &dev);
     let ys = net.forward_sparse(&x);
@@ -150,13 +155,7 @@ fn unet_sparse_equals_dense_and_shapes() {
 fn unet_nearest_fill_densifies_and_learns_its_projection() {
     let dev = device();
     let mut rng = ChaCha8Rng::seed_from_u64(4);
-    let cfg = UNetConfig {
-        in_channels: 9,
-        base_width: 4,
-        depth: 2,
-        out_channels: 3,
-        input: InputEncoding::NearestFill { embed: 5 },
-    };
+    let cfg = small_unet(InputEncoding::NearestFill { embed: 5 });
     let net = cfg.init(&dev).unwrap();
     assert_eq!(net.num_params(), unet_params(&cfg));
     for name in InputEncoding::NAMES {
@@ -217,16 +216,10 @@ fn unet_nearest_fill_densifies_and_learns_its_projection() {
 fn unet_mlp_decodes_each_keypoint_before_a_wide_sparse_conv() {
     let dev = device();
     let mut rng = ChaCha8Rng::seed_from_u64(5);
-    let cfg = UNetConfig {
-        in_channels: 9,
-        base_width: 4,
-        depth: 2,
-        out_channels: 3,
-        input: InputEncoding::Mlp {
-            hidden: 6,
-            kernel: 5,
-        },
-    };
+    let cfg = small_unet(InputEncoding::Mlp {
+        hidden: 6,
+        kernel: 5,
+    });
     let net = cfg.init(&dev).unwrap();
     assert_eq!(net.num_params(), unet_params(&cfg));
     assert_eq!(net.first.as_ref().unwrap().kernel(), 5);
