@@ -8,10 +8,11 @@
 #   scripts/attack-ablation.sh DATA OUT [MINUTES] [ARM...]
 #
 # DATA is the data folder (../shared/data), OUT a new folder; MINUTES defaults to 10. Arms are
-# named below; all run by default. SEED (environment, default 0) seeds every arm. Needs
+# named below; all run by default. SEED (environment, default 0) seeds every arm; STEPS
+# (environment) trains each arm for that many steps instead of MINUTES. Needs
 # `cargo build --release` first. Run it on an otherwise idle machine: the budget is wall-clock time.
 set -euo pipefail
-[ $# -ge 2 ] || { sed -n 2,12p "$0" >&2; exit 2; }
+[ $# -ge 2 ] || { sed -n 2,13p "$0" >&2; exit 2; }
 here=$(cd "$(dirname "$0")" && pwd)
 # shellcheck source=scripts/training-photos.sh
 . "$here/training-photos.sh"
@@ -29,10 +30,17 @@ declare -A recipe=(
   [mlp]="--input mlp"
   [mlp-k7]="--input mlp-k7"
   [features-512]="--input sparse --feature-size 512"
+  [full-share]="--input sparse --train-share 1"
+  [global-context]="--input sparse --global-context"
+  [mse]="--input sparse --mse-loss 5"
 )
 arms=("$@")
 [ ${#arms[@]} -gt 0 ] ||
-  arms=(sparse nearest-fill sparse+gradient nearest-fill+gradient mlp mlp-k7 features-512)
+  arms=(sparse nearest-fill sparse+gradient nearest-fill+gradient mlp mlp-k7 features-512
+    full-share global-context mse)
+
+budget="--minutes $minutes"
+[ -z "${STEPS:-}" ] || budget="--steps $STEPS"
 
 training_photos "$data" "$out/train-photos"
 victims=$data/photos/bsds500/test
@@ -46,7 +54,7 @@ for arm in "${arms[@]}"; do
   echo "== $arm: ${recipe[$arm]}"
   # shellcheck disable=SC2086
   "$bin" attack train --descriptor sift --threat desc+pos --images "$out/train-photos" \
-    --val-images "$victims" --minutes "$minutes" --seed "${SEED:-0}" --out "$out/$arm" ${recipe[$arm]}
+    --val-images "$victims" $budget --seed "${SEED:-0}" --out "$out/$arm" ${recipe[$arm]}
 done
 
 first=${arms[0]}

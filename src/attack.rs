@@ -115,6 +115,14 @@ pub struct TrainArgs {
     /// channels, then the sparse 3×3 conv) or `mlp-k7` (the same with a 7×7 conv) [default: sparse].
     #[arg(long, value_parser = crate::choices::input_encoding())]
     pub input: Option<String>,
+    /// Add the whole image's context to every position of the bottleneck (its channels' means
+    /// through a fully connected layer) [default: off].
+    #[arg(long)]
+    pub global_context: bool,
+    /// Share of each training image's keypoints revealed: F, or MIN..MAX drawn per image
+    /// [default: the threat model's, 0.05..1 for a preset: one attacker for any share].
+    #[arg(long, value_parser = crate::choices::share)]
+    pub train_share: Option<featleak_attack::Share>,
     /// How image files become grey for extraction: cvtcolor (OpenCV's cvtColor on the
     /// decoded image), imread-grayscale (OpenCV's IMREAD_GRAYSCALE, as hloc reads images) or pil
     /// [default: the threat model's, cvtcolor for a preset].
@@ -123,9 +131,13 @@ pub struct TrainArgs {
     /// Weight of the image-gradient L1 term added to the loss L1 + (1 − SSIM) [default: 0, none].
     #[arg(long)]
     pub gradient_loss: Option<f64>,
+    /// Weight of the mean squared error added to the loss (the error PSNR measures)
+    /// [default: 0, none].
+    #[arg(long)]
+    pub mse_loss: Option<f64>,
     /// Start from a trained attacker's weights and network: a run folder or `zoo:NAME`
     /// (fine-tuning). Its threat model must match this run's.
-    #[arg(long, value_parser = crate::choices::attacker, conflicts_with_all = ["network", "width", "depth", "input"])]
+    #[arg(long, value_parser = crate::choices::attacker, conflicts_with_all = ["network", "width", "depth", "input", "global_context"])]
     pub init: Option<AttackerSource>,
     /// Images per step [default: 8].
     #[arg(long)]
@@ -215,12 +227,15 @@ impl TrainArgs {
             input: self.input.as_deref().map_or(d.input, |i| {
                 InputEncoding::parse(i).expect("clap checked the name")
             }),
+            global_context: self.global_context,
+            train_share: self.train_share,
             gray: self
                 .gray
                 .as_deref()
                 .map(|g| GrayConversion::parse(g).expect("clap checked the name")),
             loss: LossConfig {
                 gradient: self.gradient_loss.unwrap_or(d.loss.gradient),
+                mse: self.mse_loss.unwrap_or(d.loss.mse),
             },
             init: self.init.clone(),
             batch_size: self.batch_size.unwrap_or(d.batch_size),
@@ -320,6 +335,16 @@ impl TrainArgs {
             t.loss.gradient.to_string(),
         );
         differs(
+            "train-share",
+            self.train_share.map(|s| s.to_string()),
+            threat.train_share.to_string(),
+        );
+        differs(
+            "mse-loss",
+            self.mse_loss.map(|m| m.to_string()),
+            t.loss.mse.to_string(),
+        );
+        differs(
             "init",
             self.init.as_ref().map(ToString::to_string),
             t.init.clone().unwrap_or_default(),
@@ -337,6 +362,9 @@ impl TrainArgs {
         differs("seed", self.seed.map(|s| s.to_string()), t.seed.to_string());
         if self.network.is_some() || self.max_images.is_some() {
             out.push("--network or --max-images (the run keeps its network and images)".into());
+        }
+        if self.global_context && !t.network.global_context {
+            out.push("--global-context (the run has none)".into());
         }
         out
     }

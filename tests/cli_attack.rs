@@ -75,6 +75,22 @@ fn train_resume_and_reconstruct_with_gallery() {
     ] {
         assert_error(&o, needle);
     }
+    let o = resume(&[
+        "--steps",
+        "6",
+        "--train-share",
+        "1",
+        "--mse-loss",
+        "2",
+        "--global-context",
+    ]);
+    for needle in [
+        "--train-share 1 (the run's: 0.05..1)",
+        "--mse-loss 2 (the run's: 0)",
+        "--global-context (the run has none)",
+    ] {
+        assert_error(&o, needle);
+    }
     // The run's own images, spelled another way, are no conflict.
     let spelled = dir.path().join(".").join("images");
     let o = resume(&["--steps", "5", "--images", spelled.to_str().unwrap()]);
@@ -237,6 +253,38 @@ fn train_resume_and_reconstruct_with_gallery() {
         .unwrap();
     assert_error(&o, "\"root_sift\":true");
     assert_error(&o, "but the attacker was trained on");
+}
+
+#[test]
+fn recipe_options_are_recorded_in_the_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let (images, run) = (dir.path().join("images"), dir.path().join("run"));
+    scenes(&images, 4, 96, 72);
+    let o = train_attacker(&images, &run, &["--train-share", "2", "--steps", "1"]);
+    assert_error(&o, "'2' is not a share");
+    let recipe = [
+        "--steps",
+        "2",
+        "--train-share",
+        "0.5..1",
+        "--mse-loss",
+        "2.5",
+        "--global-context",
+    ];
+    let o = train_attacker(&images, &run, &recipe);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let config: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(run.join("run.json")).unwrap()).unwrap();
+    assert_eq!(config["threat"]["train_share"]["min"], 0.5);
+    assert_eq!(config["threat"]["train_share"]["max"], 1.0);
+    assert_eq!(config["training"]["loss"]["mse"], 2.5);
+    assert_eq!(config["training"]["network"]["global_context"], true);
+    // The same options again resume it.
+    let mut again = recipe.to_vec();
+    again[1] = "3";
+    again.push("--resume");
+    let o = train_attacker(&images, &run, &again);
+    assert!(o.status.success(), "{}", stderr(&o));
 }
 
 #[test]

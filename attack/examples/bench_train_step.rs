@@ -65,6 +65,7 @@ fn main() {
         depth,
         out_channels: 3,
         input: Default::default(),
+        global_context: false,
     };
     println!(
         "config {cfg:?}, params {}",

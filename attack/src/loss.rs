@@ -129,30 +129,40 @@ pub fn gradient_l1(pred: Tensor<4>, target: Tensor<4>) -> Tensor<1> {
     (dx(pred.clone()) - dx(target.clone())).abs().mean() + (dy(pred) - dy(target)).abs().mean()
 }
 
-/// The training loss of an attacker: `L1 + (1 − SSIM) + gradient · gradient_l1`.
+/// The training loss of an attacker:
+/// `L1 + (1 − SSIM) + gradient · gradient_l1 + mse · mean (pred − target)²`.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct LossConfig {
     /// Weight of the image-gradient term ([`gradient_l1`]); 0 leaves it out.
     pub gradient: f64,
+    /// Weight of the mean squared error, the term PSNR measures (runs written before this
+    /// field: 0, none).
+    #[serde(default)]
+    pub mse: f64,
 }
 
 impl LossConfig {
     /// The loss of `pred` against `target` (a 1-element tensor).
     pub fn loss(&self, pred: Tensor<4>, target: Tensor<4>) -> Tensor<1> {
-        if self.gradient == 0.0 {
-            return l1_ssim_loss(pred, target);
+        let mut loss = l1_ssim_loss(pred.clone(), target.clone());
+        if self.gradient != 0.0 {
+            loss = loss + gradient_l1(pred.clone(), target.clone()) * self.gradient;
         }
-        l1_ssim_loss(pred.clone(), target.clone()) + gradient_l1(pred, target) * self.gradient
+        if self.mse != 0.0 {
+            loss = loss + (pred - target).powi_scalar(2).mean() * self.mse;
+        }
+        loss
     }
 
-    /// Checks the weight is a finite number ≥ 0.
+    /// Checks the weights are finite numbers ≥ 0.
     pub fn validate(&self) -> Result<(), String> {
-        if !(self.gradient.is_finite() && self.gradient >= 0.0) {
-            return Err(format!(
-                "the gradient-loss weight must be a finite number ≥ 0 (got {})",
-                self.gradient
-            ));
+        for (name, weight) in [("gradient-loss", self.gradient), ("mse-loss", self.mse)] {
+            if !(weight.is_finite() && weight >= 0.0) {
+                return Err(format!(
+                    "the {name} weight must be a finite number ≥ 0 (got {weight})"
+                ));
+            }
         }
         Ok(())
     }

@@ -10,6 +10,7 @@
 //!   separate interpolation pass in forward and backward), it halves the channels before the
 //!   concatenation (as in Ronneberger et al. and the common PyTorch UNet), and it is the layer
 //!   PyTorch's reference UNet used for the measured baseline.
+//! * Optionally, at the bottleneck, the whole image's context ([`GlobalContext`]).
 //! * Head: 1×1 conv to `out_channels`, then sigmoid (outputs in [0, 1]).
 //!
 //! The first layer takes the revealed keypoints as a [`SparseBatch`] and depends on the
@@ -140,6 +141,10 @@ pub struct UNetConfig {
     /// How the first layer reads the keypoints (runs written before this field: sparse).
     #[serde(default)]
     pub input: InputEncoding,
+    /// Whether the bottleneck gets the whole image's context ([`GlobalContext`]; runs written
+    /// before this field: no).
+    #[serde(default)]
+    pub global_context: bool,
 }
 
 impl UNetConfig {
@@ -155,6 +160,7 @@ impl UNetConfig {
             depth: 4,
             out_channels: 3,
             input: InputEncoding::default(),
+            global_context: false,
         }
     }
 
@@ -166,6 +172,7 @@ impl UNetConfig {
             depth: 4,
             out_channels: 3,
             input: InputEncoding::default(),
+            global_context: false,
         }
     }
 
@@ -263,6 +270,9 @@ impl UNetConfig {
             .with_bias(true)
             .init(device);
         let pool = MaxPool2dConfig::new([2, 2]).with_strides([2, 2]).init();
+        let global = self
+            .global_context
+            .then(|| GlobalContext::new(widths[self.depth], device));
         Ok(UNet {
             mlp,
             first,
@@ -271,6 +281,7 @@ impl UNetConfig {
             first_b,
             downs,
             ups,
+            global,
             head,
             pool,
             config: self.clone(),
@@ -329,6 +340,33 @@ impl KeypointMlp {
             features,
             ..x.clone()
         }
+    }
+}
+
+/// The whole image's context added to every position of the bottleneck: the channels' means
+/// over the image through a fully connected layer with ReLU, broadcast back (a global-features
+/// branch as in Iizuka et al., SIGGRAPH 2016). The bottleneck's convolutions see only part of the
+/// image from most positions; a scene's colour and brightness depend on all of it.
+#[derive(Module, Debug)]
+pub struct GlobalContext {
+    /// C → C, with bias.
+    pub fc: Linear,
+}
+
+impl GlobalContext {
+    /// Context for a bottleneck of `channels` channels.
+    pub fn new(channels: usize, device: &Device) -> Self {
+        Self {
+            fc: LinearConfig::new(channels, channels).init(device),
+        }
+    }
+
+    /// `x + relu(fc(mean of x over the image))`, the context broadcast to every position.
+    pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
+        let [b, c, h, w] = x.dims();
+        let means = x.clone().mean_dim(3).mean_dim(2).reshape([b, c]);
+        let context = relu(self.fc.forward(means)).reshape([b, c, 1, 1]);
+        x + context.expand([b, c, h, w])
     }
 }
 
@@ -408,6 +446,8 @@ pub struct UNet {
     pub downs: Vec<DoubleConv>,
     /// Decoder levels depth..=1.
     pub ups: Vec<UpBlock>,
+    /// Whole-image context at the bottleneck ([`UNetConfig::global_context`]).
+    pub global: Option<GlobalContext>,
     /// 1×1 conv to RGB (followed by sigmoid).
     pub head: Conv2d,
     /// 2× max-pool between encoder levels.
@@ -514,6 +554,9 @@ impl UNet {
             };
             skips.push(x);
             x = down.forward(pooled);
+        }
+        if let Some(global) = &self.global {
+            x = global.forward(x);
         }
         for up in &self.ups {
             let skip = skips.pop().expect("one skip per level");

@@ -6,7 +6,7 @@
 use crate::AttackError;
 use crate::loss::LossConfig;
 use crate::model::{InputEncoding, UNetConfig};
-use crate::threat::ThreatModel;
+use crate::threat::{Share, ThreatModel};
 use crate::zoo::AttackerSource;
 use featleak_datasets::FileError;
 use featleak_datasets::{GrayConversion, SplitFractions, find_named_images, split_seeded};
@@ -121,12 +121,17 @@ pub struct NewRun {
     pub depth: Option<usize>,
     /// How the first layer reads the keypoints.
     pub input: InputEncoding,
+    /// Whether the bottleneck gets the whole image's context.
+    pub global_context: bool,
+    /// Share of each training image's keypoints revealed; `None` keeps the threat model's.
+    pub train_share: Option<Share>,
     /// How image files become grey for extraction; `None` keeps the threat model's.
     pub gray: Option<GrayConversion>,
     /// The loss.
     pub loss: LossConfig,
-    /// Start from this attacker's weights (its network replaces `network`, `width`, `depth`
-    /// and `input`; its threat model must reveal what this run's does, from the same extractor).
+    /// Start from this attacker's weights (its network replaces `network`, `width`, `depth`,
+    /// `input` and `global_context`; its threat model must reveal what this run's does, from
+    /// the same extractor).
     pub init: Option<AttackerSource>,
     /// Images per step.
     pub batch_size: usize,
@@ -158,6 +163,8 @@ impl NewRun {
             width: None,
             depth: None,
             input: InputEncoding::default(),
+            global_context: false,
+            train_share: None,
             gray: None,
             loss: LossConfig::default(),
             init: None,
@@ -200,6 +207,9 @@ impl RunConfig {
         if let Some(gray) = spec.gray {
             threat.extractor.gray = gray;
         }
+        if let Some(share) = spec.train_share {
+            threat.train_share = share;
+        }
         match (&spec.train_features, &spec.val_features) {
             (Some(store), _) => {
                 if spec.gray.is_some() {
@@ -231,6 +241,7 @@ impl RunConfig {
         network.base_width = spec.width.unwrap_or(network.base_width);
         network.depth = spec.depth.unwrap_or(network.depth);
         network.input = spec.input;
+        network.global_context = spec.global_context;
         if let Some(init) = &spec.init {
             let (from, init_network) = init.describe()?;
             if !from.attacks_like(&threat) {

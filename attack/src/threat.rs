@@ -56,6 +56,39 @@ impl Share {
             max: fraction,
         }
     }
+
+    /// `F` (fixed) or `MIN..MAX` (drawn per image), each a fraction in (0, 1].
+    pub fn parse(text: &str) -> Result<Self, String> {
+        let number = |t: &str| {
+            t.trim()
+                .parse::<f32>()
+                .map_err(|_| format!("'{t}' is not a number"))
+        };
+        let share = match text.split_once("..") {
+            Some((min, max)) => Self {
+                min: number(min)?,
+                max: number(max)?,
+            },
+            None => Self::fixed(number(text)?),
+        };
+        if !(0.0 < share.min && share.min <= share.max && share.max <= 1.0) {
+            return Err(format!(
+                "'{text}' is not a share: give F or MIN..MAX with 0 < MIN ≤ MAX ≤ 1"
+            ));
+        }
+        Ok(share)
+    }
+}
+
+impl std::fmt::Display for Share {
+    /// What [`Share::parse`] reads back.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.min == self.max {
+            write!(f, "{}", self.min)
+        } else {
+            write!(f, "{}..{}", self.min, self.max)
+        }
+    }
 }
 
 /// A complete threat model.
@@ -329,6 +362,19 @@ mod tests {
                 .channels(128),
             132
         );
+    }
+
+    #[test]
+    fn shares_parse_print_and_refuse_what_is_not_one() {
+        assert_eq!(Share::parse("1"), Ok(Share::fixed(1.0)));
+        let range = Share::parse("0.05..1").unwrap();
+        assert_eq!((range.min, range.max), (0.05, 1.0));
+        for share in [Share::fixed(0.5), range] {
+            assert_eq!(Share::parse(&share.to_string()), Ok(share));
+        }
+        for bad in ["0", "1.5", "0.8..0.2", "half", "0.1..", "-0.1..1"] {
+            assert!(Share::parse(bad).is_err(), "{bad} parsed");
+        }
     }
 
     #[test]

@@ -15,6 +15,16 @@ fn max_abs(a: Tensor<4>, b: Tensor<4>) -> f32 {
     (a - b).abs().max().into_scalar::<f32>()
 }
 
+/// A tensor of `dims` uniform in [0, 1) drawn from `rng` (the device's own generator is shared by
+/// the tests running alongside, so its draws depend on their order).
+fn uniform(rng: &mut ChaCha8Rng, dims: [usize; 4], dev: &Device) -> Tensor<4> {
+    use rand::Rng;
+    let values: Vec<f32> = (0..dims.iter().product())
+        .map(|_| rng.random::<f32>())
+        .collect();
+    Tensor::from_data(TensorData::new(values, dims), dev)
+}
+
 fn max_abs_n<const D: usize>(a: Tensor<D>, b: Tensor<D>) -> f32 {
     (a - b).abs().max().into_scalar::<f32>()
 }
@@ -27,6 +37,7 @@ fn small_unet(input: InputEncoding) -> UNetConfig {
         depth: 2,
         out_channels: 3,
         input,
+        global_context: false,
     }
 }
 
@@ -297,9 +308,66 @@ fn unet_params(cfg: &UNetConfig) -> usize {
     let ups: usize = (1..=cfg.depth)
         .map(|i| 4 * w[i] * w[i - 1] + w[i - 1] + double_conv(2 * w[i - 1], w[i - 1]))
         .sum();
+    // Global context: a fully connected layer with bias at the bottleneck's width.
+    let global = if cfg.global_context {
+        w[cfg.depth] * w[cfg.depth] + w[cfg.depth]
+    } else {
+        0
+    };
     // Head: 1×1 conv with bias.
     let head = w[0] * cfg.out_channels + cfg.out_channels;
-    first + downs + ups + head
+    first + downs + ups + global + head
+}
+
+#[test]
+fn global_context_adds_the_image_means_to_every_position() {
+    let dev = device();
+    let mut rng = ChaCha8Rng::seed_from_u64(9);
+    let cfg = UNetConfig {
+        global_context: true,
+        ..small_unet(InputEncoding::Sparse)
+    };
+    let net = cfg.init(&dev).unwrap();
+    assert_eq!(net.num_params(), unet_params(&cfg));
+    let global = net.global.as_ref().expect("global context");
+    // By hand: x + relu(W · mean + b) at every position.
+    let x = uniform(&mut rng, [2, 16, 3, 4], &dev).require_grad();
+    let y = global.forward(x.clone());
+    let means = x.clone().mean_dim(3).mean_dim(2).reshape([2, 16]);
+    let weight = global.fc.weight.val(); // 16 in × 16 out
+    let bias = global.fc.bias.as_ref().unwrap().val().unsqueeze_dim::<2>(0);
+    let context = (means.matmul(weight) + bias).clamp_min(0.0);
+    let expected = x.clone() + context.reshape([2, 16, 1, 1]).expand([2, 16, 3, 4]);
+    assert!(max_abs(y.clone(), expected) < 1e-6);
+    // One position's change reaches every other position, through the means only.
+    let grads = y.slice([0..1, 0..16, 2..3, 3..4]).sum().backward();
+    let g = x.grad(&grads).unwrap();
+    let far = g
+        .clone()
+        .slice([0..1, 0..16, 0..1, 0..1])
+        .abs()
+        .sum()
+        .into_scalar::<f32>();
+    assert!(far > 0.0, "the context does not reach other positions");
+    let other_image = g
+        .slice([1..2, 0..16, 0..3, 0..4])
+        .abs()
+        .sum()
+        .into_scalar::<f32>();
+    assert_eq!(other_image, 0.0, "the context mixes images of a batch");
+    assert!(global.fc.weight.grad(&grads).is_some());
+    // The whole network: sparse and dense paths still agree, and a network without the
+    // option has no context.
+    let x = SparseBatch::random(&mut rng, 2, 16, 20, 9, 30, &dev);
+    let d = max_abs(net.forward_dense(to_dense(&x)), net.forward(&x));
+    assert!(d < 1e-5, "sparse vs dense {d}");
+    assert!(
+        small_unet(InputEncoding::Sparse)
+            .init(&dev)
+            .unwrap()
+            .global
+            .is_none()
+    );
 }
 
 #[test]
@@ -363,17 +431,9 @@ fn ssim_matches_skimage() {
 #[test]
 fn loss_is_differentiable() {
     let dev = device();
-    let t = Tensor::<4>::random(
-        [2, 3, 16, 16],
-        burn::tensor::Distribution::Uniform(0.0, 1.0),
-        &dev,
-    );
-    let p = Tensor::<4>::random(
-        [2, 3, 16, 16],
-        burn::tensor::Distribution::Uniform(0.0, 1.0),
-        &dev,
-    )
-    .require_grad();
+    let mut rng = ChaCha8Rng::seed_from_u64(4);
+    let t = uniform(&mut rng, [2, 3, 16, 16], &dev);
+    let p = uniform(&mut rng, [2, 3, 16, 16], &dev).require_grad();
     let loss = l1_ssim_loss(p.clone(), t.clone());
     let g = p.grad(&loss.backward()).unwrap();
     // Finite-difference check on one pixel.
@@ -382,6 +442,9 @@ fn loss_is_differentiable() {
     // Batch item 1, channel 1, row 7, column 8 of 2×3×16×16.
     let (item, channel, row, col) = (1, 1, 7, 8);
     let idx = ((item * 3 + channel) * 16 + row) * 16 + col;
+    // Away from L1's kink, where a central difference would straddle it.
+    let target: Vec<f32> = t.clone().into_data().try_into_vec_as::<f32>().unwrap();
+    assert!((base[idx] - target[idx]).abs() > 2.0 * eps);
     let eval = |delta: f32| {
         let mut v = base.clone();
         v[idx] += delta;
@@ -404,6 +467,7 @@ fn adam_step_and_save_load_round_trip() {
         depth: 2,
         out_channels: 3,
         input: Default::default(),
+        global_context: false,
     };
     let mut net = cfg.init(&dev).unwrap();
     let mut optim = AdamConfig::new().with_epsilon(1e-8).init();

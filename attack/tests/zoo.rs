@@ -126,6 +126,7 @@ fn half_precision_export_keeps_vectors_exact() {
         depth: 2,
         out_channels: 3,
         input: InputEncoding::Sparse,
+        global_context: false,
     };
     let model = config.init(&device).unwrap().map(&mut Fill);
     let bytes = half_precision_bytes(&model).unwrap();

@@ -152,6 +152,7 @@ mod tests {
             depth: 2,
             out_channels: 3,
             input: Default::default(),
+            global_context: false,
         };
         // A few steps on the image, so that the output depends on the keypoints (a freshly
         // initialised network's loss barely moves when one is withheld).
