@@ -87,7 +87,7 @@ pub fn reconstruct(
     let Attacker { threat, model, .. } = job.attacker.load(&device)?;
     let threat = &threat;
     if let Some(s) = job.share
-        && !(s > 0.0 && s <= 1.0)
+        && !Share::fixed(s).is_valid()
     {
         return Err(AttackError::Recipe(format!(
             "--share must be in (0, 1], got {s}"

@@ -57,6 +57,11 @@ impl Share {
         }
     }
 
+    /// Whether `0 < min ≤ max ≤ 1` (a NaN is not).
+    pub fn is_valid(&self) -> bool {
+        0.0 < self.min && self.min <= self.max && self.max <= 1.0
+    }
+
     /// `F` (fixed) or `MIN..MAX` (drawn per image), each a fraction in (0, 1].
     pub fn parse(text: &str) -> Result<Self, String> {
         let number = |t: &str| {
@@ -71,7 +76,7 @@ impl Share {
             },
             None => Self::fixed(number(text)?),
         };
-        if !(0.0 < share.min && share.min <= share.max && share.max <= 1.0) {
+        if !share.is_valid() {
             return Err(format!(
                 "'{text}' is not a share: give F or MIN..MAX with 0 < MIN ≤ MAX ≤ 1"
             ));
@@ -214,7 +219,7 @@ impl ThreatModel {
             ("train_share", self.train_share),
             ("attack_share", self.attack_share),
         ] {
-            if !(0.0 < s.min && s.min <= s.max && s.max <= 1.0) {
+            if !s.is_valid() {
                 return invalid(format!(
                     "{what} must satisfy 0 < min ≤ max ≤ 1 (got {} – {})",
                     s.min, s.max
