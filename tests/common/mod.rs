@@ -5,9 +5,13 @@ use assert_cmd::Command;
 use featleak_datasets::synthetic::scene;
 use std::path::Path;
 
-/// The built `featleak` binary.
+/// The built `featleak` binary. HDF5 file locking is off in it: tests write HDF5 stores in this
+/// process while other test threads spawn commands, and HDF5 opens files without close-on-exec,
+/// so a command spawned meanwhile inherits the writer's lock and holds it until it exits.
 pub fn featleak() -> Command {
-    Command::cargo_bin("featleak").unwrap()
+    let mut command = Command::cargo_bin("featleak").unwrap();
+    command.env("HDF5_USE_FILE_LOCKING", "FALSE");
+    command
 }
 
 /// What a command printed on stderr.
