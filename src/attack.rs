@@ -121,7 +121,7 @@ pub struct TrainArgs {
     pub global_context: bool,
     /// Share of each training image's keypoints revealed: F, or MIN..MAX drawn per image
     /// [default: the threat model's, 0.05..1 for a preset: one attacker for any share].
-    #[arg(long, value_parser = crate::choices::share)]
+    #[arg(long, value_parser = featleak_attack::Share::parse)]
     pub train_share: Option<featleak_attack::Share>,
     /// How image files become grey for extraction: cvtcolor (OpenCV's cvtColor on the
     /// decoded image), imread-grayscale (OpenCV's IMREAD_GRAYSCALE, as hloc reads images) or pil

@@ -36,11 +36,6 @@ pub fn input_encoding() -> PossibleValuesParser {
     PossibleValuesParser::new(featleak_attack::model::InputEncoding::NAMES)
 }
 
-/// `--train-share`: `F` or `MIN..MAX`.
-pub fn share(text: &str) -> Result<featleak_attack::Share, String> {
-    featleak_attack::Share::parse(text)
-}
-
 /// An attacker (`--run`, `--init`): a run folder or `zoo:NAME`.
 pub fn attacker(text: &str) -> Result<featleak_attack::AttackerSource, String> {
     featleak_attack::AttackerSource::parse(text).map_err(|e| e.to_string())
